@@ -1,0 +1,177 @@
+"""Plain data that flows between the stages, the runner and the ledger (no behaviour, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.presets import Preset
+
+Role = Literal["main", "gallery"]
+Status = Literal["processed", "skipped", "failed", "missing", "stale", "current"]
+STAGES = ("ingest", "watermark", "fingerprint", "export", "hashrecord")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who owns the pictures: from catalogmark.toml / [tool.catalogmark] / --config, flags on top."""
+
+    name: str
+    copyright: str
+    url: str = ""
+    watermark_text: str = ""
+    watermark_logo: str | None = None  # path to an RGBA PNG
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One (source image, preset) pair to process; built by the parent before any work starts."""
+
+    source: str  # absolute path of the source file
+    source_display: str  # the path as recorded in the ledger and shown to users
+    sku: str
+    role: Role
+    position: int  # 0 for main, 1.. for gallery images in name order
+    preset: Preset
+    output: str  # absolute path of the output file, from the preset's naming template
+
+    @property
+    def identity(self) -> str:
+        """The image's identity inside the catalog (independent of preset)."""
+        return f"{self.sku}/{self.role}/{self.position}"
+
+
+@dataclass(frozen=True)
+class CaptureInfo:
+    """Capture metadata worth keeping from the source (goes to the ledger, not all to outputs)."""
+
+    datetime_original: str | None = None
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    original_width: int = 0
+    original_height: int = 0
+    orientation: int = 1
+    source_format: str = ""
+    icc_profile: str | None = None  # description of the source ICC profile, if any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+@dataclass
+class Canvas:
+    """Output of ingest: the working canvas at the preset's geometry, sRGB, 8-bit RGB, no alpha."""
+
+    pixels: np.ndarray  # H x W x 3, uint8, RGB, C-contiguous
+    content_box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the photo inside any padding
+    source_sha256: str
+    capture: CaptureInfo
+    source_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class VisibleMark:
+    """Where and how the visible mark was drawn (recomputable from the key and the identity)."""
+
+    x: float  # centre of the mark, as a fraction of canvas width
+    y: float  # centre, fraction of canvas height
+    scale: float  # mark width as a fraction of the canvas short side
+    rotation: float  # degrees
+    opacity: float
+    warp: tuple[float, ...] = ()  # small per-image geometric warp parameters
+    tone: str = "light"  # "light" or "dark": chosen from the pixels under the mark
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__) | {"warp": list(self.warp)}
+
+
+@dataclass
+class Marked:
+    """Output of watermark: the marked pixels plus what was applied."""
+
+    pixels: np.ndarray
+    content_box: tuple[int, int, int, int]
+    visible: VisibleMark | None
+    payload: int | None  # the invisible watermark's payload id, or None if not embedded
+    background_pixels_kept: bool = True  # True if every background pixel is untouched
+
+
+@dataclass
+class Fingerprint:
+    """Output of fingerprint: the metadata blocks to embed, and the signed claim."""
+
+    exif: bytes
+    xmp: bytes
+    iptc: bytes | None
+    claim: dict[str, Any]  # the signed fields, canonical JSON of this is what is signed
+    signature: str  # base64 Ed25519 signature over canonical_json(claim)
+
+
+@dataclass
+class Exported:
+    """Output of export: what was written and where."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+    format: str
+    quality: int | None
+    data: bytes = field(repr=False, default=b"")
+
+
+@dataclass
+class Record:
+    """Output of hashrecord: everything the ledger keeps about one export (no chain fields yet)."""
+
+    record_id: str
+    job_key: str  # rerun key: source sha, preset digest, key fingerprint, pipeline version, identity
+    source: str
+    source_sha256: str
+    sku: str
+    role: str
+    position: int
+    preset: str
+    preset_digest: str
+    output: str
+    output_sha256: str
+    output_bytes: int
+    pixel_sha256: str
+    width: int
+    height: int
+    format: str
+    phash: str
+    pdq: str
+    pdq_quality: int
+    payload: str | None  # hex
+    owner: str
+    key_fingerprint: str
+    signature: str
+    capture: dict[str, Any]
+    visible_mark: dict[str, Any] | None
+    created_at: str
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. crop-robust signatures (trace)
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    stage: str
+    error: str
+    preset: str = ""
+
+
+@dataclass
+class ImageResult:
+    """What a worker sends back to the parent for one job."""
+
+    job: ImageJob
+    status: Status
+    record: Record | None = None
+    failure: Failure | None = None
+    seconds: float = 0.0

@@ -1,0 +1,114 @@
+"""Shared fixtures: a fixed owner key, an owner profile, preset factories and tiny images made in code."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.keys import OwnerKey
+from pipeline.models import ImageJob, Owner
+from pipeline.presets import CanvasSpec, MarkPolicy, MetadataPolicy, Preset, VisibleStyle
+
+FIXED_SECRET = bytes(range(32))
+OTHER_SECRET = bytes(range(100, 132))
+
+
+@pytest.fixture
+def owner_key() -> OwnerKey:
+    return OwnerKey(FIXED_SECRET)
+
+
+@pytest.fixture
+def other_key() -> OwnerKey:
+    return OwnerKey(OTHER_SECRET)
+
+
+@pytest.fixture
+def owner() -> Owner:
+    return Owner(
+        name="Example Studio",
+        copyright="(c) 2026 Example Studio. All rights reserved.",
+        url="https://example.com/licensing",
+        watermark_text="example.studio",
+    )
+
+
+def _preset(**overrides) -> Preset:
+    base = Preset(
+        name="test",
+        description="test preset",
+        path="<tests>",
+        canvas=CanvasSpec(width=800, height=800, fit="pad", background=(255, 255, 255)),
+        format="jpeg",
+        quality=90,
+        min_quality=60,
+        max_bytes=2_000_000,
+        subsampling="4:2:0",
+        colour_space="srgb",
+        pure_white_roles=("main",),
+        marks={"main": MarkPolicy(visible=False, invisible=True), "gallery": MarkPolicy(visible=True, invisible=True)},
+        visible_style=VisibleStyle(),
+        metadata=MetadataPolicy(),
+        naming={"main": "{sku}.MAIN.{ext}", "gallery": "{sku}.PT{n:02d}.{ext}"},
+        sources=("tests",),
+        digest="0" * 64,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture
+def make_preset():
+    """Factory: ``make_preset(format="png", canvas=CanvasSpec(...))`` -> Preset."""
+    return _preset
+
+
+@pytest.fixture
+def make_job(tmp_path: Path, make_preset):
+    """Factory: ``make_job(source_path, role="gallery", preset=...)`` -> ImageJob with output under tmp."""
+
+    def factory(source: Path, *, sku: str = "SKU1", role: str = "gallery", position: int = 1, preset=None):
+        preset = preset or make_preset()
+        out = tmp_path / "out" / preset.name / f"{sku}.{role}.{position}.{preset.extension}"
+        return ImageJob(
+            source=str(source),
+            source_display=str(source),
+            sku=sku,
+            role=role,  # type: ignore[arg-type]
+            position=position,
+            preset=preset,
+            output=str(out),
+        )
+
+    return factory
+
+
+def product_on_white(size: tuple[int, int] = (640, 480), seed: int = 0) -> np.ndarray:
+    """A textured 'product' (ellipse with noise and gradients) centred on pure white, RGB uint8."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.full((h, w, 3), 255, np.uint8)
+    cx, cy, rx, ry = w / 2, h / 2, w * 0.3, h * 0.35
+    inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+    base = np.stack(
+        [90 + 80 * xx / w, 60 + 100 * yy / h, 140 - 60 * xx / w], axis=-1
+    ) + rng.normal(0, 18, (h, w, 3))
+    img[inside] = np.clip(base[inside], 0, 254).astype(np.uint8)
+    return img
+
+
+@pytest.fixture
+def product_image() -> np.ndarray:
+    return product_on_white()
+
+
+@pytest.fixture
+def jpeg_file(tmp_path: Path, product_image: np.ndarray) -> Path:
+    p = tmp_path / "src" / "product.jpg"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(product_image).save(p, "JPEG", quality=92)
+    return p
