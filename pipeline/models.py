@@ -14,6 +14,9 @@ Role = Literal["main", "gallery"]
 Status = Literal["processed", "skipped", "failed", "missing", "stale", "current"]
 STAGES = ("ingest", "watermark", "fingerprint", "export", "hashrecord")
 
+# Bits of the invisible watermark payload id (before integrity check and error correction).
+PAYLOAD_BITS = 40
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -175,3 +178,4 @@ class ImageResult:
     record: Record | None = None
     failure: Failure | None = None
     seconds: float = 0.0
+    trace: tuple[bytes, bytes] | None = None  # (search keys, features) for the ledger's trace side table

@@ -112,3 +112,42 @@ def jpeg_file(tmp_path: Path, product_image: np.ndarray) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(product_image).save(p, "JPEG", quality=92)
     return p
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool the tests use as an independent reader; skip locally, fail in CI, if missing."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CATALOGMARK_REQUIRE_SYSDEPS"):
+        pytest.fail(f"{name} is required (CATALOGMARK_REQUIRE_SYSDEPS is set); run `make sysdeps`")
+    pytest.skip(f"{name} is not installed; run `make sysdeps`")
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> str:
+    return require_tool("exiftool")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    return require_tool("chromium")
+
+
+def screenshot_html(chromium: str, html: Path, png: Path, *, width: int = 1280, height: int = 1600) -> Path:
+    """Render an HTML file in headless Chromium (Debian's package) and save a PNG screenshot."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+             f"--screenshot={png}", html.resolve().as_uri()],
+            check=True, capture_output=True, timeout=120,
+        )
+    return png

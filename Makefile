@@ -1,0 +1,58 @@
+# catalogmark — `make demo` runs the pipeline on sample_images/, `make test` runs the test suite.
+# Needs only Python 3.11+ and make; everything else is installed into .venv from pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := demo-out
+
+.PHONY: setup demo test lint typecheck check bench robustness bench-trace sysdeps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "catalogmark needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+# System tools used as independent readers by the tests: exiftool (metadata) and chromium (HTML rendering).
+sysdeps:
+	@bash scripts/ensure-sysdeps.sh
+
+demo: setup
+	@mkdir -p $(DEMO)
+	@test -f $(DEMO)/demo.key || $(BIN)/catalogmark keygen --key-file $(DEMO)/demo.key
+	$(BIN)/catalogmark run sample_images --preset amazon --preset shopify --preset ebay \
+		--out $(DEMO) --ledger $(DEMO)/ledger.sqlite --key-file $(DEMO)/demo.key \
+		--config demo/catalogmark.toml --report $(DEMO)/report.html
+	$(BIN)/catalogmark ledger verify --ledger $(DEMO)/ledger.sqlite
+	@echo
+	@echo "outputs: $(DEMO)/<preset>/   ledger: $(DEMO)/ledger.sqlite   report: $(DEMO)/report.html"
+	@echo "try:     $(BIN)/catalogmark verify --key-file $(DEMO)/demo.key $(DEMO)/amazon/*.jpg"
+
+test: setup sysdeps
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: setup
+	$(BIN)/ruff check pipeline tests bench tools
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: setup
+	$(BIN)/python bench/pipeline_bench.py
+
+robustness: setup
+	$(BIN)/python -m pip install -q -r bench/requirements-robustness.txt
+	$(BIN)/python bench/robustness.py
+
+bench-trace: setup
+	$(BIN)/python bench/trace_bench.py
+
+clean:
+	rm -rf $(DEMO) bench-out .pytest_cache .mypy_cache .ruff_cache

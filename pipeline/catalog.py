@@ -1,0 +1,120 @@
+"""Catalog discovery: which image files are in the input folders, and each one's SKU, role and position."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError, InputError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".avif", ".heic", ".heif"}
+)
+CATALOG_CSV = "catalog.csv"
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    source: str  # absolute path
+    display: str  # the path as the user named it (SRC as given + relative path): recorded in the ledger
+    sku: str
+    role: str  # "main" | "gallery"
+    position: int  # 0 for main, then 1.. for gallery images in name order
+
+
+def _natural_key(name: str) -> list[object]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _read_catalog_csv(root: Path) -> dict[str, tuple[str, str | None]]:
+    """path (relative to root, posix) -> (sku, role or None)."""
+    path = root / CATALOG_CSV
+    overrides: dict[str, tuple[str, str | None]] = {}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"path", "sku"} - set(reader.fieldnames or [])
+            if missing:
+                raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected path,sku[,role]")
+            for line, row in enumerate(reader, start=2):
+                rel = (row.get("path") or "").strip()
+                sku = (row.get("sku") or "").strip()
+                role = (row.get("role") or "").strip().lower() or None
+                if not rel or not sku:
+                    raise ConfigError(f"{path}:{line}: path and sku must not be empty")
+                if role not in (None, "main", "gallery"):
+                    raise ConfigError(f"{path}:{line}: role must be main or gallery, got {role!r}")
+                if not (root / rel).is_file():
+                    raise ConfigError(f"{path}:{line}: no such file {rel!r} under {root}")
+                overrides[Path(rel).as_posix()] = (sku, role)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: malformed CSV ({exc})") from exc
+    return overrides
+
+
+def _safe_sku(sku: str, where: str) -> str:
+    if not sku or sku in {".", ".."} or "/" in sku or "\\" in sku or "\x00" in sku:
+        raise ConfigError(f"{where}: invalid SKU {sku!r} (it becomes part of output file names)")
+    return sku
+
+
+def discover(sources: list[str | Path]) -> list[CatalogItem]:
+    """Find images under each SRC (folder, recursively, or a single file) and assign SKU, role and position.
+
+    SKU = first-level folder name under SRC (or the file stem for loose files); the image named ``main.*`` of a
+    SKU, else its first by name, is ``main``; the rest are ``gallery``. A ``catalog.csv`` (path, sku[, role]) at the
+    root of a SRC folder overrides that for the files it lists.
+    """
+    found: list[tuple[str, str, str, str | None]] = []  # (abs, display, sku, role override)
+    for src in sources:
+        src_path = Path(src)
+        if not src_path.exists():
+            raise InputError(f"{src}: no such file or directory")
+        if src_path.is_file():
+            if not _is_image(src_path):
+                raise InputError(f"{src}: not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+            found.append((str(src_path.resolve()), str(src), _safe_sku(src_path.stem, str(src)), None))
+            continue
+        overrides = _read_catalog_csv(src_path) if (src_path / CATALOG_CSV).is_file() else {}
+        for path in sorted(src_path.rglob("*"), key=lambda p: _natural_key(p.relative_to(src_path).as_posix())):
+            rel = path.relative_to(src_path)
+            if any(part.startswith(".") for part in rel.parts) or not _is_image(path):
+                continue
+            display = str(Path(src) / rel)
+            if rel.as_posix() in overrides:
+                sku, role = overrides[rel.as_posix()]
+            else:
+                sku, role = (rel.parts[0] if len(rel.parts) > 1 else path.stem), None
+            found.append((str(path.resolve()), display, _safe_sku(sku, display), role))
+
+    seen: set[str] = set()
+    by_sku: dict[str, list[tuple[str, str, str | None]]] = {}
+    for abs_path, display, sku, role in found:
+        if abs_path in seen:
+            continue
+        seen.add(abs_path)
+        by_sku.setdefault(sku, []).append((abs_path, display, role))
+
+    items: list[CatalogItem] = []
+    for sku in sorted(by_sku, key=_natural_key):
+        files = sorted(by_sku[sku], key=lambda f: _natural_key(Path(f[1]).name))
+        forced = [f for f in files if f[2] == "main"]
+        if len(forced) > 1:
+            raise ConfigError(f"SKU {sku}: catalog.csv names {len(forced)} main images; at most one allowed")
+        main = forced[0] if forced else next((f for f in files if Path(f[1]).stem.lower() == "main"), None)
+        if main is None:
+            main = next((f for f in files if f[2] != "gallery"), None)
+        gallery = [f for f in files if f is not main]
+        if main is not None:
+            items.append(CatalogItem(main[0], main[1], sku, "main", 0))
+        for n, (abs_path, display, _role) in enumerate(gallery, start=1):
+            items.append(CatalogItem(abs_path, display, sku, "gallery", n))
+    return items

@@ -1,0 +1,316 @@
+"""The command line: a thin layer turning library calls into output, clear error messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import CatalogmarkError, ConfigError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+ENV_LEDGER = "CATALOGMARK_LEDGER"
+
+
+def default_ledger_path() -> Path:
+    """``$CATALOGMARK_LEDGER``, else ``$XDG_DATA_HOME/catalogmark/ledger.sqlite``."""
+    env = os.environ.get(ENV_LEDGER)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "catalogmark" / "ledger.sqlite"
+
+
+def _fail(exc: CatalogmarkError) -> NoReturn:
+    click.echo(f"catalogmark: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+
+
+class _Group(click.Group):
+    """Turns every run-level library error into a one-line message and its exit code (never a traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CatalogmarkError as exc:
+            _fail(exc)
+        except BrokenPipeError:  # e.g. `catalogmark ledger export | head`
+            sys.stderr.close()
+            sys.exit(EXIT_OK)
+
+
+ledger_option = click.option(
+    "--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help=f"Ledger file (SQLite). Default: ${ENV_LEDGER} or $XDG_DATA_HOME/catalogmark/ledger.sqlite.",
+)
+key_option = click.option(
+    "--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Owner key file. Default: $CATALOGMARK_KEY_FILE or $XDG_CONFIG_HOME/catalogmark/owner.key.",
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="catalogmark")
+def cli() -> None:
+    """Protect product photos before they go up on marketplaces: keyed visible and invisible watermarks,
+    signed metadata, a hash-chained ledger, storefront presets, and tracing of stolen copies."""
+
+
+# --- keys -------------------------------------------------------------------------------------------------------
+
+@cli.command()
+@key_option
+@click.option("--force", is_flag=True, help="Overwrite an existing key file (the old key is lost!).")
+def keygen(key_file: Path | None, force: bool) -> None:
+    """Create the owner key (mode 0600) and print its public key fingerprint."""
+    from pipeline import keys
+
+    path = key_file or keys.default_key_path()
+    key = keys.generate()
+    keys.write_key(key, path, overwrite=force)
+    click.echo(f"created owner key {path} (mode 0600; keep it secret and back it up)", err=True)
+    click.echo(f"public key:  {path}.pub", err=True)
+    click.echo(f"fingerprint: {key.fingerprint}")
+
+
+@cli.command()
+@key_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def keyinfo(key_file: Path | None, as_json: bool) -> None:
+    """Print the owner key's public key and fingerprint (never the secret)."""
+    from pipeline import keys
+
+    key = keys.load_key(key_file)
+    if as_json:
+        _emit_json({"fingerprint": key.fingerprint, "public_key_pem": key.public.pem()})
+    else:
+        click.echo(f"fingerprint: {key.fingerprint}")
+        click.echo(key.public.pem().rstrip())
+
+
+# --- run --------------------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--preset", "preset_names", multiple=True, required=True, metavar="NAME|FILE",
+              help="Storefront preset (built-in name or TOML file); repeat for several.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; outputs go to OUT/<preset>/.")
+@ledger_option
+@key_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Owner profile (default: ./catalogmark.toml or [tool.catalogmark] in ./pyproject.toml).")
+@click.option("--owner", default=None, help="Owner name (overrides the config).")
+@click.option("--copyright", "copyright_", default=None, help="Copyright notice (overrides the config).")
+@click.option("--url", default=None, help="Licensing/contact URL (overrides the config).")
+@click.option("--watermark-text", default=None, help="Visible watermark text (overrides the config).")
+@click.option("--watermark-logo", default=None, help="Visible watermark logo, an RGBA PNG (overrides the config).")
+@click.option("--jobs", "-j", type=int, default=None, help="Parallel workers (default: all cores).")
+@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
+@click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://10.0.0.5:8786.")
+@click.option("--check", is_flag=True, help="Change nothing; report what a run would do (exit 1 if anything is missing or stale).")
+@click.option("--force", is_flag=True, help="Re-export even images that are up to date.")
+@click.option("--archive", type=click.Path(file_okay=False), default=None,
+              help="Keep each original, write-once and content-addressed, in this folder.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write an HTML contact sheet of the run.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors on stderr.")
+def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, ledger_path: Path | None,
+        key_file: Path | None, config_path: Path | None, owner: str | None, copyright_: str | None,
+        url: str | None, watermark_text: str | None, watermark_logo: str | None, jobs: int | None,
+        backend: str, scheduler: str | None, check: bool, force: bool, archive: str | None, as_json: bool,
+        report_path: Path | None, quiet: bool) -> None:
+    """Watermark, fingerprint, record and export every image under SOURCES for each preset."""
+    from pipeline import config, keys, parallel, presets, runner
+
+    if check and force:
+        raise ConfigError("--check and --force contradict each other: --check changes nothing")
+    owner_profile = config.load_owner(config_path, overrides={
+        "name": owner, "copyright": copyright_, "url": url,
+        "watermark_text": watermark_text, "watermark_logo": watermark_logo,
+    })
+    preset_list = [presets.load_preset(name) for name in preset_names]
+    if len({p.name for p in preset_list}) != len(preset_list):
+        raise ConfigError("the same preset name is given twice: outputs would overwrite each other")
+    options = runner.RunOptions(
+        sources=sources, presets=preset_list, out_dir=str(out_dir),
+        ledger_path=str(ledger_path or default_ledger_path()), owner=owner_profile,
+        key=keys.load_key(key_file), jobs=jobs or parallel.default_jobs(), backend=backend, scheduler=scheduler,
+        check=check, force=force, archive=archive, progress=not quiet, argv=sys.argv[1:],
+    )
+    summary = runner.run(options)
+    if report_path is not None:
+        from pipeline import contactsheet
+
+        contactsheet.write_report(report_path, summary, options)
+    if as_json:
+        _emit_json(summary.as_json())
+    elif not quiet:
+        _print_run_summary(summary, options, report_path)
+    sys.exit(EXIT_OK if summary.ok else EXIT_SOME_FAILED)
+
+
+def _print_run_summary(summary: Any, options: Any, report_path: Path | None) -> None:
+    if summary.check:
+        click.echo(f"check: {summary.current} up to date, {summary.missing} missing, {summary.stale} stale, "
+                   f"{summary.failed} failed")
+        return
+    click.echo(f"run {summary.run_id}: {summary.processed} processed, {summary.skipped} skipped, "
+               f"{summary.failed} failed in {summary.seconds:.1f}s")
+    click.echo(f"outputs:     {Path(options.out_dir).resolve()}/<preset>/ (manifest.json in each)")
+    click.echo(f"ledger:      {options.ledger_path}")
+    click.echo(f"merkle root: {summary.merkle_root}")
+    if report_path is not None:
+        click.echo(f"report:      {report_path}")
+    for f in summary.failures:
+        click.echo(f"FAILED {f.path} [{f.preset}] at {f.stage}: {f.error}")
+
+
+# --- verify -----------------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Verify signatures against this public key (PEM, as keygen writes beside the key).")
+@key_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (a list) on stdout.")
+def verify(files: tuple[Path, ...], public_key: Path | None, key_file: Path | None, as_json: bool) -> None:
+    """Check the signed metadata and read the invisible watermark of FILES (exit 1 if any fails)."""
+    from pipeline import keys
+    from pipeline import verify as verify_mod
+
+    if public_key is not None and key_file is not None:
+        raise ConfigError("give either --public-key or --key-file, not both")
+    key = None
+    pub = None
+    if public_key is not None:
+        pub = keys.load_public_key(public_key)
+    else:
+        path = key_file or keys.default_key_path()
+        if key_file is not None or path.exists():
+            key = keys.load_key(path)
+            pub = key.public
+    results = [verify_mod.verify_file(f, public_key=pub, key=key) for f in files]
+    if as_json:
+        _emit_json(results)
+    else:
+        for r in results:
+            click.echo(verify_mod.describe(r))
+    sys.exit(EXIT_OK if all(verify_mod.verify_ok(r) for r in results) else EXIT_SOME_FAILED)
+
+
+# --- presets ----------------------------------------------------------------------------------------------------
+
+@cli.group(cls=_Group)
+def presets() -> None:
+    """List and show storefront presets."""
+
+
+@presets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def presets_list(as_json: bool) -> None:
+    """List the built-in presets."""
+    from pipeline import presets as presets_mod
+
+    items = presets_mod.list_presets()
+    if as_json:
+        _emit_json([presets_mod.preset_as_dict(p) for p in items])
+        return
+    width = max(len(p.name) for p in items)
+    for p in items:
+        click.echo(f"{p.name:<{width}}  {p.description}")
+
+
+@presets.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def presets_show(name: str, as_json: bool) -> None:
+    """Show one preset (built-in name or TOML file), fully resolved, with the sources of its numbers."""
+    from pipeline import presets as presets_mod
+
+    preset = presets_mod.load_preset(name)
+    if as_json:
+        _emit_json(presets_mod.preset_as_dict(preset))
+    else:
+        click.echo(presets_mod.describe_preset(preset))
+
+
+# --- ledger -----------------------------------------------------------------------------------------------------
+
+@cli.group(cls=_Group)
+def ledger() -> None:
+    """Verify, export and summarise the ledger."""
+
+
+def _open_existing_ledger(ledger_path: Path | None) -> Any:
+    from pipeline.errors import LedgerError
+    from pipeline.ledger import Ledger
+
+    path = ledger_path or default_ledger_path()
+    if not path.exists():
+        raise LedgerError(f"no ledger at {path} (run `catalogmark run ... --ledger {path}` first, or pass --ledger)")
+    return Ledger.open(path)
+
+
+@ledger.command("verify")
+@ledger_option
+@click.option("--json", "as_json", is_flag=True)
+def ledger_verify(ledger_path: Path | None, as_json: bool) -> None:
+    """Recompute the hash chain and every run's Merkle root; exit 1 on any edit, deletion or reordering."""
+    with _open_existing_ledger(ledger_path) as led:
+        report = led.verify()
+    if as_json:
+        _emit_json({"ok": report.ok, "records": report.records, "runs": report.runs, "problems": report.problems})
+    else:
+        status = "OK" if report.ok else "FAILED"
+        click.echo(f"ledger {status}: {report.records} records in {report.runs} runs")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    sys.exit(EXIT_OK if report.ok else EXIT_SOME_FAILED)
+
+
+@ledger.command("export")
+@ledger_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write JSON Lines here instead of stdout.")
+def ledger_export(ledger_path: Path | None, output: Path | None) -> None:
+    """Write every record (and run) as JSON Lines."""
+    with _open_existing_ledger(ledger_path) as led:
+        if output is None:
+            count = led.export_jsonl(sys.stdout)
+        else:
+            with output.open("w", encoding="utf-8") as fh:
+                count = led.export_jsonl(fh)
+    click.echo(f"exported {count} lines", err=True)
+
+
+@ledger.command("stats")
+@ledger_option
+@click.option("--json", "as_json", is_flag=True)
+def ledger_stats(ledger_path: Path | None, as_json: bool) -> None:
+    """Summarise the ledger."""
+    with _open_existing_ledger(ledger_path) as led:
+        stats = led.stats()
+    if as_json:
+        _emit_json(stats)
+        return
+    for k, v in stats.items():
+        click.echo(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}")
+
+
+def main() -> None:
+    cli(prog_name="catalogmark")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

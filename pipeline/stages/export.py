@@ -1,0 +1,105 @@
+"""Export stage: encode per preset (format, quality, byte cap) with the metadata, and write atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from pipeline.errors import ImageError
+from pipeline.models import Exported, Fingerprint, ImageJob, Marked
+from pipeline.stages import fingerprint as fingerprint_stage
+
+STAGE = "export"
+_PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def _encode_once(img: Image.Image, job: ImageJob, fp: Fingerprint, quality: int) -> bytes:
+    preset = job.preset
+    fmt = preset.format
+    opts: dict[str, object] = {}
+    if fmt == "jpeg":
+        opts = {"quality": quality, "subsampling": _SUBSAMPLING.get(preset.subsampling, 2), "optimize": True}
+    elif fmt == "webp":
+        opts = {"quality": quality, "method": 4}
+    elif fmt == "png":
+        opts = {"optimize": False, "compress_level": 9}
+    buf = io.BytesIO()
+    img.save(buf, _PIL_FORMAT[fmt], **opts, **fingerprint_stage.save_kwargs(fp, fmt))
+    return fingerprint_stage.finalize(buf.getvalue(), fp, fmt)
+
+
+def encode(marked: Marked, fp: Fingerprint, job: ImageJob) -> Exported:
+    """Encode the marked canvas with its metadata; for lossy formats search the highest quality under the byte cap."""
+    preset = job.preset
+    h, w = marked.pixels.shape[:2]
+    img = Image.fromarray(marked.pixels, "RGB")
+    cap = preset.max_bytes
+    quality: int | None = preset.quality if preset.format in ("jpeg", "webp") else None
+    data = _encode_once(img, job, fp, preset.quality)
+    if cap is not None and len(data) > cap:
+        if preset.format == "png":
+            raise ImageError(
+                f"PNG output is {len(data):,} bytes, over the preset's cap of {cap:,} bytes "
+                f"(lossless: no quality to lower; use a JPEG/WebP preset or a smaller canvas)",
+                stage=STAGE,
+            )
+        # Binary search for the highest quality in [min_quality, quality) that fits: output size is
+        # monotone enough in quality for libjpeg/libwebp that this finds the best fit in ~log2(range) encodes.
+        lo, hi = preset.min_quality, preset.quality - 1
+        best: tuple[int, bytes] | None = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            candidate = _encode_once(img, job, fp, mid)
+            if len(candidate) <= cap:
+                best = (mid, candidate)
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            raise ImageError(
+                f"cannot fit under the preset's byte cap of {cap:,} bytes even at quality {preset.min_quality}",
+                stage=STAGE,
+            )
+        quality, data = best
+    return Exported(
+        path=job.output,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        width=w,
+        height=h,
+        format=preset.format,
+        quality=quality,
+        data=data,
+    )
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename: never a partial file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write(exported: Exported) -> None:
+    try:
+        write_atomic(exported.path, exported.data)
+    except OSError as exc:
+        raise ImageError(f"cannot write {exported.path}: {exc.strerror or exc}", stage=STAGE) from exc

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system tools the tests use as independent readers: exiftool and Debian's chromium.
+# Installs only what is missing, only with apt-get as root; otherwise says what to install.
+set -euo pipefail
+need=()
+command -v exiftool >/dev/null 2>&1 || need+=(libimage-exiftool-perl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${need[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "warning: missing ${need[*]}; install them (e.g. sudo apt-get install ${need[*]}) or the tests that use them will skip" >&2
+fi
