@@ -154,7 +154,7 @@ def load_key(path: Path | None = None) -> OwnerKey:
     try:
         data = tomllib.loads(path.read_text())
         secret = base64.b64decode(data["secret"], validate=True)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as exc:
         raise KeyFileError(f"{path}: not a catalogmark key file ({exc.__class__.__name__}: {exc})") from exc
     if len(secret) != 32:
         raise KeyFileError(f"{path}: secret must decode to 32 bytes, got {len(secret)}")
@@ -179,5 +179,5 @@ def load_public_key(path: Path) -> PublicKey:
     try:
         parsed = tomllib.loads(data.decode())
         return PublicKey(base64.b64decode(parsed["public_key"], validate=True))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as exc:
         raise KeyFileError(f"{path}: not a PEM public key or catalogmark key file") from exc
