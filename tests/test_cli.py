@@ -1,0 +1,291 @@
+"""End-to-end tests: the real `catalogmark` CLI (python -m pipeline) on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import product_on_white, screenshot_html
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_images"
+
+
+def cm(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = os.environ.copy() | {"PYTHONPATH": str(REPO)} | (env or {})
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("e2e")
+    (d / "catalogmark.toml").write_text(
+        '[owner]\nname = "Example Studio"\ncopyright = "(c) 2026 Example Studio. All rights reserved."\n'
+        'url = "https://example.com/licensing"\n\n[watermark]\ntext = "example.studio"\n'
+    )
+    r = cm("keygen", "--key-file", str(d / "owner.key"), cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def small_catalog(root: Path, *, corrupt: bool = False) -> Path:
+    cat = root / "catalog"
+    for sku, seed in (("MUG-1", 1), ("LAMP-2", 2)):
+        (cat / sku).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(product_on_white((900, 700), seed)).save(cat / sku / "a_main.jpg", quality=92)
+        Image.fromarray(product_on_white((700, 900), seed + 10)).save(cat / sku / "b_side.png")
+    if corrupt:
+        (cat / "MUG-1" / "c_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
+    return cat
+
+
+def run_json(workdir: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict, str]:
+    r = cm("run", *args, "--key-file", str(workdir / "owner.key"), "--json", "--quiet", cwd=workdir, env=env)
+    doc = json.loads(r.stdout) if r.stdout.strip() else {}
+    return r.returncode, doc, r.stderr
+
+
+@pytest.fixture(scope="module")
+def all_presets_run(workdir):
+    """One run of every built-in preset over the sample catalog (the expensive fixture, done once)."""
+    r = cm("presets", "list", "--json", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    names = [p["name"] for p in json.loads(r.stdout)]
+    out = workdir / "out-all"
+    args = [str(SAMPLES)]
+    for n in names:
+        args += ["--preset", n]
+    code, doc, err = run_json(workdir, *args, "--out", str(out), "--ledger", str(workdir / "all.sqlite"),
+                              "--jobs", "2", "--report", str(workdir / "report.html"))
+    return code, doc, err, names, out
+
+
+def test_keygen_makes_private_key_and_refuses_overwrite(workdir):
+    key = workdir / "owner.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (workdir / "owner.key.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    r = cm("keygen", "--key-file", str(key), cwd=workdir)
+    assert r.returncode == 2 and "already exists" in r.stderr
+
+
+def test_every_preset_on_the_sample_catalog(all_presets_run):
+    from pipeline.presets import load_preset
+
+    code, doc, err, names, out = all_presets_run
+    assert code == 0, err
+    n_images = len([p for p in SAMPLES.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}])
+    assert doc["failed"] == 0 and doc["processed"] == n_images * len(names)
+    assert len({o["output"] for o in doc["outputs"]}) == len(doc["outputs"])
+    for o in doc["outputs"]:
+        preset = load_preset(o["preset"])
+        path = Path(o["output"])
+        assert path.is_file() and path.is_relative_to(out / preset.name)
+        data = path.read_bytes()
+        if preset.max_bytes:
+            assert len(data) <= preset.max_bytes
+        with Image.open(path) as im:
+            assert im.format.lower() == {"jpeg": "jpeg", "png": "png", "webp": "webp"}[preset.format]
+            w, h = im.size
+        box = preset.canvas
+        if box.fit == "fit":
+            assert w <= box.width and h <= box.height
+        elif box.fit in ("pad", "cover") and box.upscale:
+            assert (w, h) == (box.width, box.height)
+        else:
+            assert w <= box.width and h <= box.height
+        assert o["payload"] is None or len(o["payload"]) == 10
+    for name in names:
+        manifest = json.loads((out / name / "manifest.json").read_text())
+        assert len(manifest["outputs"]) == n_images
+
+
+def test_marks_only_where_the_preset_allows(all_presets_run):
+    from pipeline.presets import load_preset
+
+    code, doc, err, names, out = all_presets_run
+    led = sqlite3.connect(Path(out).parent / "all.sqlite")
+    rows = dict(led.execute("SELECT output, visible_mark FROM records"))
+    for o in doc["outputs"]:
+        policy = load_preset(o["preset"]).marks[o["role"]]
+        visible = json.loads(rows[o["output"]]) if rows[o["output"]] else None
+        assert (visible is not None) == policy.visible, (o["output"], policy)
+
+
+def test_pure_white_main_images_keep_white_corners(all_presets_run):
+    from pipeline.presets import load_preset
+
+    code, doc, err, names, out = all_presets_run
+    checked = 0
+    for o in doc["outputs"]:
+        preset = load_preset(o["preset"])
+        if o["role"] != "main" or "main" not in preset.pure_white_roles or preset.canvas.fit != "pad":
+            continue
+        a = np.asarray(Image.open(o["output"]).convert("RGB")).astype(int)
+        for corner in (a[:8, :8], a[:8, -8:], a[-8:, :8], a[-8:, -8:]):
+            if (np.abs(corner - 255) <= 2).all():  # source photo reaches the edge otherwise
+                assert (corner == 255).all(), o["output"]
+                checked += 1
+    assert checked > 0
+
+
+def test_exiftool_reads_owner_and_rights(all_presets_run, exiftool):
+    code, doc, err, names, out = all_presets_run
+    files = [o["output"] for o in doc["outputs"] if o["preset"] in ("amazon", "shopify", "web")][:6]
+    r = subprocess.run([exiftool, "-j", "-G1", *files], capture_output=True, text=True, check=True)
+    for meta in json.loads(r.stdout):
+        flat = json.dumps(meta)
+        assert "Example Studio" in flat, meta["SourceFile"]
+        assert "All rights reserved" in flat
+        assert "ThumbnailImage" not in flat and "GPS" not in flat and "SerialNumber" not in flat
+
+
+def test_run_report_renders_in_chromium(all_presets_run, workdir, chromium):
+    report = workdir / "report.html"
+    html = report.read_text()
+    assert "data:image/jpeg;base64," in html and "Merkle root" in html
+    png = screenshot_html(chromium, report, workdir / "report.png")
+    a = np.asarray(Image.open(png).convert("L"), dtype=float)
+    assert a.std() > 20  # thumbnails and text, not a blank page
+
+
+def test_verify_passes_on_outputs_and_fails_on_tampered_copy(all_presets_run, workdir):
+    code, doc, err, names, out = all_presets_run
+    good = next(o["output"] for o in doc["outputs"] if o["preset"] == "shopify" and o["role"] == "gallery")
+    r = cm("verify", "--key-file", str(workdir / "owner.key"), "--json", good, cwd=workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)[0]
+    assert res["metadata"]["present"] and res["metadata"]["signature_valid"]
+    assert res["metadata"]["owner"] == "Example Studio"
+    # Someone else's public key: signature not valid for that signer.
+    other = workdir / "other.key"
+    cm("keygen", "--key-file", str(other), cwd=workdir)
+    r = cm("verify", "--public-key", str(other) + ".pub", "--json", good, cwd=workdir)
+    assert r.returncode == 1 and not json.loads(r.stdout)[0]["metadata"]["signature_valid"]
+    # Tampered pixels with the original metadata kept: the signed perceptual hash no longer matches.
+    data = bytearray(Path(good).read_bytes())
+    with Image.open(good) as im:
+        xmp = im.info.get("xmp")
+    tampered = workdir / "tampered.jpg"
+    img = np.asarray(Image.open(good).convert("RGB")).copy()
+    img[:, : img.shape[1] // 2] = 255 - img[:, : img.shape[1] // 2]
+    Image.fromarray(img).save(tampered, quality=90, exif=Image.open(good).getexif(), xmp=xmp)
+    r = cm("verify", "--public-key", str(workdir / "owner.key.pub"), "--json", str(tampered), cwd=workdir)
+    assert r.returncode == 1, r.stdout
+    assert data  # original untouched
+
+
+def test_rerun_skips_everything_and_check_reports_nothing_to_do(workdir):
+    cat = small_catalog(workdir / "rerun")
+    out, led = workdir / "rerun" / "out", workdir / "rerun" / "l.sqlite"
+    base = [str(cat), "--preset", "amazon", "--preset", "shopify", "--out", str(out), "--ledger", str(led)]
+    code, first, err = run_json(workdir, *base)
+    assert code == 0, err
+    assert first["processed"] == 8 and first["skipped"] == 0
+    code, second, err = run_json(workdir, *base)
+    assert code == 0 and second["processed"] == 0 and second["skipped"] == 8
+    assert sorted(o["sha256"] for o in second["outputs"]) == sorted(o["sha256"] for o in first["outputs"])
+    code, check, err = run_json(workdir, *base, "--check")
+    assert code == 0 and check["check"] == {"current": 8, "missing": 0, "stale": 0}
+    # Delete one output: --check says so and changes nothing; a run redoes just that one.
+    victim = Path(first["outputs"][0]["output"])
+    victim.unlink()
+    code, check, err = run_json(workdir, *base, "--check")
+    assert code == 1 and check["check"]["stale"] + check["check"]["missing"] == 1
+    assert not victim.exists()
+    code, third, err = run_json(workdir, *base)
+    assert code == 0 and third["processed"] == 1 and victim.exists()
+    code, forced, err = run_json(workdir, *base, "--force")
+    assert forced["processed"] == 8
+    r = cm("ledger", "verify", "--ledger", str(led))
+    assert r.returncode == 0, r.stdout
+
+
+def test_ledger_verify_catches_an_edited_row(workdir):
+    cat = small_catalog(workdir / "edit")
+    led = workdir / "edit" / "l.sqlite"
+    code, doc, err = run_json(workdir, str(cat), "--preset", "ebay", "--out", str(workdir / "edit" / "o"),
+                              "--ledger", str(led))
+    assert code == 0, err
+    assert cm("ledger", "verify", "--ledger", str(led)).returncode == 0
+    con = sqlite3.connect(led)
+    con.execute("UPDATE records SET sku = 'STOLEN' WHERE seq = (SELECT MIN(seq) FROM records)")
+    con.commit()
+    con.close()
+    r = cm("ledger", "verify", "--ledger", str(led))
+    assert r.returncode == 1 and "FAILED" in r.stdout
+    r = cm("ledger", "export", "--ledger", str(led))
+    assert r.returncode == 0 and len([ln for ln in r.stdout.splitlines() if ln.strip()]) >= 4
+    r = cm("ledger", "stats", "--ledger", str(led), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)
+
+
+def test_a_corrupt_file_fails_alone(workdir):
+    cat = small_catalog(workdir / "corrupt", corrupt=True)
+    code, doc, err = run_json(workdir, str(cat), "--preset", "shopify", "--out", str(workdir / "corrupt" / "o"),
+                              "--ledger", str(workdir / "corrupt" / "l.sqlite"))
+    assert code == 1
+    assert doc["processed"] == 4 and doc["failed"] == 1
+    (failure,) = doc["failures"]
+    assert failure["path"].endswith("c_broken.jpg") and failure["stage"] == "ingest" and failure["error"]
+    assert "Traceback" not in err
+    leftovers = [p for p in (workdir / "corrupt" / "o").rglob("*") if ".part" in p.name]
+    assert leftovers == []
+
+
+def test_outputs_are_deterministic_with_source_date_epoch(workdir):
+    cat = small_catalog(workdir / "det")
+    digests = []
+    for i in range(2):
+        code, doc, err = run_json(workdir, str(cat), "--preset", "amazon", "--preset", "etsy",
+                                  "--out", str(workdir / "det" / f"o{i}"), "--ledger", str(workdir / "det" / f"l{i}.sqlite"),
+                                  env={"SOURCE_DATE_EPOCH": "1767225600"})
+        assert code == 0, err
+        digests.append(sorted((Path(o["output"]).name, o["preset"], o["sha256"]) for o in doc["outputs"]))
+    assert digests[0] == digests[1]
+
+
+def test_usage_and_configuration_errors_exit_2_without_traceback(workdir, tmp_path):
+    cat = small_catalog(tmp_path)
+    r = cm("run", str(cat), "--out", str(tmp_path / "o"), cwd=workdir)  # no --preset
+    assert r.returncode == 2
+    r = cm("run", str(cat), "--preset", "no-such-store", "--out", str(tmp_path / "o"),
+           "--key-file", str(workdir / "owner.key"), cwd=workdir)
+    assert r.returncode == 2 and "no-such-store" in r.stderr and "Traceback" not in r.stderr
+    r = cm("run", str(cat), "--preset", "amazon", "--out", str(tmp_path / "o"),
+           "--key-file", str(tmp_path / "missing.key"), cwd=workdir)
+    assert r.returncode == 2 and "catalogmark keygen" in r.stderr
+    r = cm("run", str(tmp_path / "nope"), "--preset", "amazon", "--out", str(tmp_path / "o"),
+           "--key-file", str(workdir / "owner.key"), cwd=workdir)
+    assert r.returncode == 2 and "no such file" in r.stderr
+    empty = tmp_path / "empty-cwd"
+    empty.mkdir()
+    r = cm("run", str(cat), "--preset", "amazon", "--out", str(tmp_path / "o"),
+           "--key-file", str(workdir / "owner.key"), cwd=empty)
+    assert r.returncode == 2 and "catalogmark.toml" in r.stderr
+
+
+def test_presets_list_and_show(workdir):
+    r = cm("presets", "list")
+    assert r.returncode == 0 and "amazon" in r.stdout and "zalando" in r.stdout
+    r = cm("presets", "show", "amazon")
+    assert r.returncode == 0 and "MAIN" in r.stdout
+
+
+def test_python_dash_m_and_console_script_agree():
+    exe = shutil.which("catalogmark", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("console script not installed in this environment")
+    a = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    b = cm("--version")
+    assert a.stdout == b.stdout and a.returncode == b.returncode == 0
