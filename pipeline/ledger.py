@@ -1,0 +1,730 @@
+"""The ledger: the append-only, hash-chained SQLite record of every export (the only module that writes SQL).
+
+How an outside auditor recomputes everything (nothing here needs catalogmark, only SHA-256 and JSON):
+
+* **Canonical JSON** is ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+  allow_nan=False)`` encoded as UTF-8 (Python's float formatting: shortest repr that round-trips).
+* **Record hash.** Every record row stores ``seq`` (1, 2, 3, ... over the whole ledger, no gaps), ``run_id``,
+  ``fmt`` (record format, currently 1), ``prev_hash``, ``record_hash`` and one column per field of
+  :class:`pipeline.models.Record`. Let ``fields`` be an object holding every one of those columns except
+  ``record_hash``, with the dict-valued columns (``capture``, ``visible_mark``, ``extra``) as JSON values (the
+  database stores them as canonical JSON text; ``ledger export`` writes them as objects) and SQL NULL as
+  ``null``. Then ``record_hash = hex(sha256(bytes.fromhex(prev_hash) || canonical_json(fields)))``.
+* **Chain.** ``prev_hash`` of record ``seq`` is the ``record_hash`` of record ``seq - 1``; the first record's
+  ``prev_hash`` is 64 zeros (:data:`GENESIS`). The newest ``(seq, record_hash)`` is also kept in the ``meta``
+  table (``head_seq``, ``head_hash``) so that deleting the newest records is noticed too.
+* **Merkle root of a run** over the run's record hashes ``h_1..h_n`` in ``seq`` order (32 raw bytes each):
+  leaves ``L_i = sha256(0x00 || h_i)``; each level pairs neighbours left to right into
+  ``sha256(0x01 || left || right)``; an odd node at the end of a level is promoted unchanged to the next
+  level; the root is the single node left, as hex. The root of an empty run is ``sha256(b"")``.
+  (The 0x00/0x01 prefixes are RFC 6962-style domain separation: a leaf can never pass for an inner node.
+  The tree has the same shape as RFC 6962's Merkle Tree Hash, which splits n leaves at the largest power of
+  two below n, so an RFC 6962 implementation fed the raw 32-byte record hashes gives the same root.)
+
+The parent process is the only writer. SQLite runs in WAL mode so other processes can read while a run
+writes; ``synchronous=FULL`` because the Merkle root returned by :meth:`Ledger.finish_run` is printed and
+published — with NORMAL a power cut after that could roll the commit back and leave a published root that
+the ledger does not contain. Appends are batched, so FULL costs one WAL fsync per batch, not per image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import operator
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from pipeline.errors import LedgerError
+from pipeline.models import Record
+
+GENESIS = "0" * 64
+RECORD_FORMAT = 1
+APPLICATION_ID = 0x434D4C47  # "CMLG": marks the SQLite file as a catalogmark ledger (PRAGMA application_id)
+BUSY_TIMEOUT_SECONDS = 30.0
+MAX_PROBLEMS = 1000  # verify() stops listing after this many (and says how many more there were)
+
+# The Record fields, in schema order; a test checks this matches pipeline.models.Record exactly, because a new
+# Record field needs a migration and a new record format here.
+RECORD_FIELDS: tuple[str, ...] = (
+    "record_id", "job_key", "source", "source_sha256", "sku", "role", "position", "preset", "preset_digest",
+    "output", "output_sha256", "output_bytes", "pixel_sha256", "width", "height", "format", "phash", "pdq",
+    "pdq_quality", "payload", "owner", "key_fingerprint", "signature", "capture", "visible_mark", "created_at",
+    "extra",
+)
+INT_FIELDS = frozenset({"position", "output_bytes", "width", "height", "pdq_quality"})
+JSON_FIELDS = frozenset({"capture", "visible_mark", "extra"})
+NULLABLE_FIELDS = frozenset({"payload", "visible_mark"})
+CHAIN_FIELDS: tuple[str, ...] = ("seq", "run_id", "fmt", "prev_hash")
+# The columns covered by the record hash, per record format.
+HASHED_COLUMNS: dict[int, tuple[str, ...]] = {1: CHAIN_FIELDS + RECORD_FIELDS}
+RUN_STATUSES = ("running", "finished", "interrupted")
+
+_RECORD_COLUMNS_SQL = ",\n".join(
+    f"    {name} {'INTEGER' if name in INT_FIELDS else 'TEXT'}{'' if name in NULLABLE_FIELDS else ' NOT NULL'}"
+    for name in RECORD_FIELDS
+)
+
+# Ordered migrations: (schema version, statements). Each version is applied in one transaction, together with
+# `PRAGMA user_version = version`. Never edit a released step; append a new one.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+    merkle_root TEXT,
+    record_count INTEGER,
+    info TEXT NOT NULL,
+    counts TEXT,
+    writer_host TEXT,
+    writer_pid INTEGER
+)""",
+        f"""CREATE TABLE records (
+    seq INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    fmt INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL UNIQUE,
+{_RECORD_COLUMNS_SQL}
+)""",
+        # seq is the rowid, so each index below ends in seq: "newest per key" is a backwards index scan.
+        "CREATE INDEX records_job_key ON records (job_key)",
+        "CREATE INDEX records_record_id ON records (record_id)",
+        "CREATE INDEX records_payload ON records (payload)",
+        "CREATE INDEX records_source_preset ON records (source, preset)",
+        "CREATE INDEX records_pdq ON records (pdq)",
+        "CREATE INDEX records_run ON records (run_id)",
+        f"PRAGMA application_id = {APPLICATION_ID}",
+    )),
+    (2, (
+        # Trace side table: crop-robust search keys and features per record (written by the runner via
+        # put_trace/put_traces, read by trace). Derived data, recomputable from the output, so not hash-chained.
+        """CREATE TABLE traces (
+    record_id TEXT PRIMARY KEY,
+    search_keys BLOB NOT NULL,
+    features BLOB NOT NULL
+)""",
+    )),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# Runs begun by Ledger objects of this process and not yet finished/closed: recover() leaves them alone.
+_ACTIVE_RUNS: set[tuple[str, str]] = set()
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for numpy scalars that stages may leave in dicts (np.float32, np.int64, np.bool_)."""
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def canonical_json(value: Any) -> str:
+    """The one canonical JSON text used for hashing and for dict columns (see the module docstring)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_plain)
+
+
+def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """``hex(sha256(bytes.fromhex(prev_hash) || canonical_json(fields)))``."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def merkle_root(hashes: Sequence[str]) -> str:
+    """Merkle root (hex) over hex record hashes in order; leaf/node domain separation, odd node promoted."""
+    # Hand-written: ~10 lines, and none of the allowed dependencies ships a Merkle tree with this exact,
+    # documented shape that an auditor can reproduce.
+    if not hashes:
+        return hashlib.sha256(b"").hexdigest()
+    level = [hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in hashes]
+    while len(level) > 1:
+        nxt = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()
+
+
+@dataclass
+class VerifyReport:
+    """Result of :meth:`Ledger.verify`; ``problems`` is empty exactly when ``ok``."""
+
+    ok: bool
+    records: int
+    runs: int
+    problems: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def apply_migrations(conn: sqlite3.Connection, path: str, *, target: int | None = None) -> int:
+    """Bring the schema up to ``target`` (default: newest); return the resulting version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Each step runs in its own
+    ``BEGIN IMMEDIATE`` transaction and re-reads the version inside it, so two processes opening the same
+    new ledger at once do not both apply a step.
+    """
+    target = SCHEMA_VERSION if target is None else target
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"ledger {path} has schema version {version}, but this catalogmark only knows up to "
+            f"{SCHEMA_VERSION}; upgrade catalogmark to use it"
+        )
+    for step, statements in MIGRATIONS:
+        if step <= version or step > target:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current < step:
+                for statement in statements:
+                    conn.execute(statement)
+                if step == 1:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (_now(),))
+                conn.execute(f"PRAGMA user_version = {int(step)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = max(current, step)
+    return version
+
+
+class Ledger:
+    """One open ledger file. Not thread-safe; one per process is plenty (the parent writes, anyone reads)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.path = path
+        self._key = str(path.resolve())
+        self._my_runs: set[str] = set()
+
+    # --- opening and closing ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path) -> Ledger:
+        """Open (creating the parent folder and file if needed) and migrate; LedgerError naming the path."""
+        path = Path(path)
+        if path.is_dir():
+            raise LedgerError(f"ledger {path} is a directory, not a ledger file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the folder for ledger {path}: {exc.strerror or exc}") from exc
+        try:
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger {path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])  # fails on a non-SQLite file
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id != APPLICATION_ID and (app_id != 0 or version != 0 or tables):
+                raise LedgerError(f"{path} is an SQLite database but not a catalogmark ledger")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise LedgerError(f"ledger {path}: cannot switch to WAL mode (journal_mode is {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            apply_migrations(conn, str(path))
+        except LedgerError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LedgerError(f"cannot open ledger {path}: {exc} (corrupt, or not a catalogmark ledger?)") from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        """Close the connection. A run begun here and not finished stays 'running' until recover() sees it."""
+        for run_id in self._my_runs:
+            _ACTIVE_RUNS.discard((self._key, run_id))
+        self._my_runs.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LedgerError(f"ledger {self.path} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger {self.path}: {what} failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _snapshot(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every read inside sees one consistent state, even while another process writes."""
+        db = self._db
+        with self._guard(what):
+            db.execute("BEGIN DEFERRED")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        with self._guard(what):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _columns_for(self, record: Record) -> dict[str, Any]:
+        """The stored column values of one Record (validated; dict fields as canonical JSON text)."""
+        rid = getattr(record, "record_id", "?")
+        if not isinstance(record, Record):
+            raise LedgerError(f"ledger {self.path}: can only append Record objects, got {type(record).__name__}")
+        out: dict[str, Any] = {}
+        for name in RECORD_FIELDS:
+            value = getattr(record, name)
+            if value is None and name in NULLABLE_FIELDS:
+                out[name] = None
+            elif name in INT_FIELDS:
+                if isinstance(value, bool):
+                    raise LedgerError(f"ledger {self.path}: record {rid}: field {name} must be an integer, got bool")
+                try:
+                    out[name] = operator.index(value)  # also accepts numpy integers
+                except TypeError as exc:
+                    raise LedgerError(f"ledger {self.path}: record {rid}: field {name} must be an integer, "
+                                      f"got {type(value).__name__}") from exc
+            elif name in JSON_FIELDS:
+                if not isinstance(value, dict):
+                    raise LedgerError(f"ledger {self.path}: record {rid}: field {name} must be a dict, "
+                                      f"got {type(value).__name__}")
+                try:
+                    out[name] = canonical_json(value)
+                except (TypeError, ValueError) as exc:
+                    raise LedgerError(f"ledger {self.path}: record {rid}: field {name} is not plain JSON "
+                                      f"data: {exc}") from exc
+            elif isinstance(value, str):
+                out[name] = value
+            else:
+                raise LedgerError(f"ledger {self.path}: record {rid}: field {name} must be a string, "
+                                  f"got {type(value).__name__}")
+            if isinstance(out[name], str):
+                try:
+                    out[name].encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise LedgerError(f"ledger {self.path}: record {rid}: field {name} is not valid Unicode "
+                                      f"(an undecodable file name?): {out[name]!r}") from exc
+        return out
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def begin_run(self, run_id: str, info: dict[str, Any]) -> None:
+        """Start a run (status 'running'); ``info`` is kept as JSON (pipeline version, key fingerprint, ...)."""
+        try:
+            info_text = canonical_json(info)
+        except (TypeError, ValueError) as exc:
+            raise LedgerError(f"ledger {self.path}: run {run_id}: info is not plain JSON data: {exc}") from exc
+        started = str(info.get("started_at") or _now())
+        with self._write(f"starting run {run_id}") as db:
+            if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                raise LedgerError(f"ledger {self.path}: run {run_id} already exists")
+            db.execute(
+                "INSERT INTO runs (run_id, started_at, status, info, writer_host, writer_pid) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (run_id, started, info_text, socket.gethostname(), os.getpid()),
+            )
+        self._my_runs.add(run_id)
+        _ACTIVE_RUNS.add((self._key, run_id))
+
+    def append(self, run_id: str, records: Sequence[Record]) -> list[tuple[int, str]]:
+        """Append records to a running run in one transaction; return ``(seq, record_hash)`` for each."""
+        rows = [self._columns_for(r) for r in records]
+        if not rows:
+            return []
+        names = ("seq", "run_id", "fmt", "prev_hash", "record_hash", *RECORD_FIELDS)
+        sql = f"INSERT INTO records ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        out: list[tuple[int, str]] = []
+        with self._write(f"appending {len(rows)} records to run {run_id}") as db:
+            run = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None:
+                raise LedgerError(f"ledger {self.path}: cannot append to run {run_id}: no such run (begin_run first)")
+            if run[0] != "running":
+                raise LedgerError(f"ledger {self.path}: cannot append to run {run_id}: it is {run[0]}")
+            seq, prev = self._head(db)
+            params = []
+            for record, cols in zip(records, rows, strict=True):
+                seq += 1
+                fields = {"seq": seq, "run_id": run_id, "fmt": RECORD_FORMAT, "prev_hash": prev}
+                # dict columns hash as the objects themselves: canonical_json(obj) is exactly the stored text
+                fields.update((n, getattr(record, n) if n in JSON_FIELDS else cols[n]) for n in RECORD_FIELDS)
+                digest = record_hash(prev, fields)
+                params.append((seq, run_id, RECORD_FORMAT, prev, digest, *(cols[n] for n in RECORD_FIELDS)))
+                out.append((seq, digest))
+                prev = digest
+            try:
+                db.executemany(sql, params)
+            except sqlite3.IntegrityError as exc:
+                raise LedgerError(
+                    f"ledger {self.path}: record seq {out[0][0]}.. already exists although the chain head says "
+                    f"{out[0][0] - 1}: the ledger was modified outside catalogmark (run `catalogmark ledger "
+                    f"verify`): {exc}"
+                ) from exc
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           [("head_seq", str(seq)), ("head_hash", prev)])
+        return out
+
+    @staticmethod
+    def _head(db: sqlite3.Connection) -> tuple[int, str]:
+        """The chain head as the ledger itself remembers it (meta), so a deleted tail leaves a visible gap."""
+        meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')").fetchall())
+        if "head_seq" in meta and "head_hash" in meta:
+            return int(meta["head_seq"]), str(meta["head_hash"])
+        row = db.execute("SELECT seq, record_hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+    def _seal_run(self, db: sqlite3.Connection, run_id: str, status: str, counts: dict[str, Any] | None) -> str:
+        hashes = [h for (h,) in db.execute("SELECT record_hash FROM records WHERE run_id = ? ORDER BY seq",
+                                           (run_id,))]
+        root = merkle_root(hashes)
+        db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, merkle_root = ?, record_count = ?, counts = ? "
+            "WHERE run_id = ?",
+            (status, _now(), root, len(hashes), None if counts is None else canonical_json(counts), run_id),
+        )
+        return root
+
+    def finish_run(self, run_id: str, counts: dict[str, Any]) -> str:
+        """Seal a run: store its Merkle root and record count, mark it finished; return the root (hex)."""
+        with self._write(f"finishing run {run_id}") as db:
+            run = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None:
+                raise LedgerError(f"ledger {self.path}: cannot finish run {run_id}: no such run")
+            if run[0] != "running":
+                raise LedgerError(f"ledger {self.path}: cannot finish run {run_id}: it is already {run[0]}")
+            try:
+                root = self._seal_run(db, run_id, "finished", counts)
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(f"ledger {self.path}: run {run_id}: counts are not plain JSON data: {exc}") from exc
+        self._my_runs.discard(run_id)
+        _ACTIVE_RUNS.discard((self._key, run_id))
+        return root
+
+    def recover(self) -> list[str]:
+        """Seal runs a crash left 'running' as 'interrupted' (with their Merkle roots); return their ids.
+
+        A run is left alone while its writer may still be alive: begun by a Ledger of this process that is still
+        open, or by a live process on this host. (A writer on another host cannot be writing: SQLite's WAL only
+        works between processes of one host.)
+        """
+        host = socket.gethostname()
+        recovered: list[str] = []
+        with self._guard("looking for interrupted runs"):
+            if self._db.execute("SELECT 1 FROM runs WHERE status = 'running' LIMIT 1").fetchone() is None:
+                return recovered  # the common case: no write transaction at all
+        with self._write("recovering interrupted runs") as db:
+            rows = db.execute("SELECT run_id, writer_host, writer_pid FROM runs WHERE status = 'running' "
+                              "ORDER BY started_at, rowid").fetchall()
+            for run_id, writer_host, writer_pid in rows:
+                if (self._key, run_id) in _ACTIVE_RUNS:
+                    continue
+                if (writer_host == host and writer_pid is not None and writer_pid != os.getpid()
+                        and _pid_alive(int(writer_pid))):
+                    continue
+                self._seal_run(db, run_id, "interrupted", None)
+                recovered.append(run_id)
+        return recovered
+
+    def put_trace(self, record_id: str, search_keys: bytes, features: bytes) -> None:
+        """Store (replace) one record's trace data in the side table."""
+        self.put_traces([(record_id, search_keys, features)])
+
+    def put_traces(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        """Store (replace) trace data for many records in one transaction (one fsync for the batch)."""
+        rows = [(rid, bytes(keys), bytes(feats)) for rid, keys, feats in items]
+        if not rows:
+            return
+        with self._write(f"storing trace data for {len(rows)} records") as db:
+            db.executemany("INSERT OR REPLACE INTO traces (record_id, search_keys, features) VALUES (?, ?, ?)",
+                           rows)
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def _records(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        with self._guard("reading records"):
+            cur = self._db.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            for row in cur:
+                yield _record_dict(names, row)
+
+    def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        with self._guard("reading a record"):
+            cur = self._db.execute(sql, params)
+            row = cur.fetchone()
+            return None if row is None else _record_dict([d[0] for d in cur.description], row)
+
+    def latest_for(self, source: str, preset: str) -> dict[str, Any] | None:
+        """Newest record for (source path as recorded, preset name), or None."""
+        return self._one("SELECT * FROM records WHERE source = ? AND preset = ? ORDER BY seq DESC LIMIT 1",
+                         (source, preset))
+
+    def latest_by_job_keys(self, job_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Newest record per job_key, for the given keys (one indexed query via a temp table; fine for 100k)."""
+        db = self._db
+        with self._guard("looking up job keys"):
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS cm_lookup_keys (k TEXT PRIMARY KEY) WITHOUT ROWID")
+            db.execute("DELETE FROM temp.cm_lookup_keys")
+            try:
+                db.executemany("INSERT OR IGNORE INTO temp.cm_lookup_keys (k) VALUES (?)", ((k,) for k in job_keys))
+                found = {
+                    r["job_key"]: r
+                    for r in self._records(
+                        "SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records "
+                        "WHERE job_key IN (SELECT k FROM temp.cm_lookup_keys) GROUP BY job_key)"
+                    )
+                }
+            finally:
+                db.execute("DELETE FROM temp.cm_lookup_keys")
+        return found
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        """Newest record with that record_id, or None."""
+        return self._one("SELECT * FROM records WHERE record_id = ? ORDER BY seq DESC LIMIT 1", (record_id,))
+
+    def find_by_payload(self, payload_hex: str) -> list[dict[str, Any]]:
+        """Every record carrying that invisible-watermark payload (hex, any case), in seq order."""
+        return list(self._records("SELECT * FROM records WHERE payload = ? ORDER BY seq",
+                                  (payload_hex.strip().lower(),)))
+
+    def get_trace(self, record_id: str) -> tuple[bytes, bytes] | None:
+        """(search_keys, features) stored for a record, or None."""
+        with self._guard("reading trace data"):
+            row = self._db.execute("SELECT search_keys, features FROM traces WHERE record_id = ?",
+                                   (record_id,)).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def iter_traces(self) -> Iterator[tuple[str, bytes, bytes]]:
+        """Every (record_id, search_keys, features) in the trace side table."""
+        with self._guard("reading trace data"):
+            for rid, keys, feats in self._db.execute("SELECT record_id, search_keys, features FROM traces "
+                                                     "ORDER BY record_id"):
+                yield str(rid), bytes(keys), bytes(feats)
+
+    def iter_records(self, *, run_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every record (of one run, if given) in seq order."""
+        if run_id is None:
+            return self._records("SELECT * FROM records ORDER BY seq")
+        return self._records("SELECT * FROM records WHERE run_id = ? ORDER BY seq", (run_id,))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, oldest first, with info/counts parsed."""
+        with self._guard("reading runs"):
+            cur = self._db.execute("SELECT * FROM runs ORDER BY started_at, rowid")
+            return [_run_dict(cur.description, row) for row in cur.fetchall()]
+
+    # --- auditing --------------------------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Recompute every record hash, the chain, the chain head, and each sealed run's Merkle root and count."""
+        problems: list[str] = []
+        db = self._db
+        count = 0
+        per_run: dict[str, list[str]] = {}
+        with self._snapshot("verifying"):
+            runs = self.runs()
+            known_runs = {r["run_id"] for r in runs}
+            cur = db.execute("SELECT * FROM records ORDER BY seq")
+            names = [d[0] for d in cur.description]
+            last_seq, last_hash = 0, GENESIS
+            for row in cur:
+                count += 1
+                col = dict(zip(names, row, strict=True))
+                seq, rid, stored = col["seq"], col["record_id"], col["record_hash"]
+                label = f"record {seq} ({rid})"
+                problems.extend(self._check_record(col, label))
+                if seq != last_seq + 1:
+                    span = str(last_seq + 1) if seq == last_seq + 2 else f"{last_seq + 1}..{seq - 1}"
+                    if seq > last_seq + 1:
+                        problems.append(f"record {span}: missing (chain gap before record {seq})")
+                    else:
+                        problems.append(f"record {seq}: out of sequence after record {last_seq}")
+                if col["prev_hash"] != last_hash:
+                    target = "the genesis hash" if last_seq == 0 else f"record {last_seq}"
+                    problems.append(f"record {seq}: prev_hash does not link to {target}")
+                if col["run_id"] not in known_runs:
+                    problems.append(f"{label}: run {col['run_id']} is not in the runs table")
+                per_run.setdefault(str(col["run_id"]), []).append(str(stored))
+                last_seq, last_hash = seq, str(stored)
+            head_seq, head_hash = self._meta("head_seq"), self._meta("head_hash")
+            if head_seq is None or head_hash is None:
+                if count:
+                    problems.append("chain head: the ledger has records but no recorded chain head")
+            elif (int(head_seq), head_hash) != (last_seq, last_hash):
+                problems.append(f"chain head: the ledger's newest record should be {head_seq} "
+                                f"({head_hash[:16]}…), found {last_seq} ({last_hash[:16]}…)")
+            for run in runs:
+                rid_, status = run["run_id"], run["status"]
+                hashes = per_run.get(rid_, [])
+                if status not in ("finished", "interrupted"):
+                    continue  # still running (maybe right now, in another process): nothing sealed to check
+                if run["record_count"] != len(hashes):
+                    problems.append(f"run {rid_}: expected {run['record_count']} records, found {len(hashes)}")
+                if run["merkle_root"] != merkle_root(hashes):
+                    problems.append(f"run {rid_}: merkle root mismatch (stored {run['merkle_root']}, "
+                                    f"recomputed {merkle_root(hashes)})")
+            integrity = [str(r[0]) for r in db.execute("PRAGMA integrity_check")]
+            if integrity != ["ok"]:
+                problems.extend(f"sqlite integrity_check: {msg}" for msg in integrity)
+        if len(problems) > MAX_PROBLEMS:
+            extra = len(problems) - MAX_PROBLEMS
+            problems = problems[:MAX_PROBLEMS] + [f"... and {extra} more problems"]
+        return VerifyReport(ok=not problems, records=count, runs=len(runs), problems=problems)
+
+    @staticmethod
+    def _check_record(col: dict[str, Any], label: str) -> list[str]:
+        fmt = col.get("fmt")
+        if fmt not in HASHED_COLUMNS:
+            return [f"{label}: unknown record format {fmt!r}"]
+        problems = []
+        fields: dict[str, Any] = {}
+        for name in HASHED_COLUMNS[fmt]:
+            value = col.get(name)
+            if name in JSON_FIELDS and value is not None:
+                try:
+                    parsed = json.loads(value)
+                except (TypeError, ValueError):
+                    return [f"{label}: column {name} is not valid JSON", f"{label}: stored hash does not match "
+                            f"its contents"]
+                if canonical_json(parsed) != value:
+                    problems.append(f"{label}: column {name} is not canonical JSON (edited?)")
+                value = parsed
+            fields[name] = value
+        try:
+            ok = record_hash(str(col["prev_hash"]), fields) == col["record_hash"]
+        except (TypeError, ValueError):  # prev_hash not hex, or a value JSON cannot hold
+            ok = False
+        if not ok:
+            problems.append(f"{label}: stored hash does not match its contents")
+        return problems
+
+    def export_jsonl(self, fh: TextIO) -> int:
+        """Write one JSON object per run (``"type": "run"``) then per record (``"type": "record"``, seq order,
+        every stored column incl. ``fmt``, dict columns as objects); return the number of lines written."""
+        n = 0
+        with self._snapshot("exporting"):
+            for run in self.runs():
+                fh.write(json.dumps({"type": "run", **run}, ensure_ascii=False, sort_keys=True) + "\n")
+                n += 1
+            cur = self._db.execute("SELECT * FROM records ORDER BY seq")
+            names = [d[0] for d in cur.description]
+            for row in cur:
+                doc = _record_dict(names, row, keep_fmt=True)
+                fh.write(json.dumps({"type": "record", **doc}, ensure_ascii=False, sort_keys=True) + "\n")
+                n += 1
+        return n
+
+    def stats(self) -> dict[str, Any]:
+        """A summary: counts, presets histogram, SKUs, first/last record time, file size, schema version."""
+        db = self._db
+        with self._snapshot("summarising"):
+            records = int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+            statuses = dict(db.execute("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status"))
+            presets = dict(db.execute("SELECT preset, count(*) FROM records GROUP BY preset ORDER BY preset"))
+            skus = int(db.execute("SELECT count(DISTINCT sku) FROM records").fetchone()[0])
+            first, last = db.execute("SELECT min(created_at), max(created_at) FROM records").fetchone()
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            traces = int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(str(self.path) + suffix)
+        return {
+            "path": str(self.path),
+            "schema_version": version,
+            "records": records,
+            "runs": sum(statuses.values()),
+            "runs_by_status": statuses,
+            "presets": presets,
+            "skus": skus,
+            "first_record_at": first,
+            "last_record_at": last,
+            "chain_head": self._meta("head_hash") or GENESIS,
+            "trace_entries": traces,
+            "file_bytes": size,
+        }
+
+
+def _record_dict(names: Sequence[str], row: Sequence[Any], *, keep_fmt: bool = False) -> dict[str, Any]:
+    doc = dict(zip(names, row, strict=True))
+    if not keep_fmt:
+        doc.pop("fmt", None)
+    for name in JSON_FIELDS:
+        doc[name] = _loads_or_raw(doc.get(name))
+    return doc
+
+
+def _loads_or_raw(text: Any) -> Any:
+    """Parsed JSON, or the raw value if it is not JSON (only after tampering; verify() reports it)."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _run_dict(description: Any, row: Sequence[Any]) -> dict[str, Any]:
+    doc = {d[0]: v for d, v in zip(description, row, strict=True)}
+    for name in ("info", "counts"):
+        doc[name] = _loads_or_raw(doc.get(name))
+    return doc
+
+
+def record_fields_match_model() -> bool:
+    """True if RECORD_FIELDS lists exactly pipeline.models.Record's fields, in order."""
+    return tuple(f.name for f in dataclasses.fields(Record)) == RECORD_FIELDS
