@@ -60,6 +60,11 @@ def _read_catalog_csv(root: Path) -> dict[str, tuple[str, str | None]]:
     return overrides
 
 
+def _printable(name: str) -> str:
+    """File names that are not valid UTF-8 (undecodable bytes) get U+FFFD, so the ledger can store them."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _safe_sku(sku: str, where: str) -> str:
     if not sku or sku in {".", ".."} or "/" in sku or "\\" in sku or "\x00" in sku:
         raise ConfigError(f"{where}: invalid SKU {sku!r} (it becomes part of output file names)")
@@ -81,19 +86,20 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
         if src_path.is_file():
             if not _is_image(src_path):
                 raise InputError(f"{src}: not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-            found.append((str(src_path.resolve()), str(src), _safe_sku(src_path.stem, str(src)), None))
+            found.append((str(src_path.resolve()), _printable(str(src)), _safe_sku(_printable(src_path.stem), str(src)),
+                          None))
             continue
         overrides = _read_catalog_csv(src_path) if (src_path / CATALOG_CSV).is_file() else {}
         for path in sorted(src_path.rglob("*"), key=lambda p: _natural_key(p.relative_to(src_path).as_posix())):
             rel = path.relative_to(src_path)
             if any(part.startswith(".") for part in rel.parts) or not _is_image(path):
                 continue
-            display = str(Path(src) / rel)
+            display = _printable(str(Path(src) / rel))
             if rel.as_posix() in overrides:
                 sku, role = overrides[rel.as_posix()]
             else:
                 sku, role = (rel.parts[0] if len(rel.parts) > 1 else path.stem), None
-            found.append((str(path.resolve()), display, _safe_sku(sku, display), role))
+            found.append((str(path.resolve()), display, _safe_sku(_printable(sku), display), role))
 
     seen: set[str] = set()
     by_sku: dict[str, list[tuple[str, str, str | None]]] = {}

@@ -299,7 +299,8 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
     try:
         expected = {}
         if ledger is not None:
-            ledger.recover()
+            if not options.check:
+                ledger.recover()
             for job in jobs:
                 expected[job.output] = ledger.latest_for(job.source_display, job.preset.name)
         run_id = None
@@ -325,9 +326,9 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
             nonlocal last_flush
             if ledger is not None and run_id is not None and pending:
                 ledger.append(run_id, [r.record for r in pending if r.record is not None])
-                for r in pending:
-                    if r.trace is not None and r.record is not None:
-                        ledger.put_trace(r.record.record_id, r.trace[0], r.trace[1])
+                traces = [(r.record.record_id, *r.trace) for r in pending if r.trace is not None and r.record]
+                if traces:
+                    ledger.put_traces(traces)
             pending.clear()
             last_flush = time.monotonic()
 
