@@ -1,0 +1,641 @@
+"""Ingest stage: read and validate a source image, normalise it to upright sRGB 8-bit RGB, and fit it to the preset.
+
+One decoding path serves two callers:
+
+- ``ingest(job)`` for the pipeline: source bytes -> SHA-256 -> ``Canvas`` at the preset geometry;
+- ``load_rgb(source, max_side=...)`` for ``verify`` and ``trace``: the same normalised pixels without a preset.
+
+The path, in order: read the bytes once (size-checked) -> Pillow opens them from memory, by content, restricted to
+the formats we support -> header checks (pixel limit, minimum size) -> capture metadata from EXIF (never fatal) ->
+for JPEG, ``draft()`` so libjpeg-turbo decodes at a DCT scale (1/2, 1/4, 1/8) that still covers the target size ->
+pixel mode normalised to 8-bit RGB/RGBA (16-bit, palette, greyscale, CMYK incl. Adobe-inverted, LAB) with the
+embedded ICC profile converted to sRGB (LittleCMS via PIL.ImageCms) -> alpha flattened onto the background ->
+``cv2.resize`` (INTER_AREA to shrink, Lanczos to enlarge) in stored orientation -> EXIF orientation applied on the
+smaller array -> centre pad or crop to the preset box.
+
+Every problem with the input is raised as ``ImageError(message, stage="ingest")`` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, features
+
+from pipeline.errors import ImageError
+from pipeline.models import Canvas, CaptureInfo, ImageJob
+from pipeline.presets import CanvasSpec
+
+STAGE = "ingest"
+
+#: Largest source accepted, in pixels (width x height, read from the header before any decoding).
+#: 160 MP is above every current single-shot camera sensor (~151 MP) and below Pillow's own hard limit
+#: (2 x Image.MAX_IMAGE_PIXELS, ~179 MP by default), so this check is the one that fires, with one clear message.
+MAX_PIXELS = 160_000_000
+#: Largest source file read into memory (bytes); checked with stat() before reading.
+MAX_SOURCE_BYTES = 1 << 30
+#: Pillow format ids we decode. Restricting Image.open to these keeps untrusted bytes away from plugins we do
+#: not want (e.g. EPS, which would run Ghostscript). AVIF is added when this Pillow build supports it. ("JPEG" also
+#: opens multi-picture JPEGs, which Pillow reports as format "MPO".)
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP") + (
+    ("AVIF",) if features.check("avif") else ()
+)
+_SUPPORTED_TEXT = "JPEG, PNG, WebP, TIFF, GIF, BMP" + (", AVIF" if "AVIF" in SUPPORTED_FORMATS else "")
+#: EXIF tags (IFD0 / Exif sub-IFD) read into CaptureInfo.
+_TAG_ORIENTATION = 0x0112
+_TAG_MAKE = 0x010F
+_TAG_MODEL = 0x0110
+_TAG_EXIF_IFD = 0x8769
+_TAG_DATETIME_ORIGINAL = 0x9003
+_TAG_BODY_SERIAL = 0xA431
+_MAX_TEXT = 128  # longest EXIF text value kept (a malformed or hostile EXIF may hold megabytes)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Public API
+
+
+def ingest(job: ImageJob) -> Canvas:
+    """Read ``job.source``, validate and normalise it, and return the working canvas at ``job.preset.canvas``.
+
+    Raises ImageError(stage="ingest") for any problem with the file.
+    """
+    name = job.source_display or job.source
+    spec = job.preset.canvas
+    data = _read_bytes(job.source, name)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def target(w: int, h: int) -> tuple[int, int]:
+        sw, sh = plan_geometry(w, h, spec).scaled
+        return sw, sh
+
+    def check(w: int, h: int) -> None:
+        plan = plan_geometry(w, h, spec)
+        x0, y0, x1, y1 = plan.content_box
+        long_side = max(x1 - x0, y1 - y0)
+        if spec.min_long_side and long_side < spec.min_long_side:
+            raise ImageError(
+                f"{name}: image too small: {w}x{h} px gives a {x1 - x0}x{y1 - y0} px photo on the "
+                f"{spec.width}x{spec.height} {spec.fit} canvas, below the preset's minimum long side of "
+                f"{spec.min_long_side} px" + ("" if spec.upscale else " (the preset does not upscale)"),
+                stage=STAGE,
+            )
+
+    pixels, capture = _decode(data, name, target=target, background=spec.background, check=check)
+    plan = plan_geometry(capture.original_width, capture.original_height, spec)
+    canvas = _place(pixels, plan, spec.background)
+    return Canvas(
+        pixels=canvas,
+        content_box=plan.content_box,
+        source_sha256=sha,
+        capture=capture,
+        source_bytes=len(data),
+    )
+
+
+def load_rgb(
+    source: str | bytes | Path, *, max_side: int | None = None
+) -> tuple[np.ndarray, CaptureInfo]:
+    """Decode an image (path or bytes) to upright sRGB H x W x 3 uint8, alpha flattened onto white.
+
+    With ``max_side`` the result is downscaled (never enlarged) so its long side is at most ``max_side``, using the
+    same fast path as ingest. Raises ImageError(stage="ingest") for a bad file.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        data, name = bytes(source), "<bytes>"
+        if not data:
+            raise ImageError(f"{name}: empty file (0 bytes)", stage=STAGE)
+    else:
+        name = str(source)
+        data = _read_bytes(name, name)
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+
+    def target(w: int, h: int) -> tuple[int, int]:
+        if max_side is None or max(w, h) <= max_side:
+            return w, h
+        s = max_side / max(w, h)
+        return _scaled_size(w, h, s)
+
+    return _decode(data, name, target=target, background=(255, 255, 255), check=None)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Geometry (pure functions of sizes; tested with hypothesis)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How an upright source of a given size becomes the canvas."""
+
+    scaled: tuple[int, int]  # size the whole upright source is resampled to (w, h)
+    canvas: tuple[int, int]  # final canvas size (w, h)
+    offset: tuple[int, int]  # where the scaled image's top-left lands on the canvas (negative = cropped)
+    content_box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the photo on the canvas
+
+
+def _scaled_size(w: int, h: int, s: float) -> tuple[int, int]:
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def plan_geometry(w: int, h: int, spec: CanvasSpec) -> Plan:
+    """The geometry for an upright ``w`` x ``h`` source on ``spec``.
+
+    - fit: scale to fit inside the box; the canvas is the scaled photo.
+    - pad: scale to fit inside the box, then pad to exactly the box, centred.
+    - cover: scale to fill the box and centre-crop to it. Without ``upscale``, a source too small to fill the box
+      is centre-cropped to the box's aspect ratio at its own resolution (so the canvas is smaller than the box).
+    Without ``spec.upscale`` the photo is never enlarged.
+    """
+    bw, bh = spec.width, spec.height
+    if spec.fit in ("fit", "pad"):
+        s = min(bw / w, bh / h)
+        if not spec.upscale:
+            s = min(s, 1.0)
+        sw, sh = _scaled_size(w, h, s)
+        sw, sh = min(sw, bw), min(sh, bh)  # rounding never pushes the photo past the box
+        if spec.fit == "fit":
+            return Plan((sw, sh), (sw, sh), (0, 0), (0, 0, sw, sh))
+        ox, oy = (bw - sw) // 2, (bh - sh) // 2
+        return Plan((sw, sh), (bw, bh), (ox, oy), (ox, oy, ox + sw, oy + sh))
+    if spec.fit == "cover":
+        s = max(bw / w, bh / h)
+        if not spec.upscale:
+            s = min(s, 1.0)
+        sw, sh = _scaled_size(w, h, s)
+        k = min(sw / bw, sh / bh, 1.0)  # < 1 only when the (unenlarged) source cannot fill the box
+        cw, ch = (bw, bh) if k >= 1.0 else (min(sw, max(1, round(bw * k))), min(sh, max(1, round(bh * k))))
+        ox, oy = -((sw - cw) // 2), -((sh - ch) // 2)
+        return Plan((sw, sh), (cw, ch), (ox, oy), (0, 0, cw, ch))
+    raise ValueError(f"unknown fit {spec.fit!r}")
+
+
+def _place(pixels: np.ndarray, plan: Plan, background: tuple[int, int, int]) -> np.ndarray:
+    """Pad or crop the scaled upright photo onto the canvas of the plan."""
+    cw, ch = plan.canvas
+    ox, oy = plan.offset
+    h, w = pixels.shape[:2]
+    if (w, h) == (cw, ch) and (ox, oy) == (0, 0):
+        return np.ascontiguousarray(pixels)
+    if w >= cw and h >= ch:  # cover: centre crop (offsets are <= 0)
+        return np.ascontiguousarray(pixels[-oy : -oy + ch, -ox : -ox + cw])
+    # pad: the photo fits inside the canvas (offsets are >= 0)
+    out = np.empty((ch, cw, 3), np.uint8)
+    out[:] = np.asarray(background, np.uint8)
+    out[oy : oy + h, ox : ox + w] = pixels
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading and opening
+
+
+def _read_bytes(path: str, name: str) -> bytes:
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_SOURCE_BYTES:
+            raise ImageError(
+                f"{name}: file too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})", stage=STAGE
+            )
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found", stage=STAGE) from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory, not an image file", stage=STAGE) from None
+    except PermissionError:
+        raise ImageError(f"{name}: cannot read the file (permission denied)", stage=STAGE) from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read the file ({exc.strerror or exc})", stage=STAGE) from None
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)", stage=STAGE)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ImageError(f"{name}: file too large (over {MAX_SOURCE_BYTES:,} bytes)", stage=STAGE)
+    return data
+
+
+# Magic numbers, only to name the format in error messages (Pillow decides what actually decodes). Hand-written
+# because asking Pillow to identify formats we do not allow would hand untrusted bytes to those plugins.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+    (b"II+\x00", 0, "BigTIFF"),
+    (b"MM\x00+", 0, "BigTIFF"),
+    (b"BM", 0, "BMP"),
+    (b"%PDF", 0, "PDF"),
+    (b"8BPS", 0, "PSD"),
+    (b"\xff\x0a", 0, "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "JPEG XL"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", 0, "JPEG 2000"),
+    (b"qoif", 0, "QOI"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"mif2"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_PIL_NAMES = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "TIFF": "TIFF", "GIF": "GIF",
+              "BMP": "BMP", "AVIF": "AVIF"}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """A human name for the container format from the first bytes, or None if unrecognised."""
+    for magic, at, fmt in _MAGIC:
+        if data[at : at + len(magic)] == magic:
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "HEIC/HEIF"
+        return "ISO media (" + brand.decode("latin-1", "replace").strip() + ")"
+    head = data[:256].lstrip().lower()
+    if head.startswith((b"<?xml", b"<svg")) and b"<svg" in data[:4096].lower():
+        return "SVG"
+    return None
+
+
+def _is_supported_name(fmt: str) -> bool:
+    return fmt in {_PIL_NAMES[f] for f in SUPPORTED_FORMATS}
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    """Open from memory by content (the file name's extension is ignored), mapping every failure to ImageError."""
+    sniffed = sniff_format(data)
+    if sniffed is not None and not _is_supported_name(sniffed):
+        extra = " (HEIC needs a plugin that is not installed)" if sniffed == "HEIC/HEIF" else ""
+        raise ImageError(
+            f"{name}: unsupported format {sniffed}{extra}; supported: {_SUPPORTED_TEXT}", stage=STAGE
+        )
+    try:
+        with warnings.catch_warnings():
+            # Our own MAX_PIXELS check below replaces Pillow's soft bomb warning (its hard error is caught below);
+            # Pillow also warns about corrupt EXIF while opening a JPEG, which _read_exif tolerates on its own.
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: decompression bomb refused ({exc})", stage=STAGE) from None
+    except Exception as exc:  # Pillow raises UnidentifiedImageError, SyntaxError, struct.error, ... on bad headers
+        if sniffed is None:
+            raise ImageError(
+                f"{name}: not an image (content not recognised as any supported format: {_SUPPORTED_TEXT})",
+                stage=STAGE,
+            ) from None
+        raise ImageError(
+            f"{name}: corrupt or truncated {sniffed} file: cannot read its header ({_short(exc)})", stage=STAGE
+        ) from None
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: invalid image size {w}x{h}", stage=STAGE)
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: decompression bomb refused: {w}x{h} = {w * h / 1e6:.0f} MP is over the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} MP",
+            stage=STAGE,
+        )
+    return im
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# EXIF capture metadata (never fatal)
+
+
+def _clean_text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    value = re.sub(r"[\x00-\x1f\x7f]", " ", value.replace("\x00", "")).strip()
+    return value[:_MAX_TEXT] or None
+
+
+def _read_exif(im: Image.Image) -> tuple[int, dict[str, str | None]]:
+    """(orientation, text fields) from the image's EXIF; malformed or absent EXIF gives what could be read."""
+    fields: dict[str, str | None] = {}
+    orientation = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF; we fall back instead
+        try:
+            exif = im.getexif()
+        except Exception:
+            return 1, fields
+        try:
+            o = exif.get(_TAG_ORIENTATION, 1)
+            if isinstance(o, tuple | list) and o:
+                o = o[0]
+            if isinstance(o, int) and 1 <= o <= 8:
+                orientation = o
+        except Exception:
+            pass
+        for key, tag in (("make", _TAG_MAKE), ("model", _TAG_MODEL)):
+            try:
+                fields[key] = _clean_text(exif.get(tag))
+            except Exception:
+                fields[key] = None
+        try:
+            sub = exif.get_ifd(_TAG_EXIF_IFD)
+        except Exception:
+            sub = {}
+        for key, tag in (("datetime_original", _TAG_DATETIME_ORIGINAL), ("serial", _TAG_BODY_SERIAL)):
+            try:
+                fields[key] = _clean_text(sub.get(tag))
+            except Exception:
+                fields[key] = None
+    return orientation, fields
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Colour: ICC -> sRGB with cached LittleCMS transforms
+
+_SRGB: ImageCms.ImageCmsProfile | None = None
+_TRANSFORMS: OrderedDict[tuple[bytes, str, str], ImageCms.ImageCmsTransform] = OrderedDict()
+_TRANSFORMS_LOCK = threading.Lock()
+_TRANSFORMS_MAX = 16
+_ICC_SPACE_MODES = {"RGB": ("RGB", "RGBA"), "GRAY": ("L",), "CMYK": ("CMYK",), "LAB": ("LAB",)}
+
+
+def _srgb() -> ImageCms.ImageCmsProfile:
+    global _SRGB
+    if _SRGB is None:
+        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return _SRGB
+
+
+def _transform(icc: bytes, profile: ImageCms.ImageCmsProfile, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
+    # Building a LittleCMS transform costs a few ms; catalogs repeat the same few camera profiles, so cache them.
+    key = (hashlib.sha256(icc).digest(), in_mode, out_mode)
+    with _TRANSFORMS_LOCK:
+        cached = _TRANSFORMS.get(key)
+        if cached is not None:
+            _TRANSFORMS.move_to_end(key)
+            return cached
+    t = ImageCms.buildTransform(profile, _srgb(), in_mode, out_mode)
+    with _TRANSFORMS_LOCK:
+        _TRANSFORMS[key] = t
+        while len(_TRANSFORMS) > _TRANSFORMS_MAX:
+            _TRANSFORMS.popitem(last=False)
+    return t
+
+
+@dataclass
+class _Icc:
+    profile: ImageCms.ImageCmsProfile | None
+    data: bytes
+    space: str  # "RGB", "GRAY", "CMYK", "LAB", ...
+    description: str | None
+    is_srgb: bool
+
+
+def _read_icc(im: Image.Image) -> _Icc | None:
+    data = im.info.get("icc_profile")
+    if not data or not isinstance(data, bytes):
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+        space = str(profile.profile.xcolor_space).strip().upper()
+        desc = _clean_text(ImageCms.getProfileDescription(profile)) or "unnamed ICC profile"
+    except Exception:
+        return _Icc(None, data, "", "unreadable ICC profile (ignored, assumed sRGB)", False)
+    # An sRGB-described profile is (near enough) what we convert to; skipping the identity transform saves
+    # 10-40 ms per camera-size image.
+    is_srgb = space == "RGB" and desc.lower().startswith("srgb")
+    return _Icc(profile, data, space, desc, is_srgb)
+
+
+def _apply_icc(im: Image.Image, icc: _Icc | None, name: str) -> tuple[Image.Image, str | None]:
+    """Convert ``im`` to sRGB with its profile when the profile matches the pixel mode; returns (image, note)."""
+    if icc is None:
+        return im, None
+    if icc.profile is None or icc.is_srgb:
+        return im, icc.description
+    modes = _ICC_SPACE_MODES.get(icc.space, ())
+    if im.mode not in modes:
+        return im, f"{icc.description} (ignored: {icc.space or 'unknown'} profile on {im.mode} pixels)"
+    out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
+    try:
+        t = _transform(icc.data, icc.profile, im.mode, out_mode)
+        return ImageCms.applyTransform(im, t) or im, icc.description
+    except Exception as exc:  # a profile LittleCMS cannot use: keep the pixels, say so in the capture info
+        return im, f"{icc.description} (ignored: {_short(exc)})"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pixel modes -> 8-bit RGB / RGBA
+
+
+def _to_8bit_grey(im: Image.Image, name: str) -> Image.Image:
+    """I;16* and I (integer) modes to L, scaling the 16-bit range (Pillow's convert would clip, not scale)."""
+    a = np.asarray(im)
+    if a.dtype.kind not in "iu":
+        raise ImageError(f"{name}: unsupported pixel mode {im.mode}", stage=STAGE)
+    a = np.clip(a.astype(np.int64), 0, 65535)
+    out = ((a * 255 + 32767) // 65535).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
+def _normalise(im: Image.Image, icc: _Icc | None, name: str) -> tuple[Image.Image, str | None]:
+    """Any supported Pillow mode to 8-bit RGB or RGBA in sRGB. Returns (image, ICC note for CaptureInfo)."""
+    mode = im.mode
+    note = icc.description if icc else None
+    if mode in ("RGB", "RGBA") and "transparency" not in im.info:
+        return _apply_icc(im, icc, name)
+    if mode == "RGBA" or mode in ("RGBa", "LA", "La", "PA") or (
+        mode in ("P", "L", "RGB", "1") and "transparency" in im.info
+    ):
+        rgba = im.convert("RGBA")
+        return _apply_icc(rgba, icc, name)
+    if mode in ("P", "RGBX", "YCbCr", "HSV"):
+        return _apply_icc(im.convert("RGB"), icc, name)
+    if mode in ("L", "1"):
+        grey = im if mode == "L" else im.convert("L")
+        if icc is not None and icc.space == "GRAY":
+            out, note = _apply_icc(grey, icc, name)
+            return (out if out.mode == "RGB" else out.convert("RGB")), note
+        return grey.convert("RGB"), note
+    if mode.startswith("I;16") or mode == "I":
+        grey = _to_8bit_grey(im, name)
+        if icc is not None and icc.space == "GRAY":
+            out, note = _apply_icc(grey, icc, name)
+            return (out if out.mode == "RGB" else out.convert("RGB")), note
+        return grey.convert("RGB"), note
+    if mode == "CMYK":
+        if icc is not None and icc.space == "CMYK" and icc.profile is not None:
+            return _apply_icc(im, icc, name)
+        # No usable CMYK profile: Pillow's naive conversion (R = 255 - min(255, C + K), ...), as most viewers do.
+        return im.convert("RGB"), note
+    if mode == "LAB":
+        if icc is not None and icc.space == "LAB" and icc.profile is not None:
+            return _apply_icc(im, icc, name)
+        lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
+        t = ImageCms.buildTransform(lab, _srgb(), "LAB", "RGB")
+        return ImageCms.applyTransform(im, t) or im, note
+    raise ImageError(f"{name}: unsupported pixel mode {mode}", stage=STAGE)
+
+
+def _flatten(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Composite RGBA over an opaque background, exact at alpha 0 and 255 (integer arithmetic, rounded)."""
+    a = rgba[..., 3:4].astype(np.uint16)
+    rgb = rgba[..., :3].astype(np.uint16)
+    bg = np.asarray(background, np.uint16)
+    out = (rgb * a + bg * (255 - a) + 127) // 255
+    return out.astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Orientation and resampling
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to a stored-orientation array, giving the upright image."""
+    if orientation == 2:
+        a = a[:, ::-1]
+    elif orientation == 3:
+        a = a[::-1, ::-1]
+    elif orientation == 4:
+        a = a[::-1]
+    elif orientation == 5:
+        a = a.transpose(1, 0, 2)
+    elif orientation == 6:
+        a = np.rot90(a, -1)
+    elif orientation == 7:
+        a = a[::-1, ::-1].transpose(1, 0, 2)
+    elif orientation == 8:
+        a = np.rot90(a, 1)
+    return np.ascontiguousarray(a)
+
+
+def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    if a.shape[1] == w and a.shape[0] == h:
+        return a
+    shrinking = w <= a.shape[1] and h <= a.shape[0]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+    return cv2.resize(a, (w, h), interpolation=interp)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The shared decode path
+
+_SWAPS = (5, 6, 7, 8)  # orientations that swap width and height
+
+
+def _decode(
+    data: bytes,
+    name: str,
+    *,
+    target: Callable[[int, int], tuple[int, int]],
+    background: tuple[int, int, int],
+    check: Callable[[int, int], None] | None,
+    use_draft: bool = True,
+) -> tuple[np.ndarray, CaptureInfo]:
+    """Bytes -> (upright sRGB uint8 RGB array at ``target(upright_w, upright_h)``, CaptureInfo)."""
+    im = _open(data, name)
+    try:
+        return _decode_opened(im, data, name, target=target, background=background, check=check,
+                              use_draft=use_draft)
+    finally:
+        im.close()
+
+
+def _decode_opened(
+    im: Image.Image,
+    data: bytes,
+    name: str,
+    *,
+    target: Callable[[int, int], tuple[int, int]],
+    background: tuple[int, int, int],
+    check: Callable[[int, int], None] | None,
+    use_draft: bool,
+) -> tuple[np.ndarray, CaptureInfo]:
+    fmt = str(im.format or "")
+    orientation, fields = _read_exif(im)
+    sw0, sh0 = im.size  # stored orientation
+    uw, uh = (sh0, sw0) if orientation in _SWAPS else (sw0, sh0)
+    if check is not None:
+        check(uw, uh)
+    tw, th = target(uw, uh)  # upright target size of the whole photo
+    need = (th, tw) if orientation in _SWAPS else (tw, th)  # the same in stored orientation
+    icc = _read_icc(im)  # read before draft/load: the profile is in the header
+
+    drafted = False
+    if use_draft and fmt in ("JPEG", "MPO") and (need[0] < sw0 or need[1] < sh0):
+        try:
+            im.draft(im.mode, need)
+            drafted = im.size != (sw0, sh0)
+        except Exception:
+            drafted = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as in _open: nothing Pillow warns about here is fatal
+            im.load()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: decompression bomb refused ({exc})", stage=STAGE) from None
+    except MemoryError:
+        raise ImageError(f"{name}: out of memory decoding a {sw0}x{sh0} image", stage=STAGE) from None
+    except Exception as exc:
+        raise ImageError(f"{name}: corrupt or truncated {_PIL_NAMES.get(fmt, fmt)} data ({_short(exc)})",
+                         stage=STAGE) from None
+    if drafted and (im.size[0] < need[0] or im.size[1] < need[1]):
+        # The DCT-scaled decode came out smaller than the target (cannot happen with Pillow's rounding, but the
+        # contract is "never below target"): decode again at full size.
+        return _decode(data, name, target=target, background=background, check=None, use_draft=False)
+
+    try:
+        norm, icc_note = _normalise(im, icc, name)
+        a = np.asarray(norm)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"{name}: out of memory converting a {sw0}x{sh0} image", stage=STAGE) from None
+    except Exception as exc:
+        raise ImageError(f"{name}: cannot convert {im.mode} pixels to sRGB ({_short(exc)})", stage=STAGE) from None
+    if a.ndim != 3 or a.dtype != np.uint8 or a.shape[2] not in (3, 4):
+        raise ImageError(f"{name}: unexpected decoded pixel layout {a.shape} {a.dtype}", stage=STAGE)
+    if a.shape[2] == 4:
+        a = _flatten(a, background)
+    try:
+        a = _resize(a, need)
+    except cv2.error as exc:
+        raise ImageError(f"{name}: cannot resample to {need[0]}x{need[1]} ({_short(exc)})", stage=STAGE) from None
+    a = _orient(a, orientation)
+
+    capture = CaptureInfo(
+        datetime_original=fields.get("datetime_original"),
+        make=fields.get("make"),
+        model=fields.get("model"),
+        serial=fields.get("serial"),
+        original_width=uw,
+        original_height=uh,
+        orientation=orientation,
+        source_format=fmt if fmt != "MPO" else "JPEG",
+        icc_profile=icc_note,
+    )
+    return a, capture
+
+
+__all__ = ["MAX_PIXELS", "MAX_SOURCE_BYTES", "SUPPORTED_FORMATS", "Plan", "ingest", "load_rgb", "plan_geometry",
+           "sniff_format"]
