@@ -38,6 +38,7 @@ class WorkContext:
     check: bool = False
     force: bool = False
     archive: str | None = None
+    single_threaded: bool = False  # True when several worker processes share the cores: no OpenCV thread pools
 
 
 @dataclass
@@ -165,6 +166,10 @@ def process_one(item: tuple[ImageJob, dict[str, Any] | None], ctx: WorkContext) 
     job, expected = item
     started = time.perf_counter()
     stage = "ingest"
+    if ctx.single_threaded:
+        import cv2
+
+        cv2.setNumThreads(1)
 
     def failed(message: str) -> ImageResult:
         return ImageResult(
@@ -287,7 +292,8 @@ def _write_manifests(out_dir: str, outputs: list[dict[str, Any]], presets: Seque
 def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None = None) -> RunSummary:
     """Run every (image, preset) job; stream results back, batch them into the ledger, write manifests."""
     started = time.perf_counter()
-    ctx = WorkContext(options.owner, options.key, source_timestamp(), options.check, options.force, options.archive)
+    ctx = WorkContext(options.owner, options.key, source_timestamp(), options.check, options.force, options.archive,
+                      single_threaded=options.jobs > 1)
     jobs, upfront_failures = build_jobs(options)
     summary = RunSummary(run_id=None, merkle_root=None, check=options.check, failures=list(upfront_failures))
     summary.failed = len(upfront_failures)
