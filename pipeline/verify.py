@@ -1,0 +1,115 @@
+"""`catalogmark verify`: check one file's signed metadata and read its invisible watermark blind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.keys import OwnerKey, PublicKey
+from pipeline.stages import fingerprint as fp_stage
+
+
+def _no_watermark(reason: str) -> dict[str, Any]:
+    return {"found": False, "payload": None, "confidence": 0.0, "reason": reason}
+
+
+def _metadata_dict(check: fp_stage.MetadataCheck) -> dict[str, Any]:
+    return {
+        "present": check.present,
+        "signature_valid": check.signature_valid,
+        "owner": check.owner,
+        "payload": check.payload,
+        "record_id": check.record_id,
+        "signer": check.signer,
+        "signer_verified": check.signer_verified,
+        "phash_distance": check.phash_distance,
+        "pixels_match": check.pixels_match,
+        "problems": list(check.problems),
+    }
+
+
+def read_watermark(rgb: np.ndarray, key: OwnerKey | None) -> dict[str, Any]:
+    """The invisible watermark, read blind from the pixels with the owner's secret key."""
+    if key is None:
+        return _no_watermark("no owner key given (--key-file): the invisible watermark needs the secret key")
+    try:
+        from pipeline import invisible
+    except ImportError as exc:
+        return _no_watermark(f"invisible watermark reader unavailable ({exc})")
+    try:
+        det = invisible.read(rgb, key)
+    except Exception as exc:  # a reader bug or an odd image must not stop verifying the other files
+        return _no_watermark(f"watermark reader failed: {type(exc).__name__}: {exc}")
+    payload = det.payload
+    out: dict[str, Any] = {
+        "found": bool(det.found),
+        "payload": None if payload is None or not det.found else f"{int(payload):010x}",
+        "confidence": round(float(det.confidence), 4),
+    }
+    return out
+
+
+def verify_file(path: Path, *, public_key: PublicKey | None, key: OwnerKey | None) -> dict[str, Any]:
+    """The ``verify --json`` object for one file; problems (unreadable, not an image) go in "error", never raise.
+
+    ``public_key`` is the key the signature must verify against (if None, the key embedded in the file is
+    used and the result says the signer is unverified). ``key`` (the owner's secret) reads the watermark.
+    """
+    from pipeline.stages.ingest import load_rgb
+
+    path = Path(path)
+    result: dict[str, Any] = {"file": str(path)}
+    if not path.is_file():
+        result["error"] = f"{path}: " + ("is a folder, not an image file" if path.is_dir() else "no such file")
+        check = fp_stage.check_claim(fp_stage.EmbeddedMetadata(), None, public_key)
+        result["metadata"] = _metadata_dict(check)
+        result["watermark"] = _no_watermark("not a file")
+        return result
+    meta = fp_stage.read_embedded(path)
+    rgb: np.ndarray | None = None
+    try:
+        rgb, _capture = load_rgb(path)
+    except Exception as exc:  # ImageError from ingest, or anything a broken file provokes
+        result["error"] = f"{path}: not a readable image: {exc}"
+    result["metadata"] = _metadata_dict(fp_stage.check_claim(meta, rgb, public_key))
+    result["watermark"] = (read_watermark(rgb, key) if rgb is not None
+                           else _no_watermark("pixels could not be decoded"))
+    return result
+
+
+def verify_ok(result: dict[str, Any]) -> bool:
+    """A file passes if its claim verifies against a trusted key and matches its pixels, or the watermark is found."""
+    if "error" in result:
+        return False
+    md = result.get("metadata", {})
+    signed = bool(md.get("present") and md.get("signature_valid") and md.get("signer_verified")
+                  and md.get("pixels_match"))
+    return signed or bool(result.get("watermark", {}).get("found"))
+
+
+def describe(result: dict[str, Any]) -> str:
+    """Human-readable lines for one result (``catalogmark verify`` without --json)."""
+    status = "OK  " if verify_ok(result) else "FAIL"
+    lines = [f"{status} {result['file']}"]
+    if "error" in result:
+        lines.append(f"     error: {result['error']}")
+    md = result.get("metadata", {})
+    if md.get("present"):
+        sig = "valid" if md.get("signature_valid") else "INVALID"
+        who = "trusted key" if md.get("signer_verified") else "key embedded in the file (unverified)"
+        lines.append(f"     metadata: owner {md.get('owner')!r}, record {md.get('record_id')}, "
+                     f"payload {md.get('payload')}, signature {sig} ({who}), pHash distance {md.get('phash_distance')}")
+    else:
+        lines.append("     metadata: no signed catalogmark claim")
+    for problem in md.get("problems", []):
+        lines.append(f"       - {problem}")
+    wm = result.get("watermark", {})
+    if wm.get("found"):
+        lines.append(f"     watermark: found, payload {wm.get('payload')}, confidence {wm.get('confidence')}")
+    else:
+        reason = wm.get("reason")
+        lines.append("     watermark: not found" + (f" ({reason})" if reason else
+                                                      f", confidence {wm.get('confidence')}"))
+    return "\n".join(lines)

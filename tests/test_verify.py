@@ -1,0 +1,174 @@
+"""Tests for `catalogmark verify`'s library side: verify_file's JSON contract, verify_ok and describe."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import invisible
+from pipeline.keys import OwnerKey
+from pipeline.models import Canvas, CaptureInfo, Marked, Owner
+from pipeline.stages import fingerprint as F
+from pipeline.verify import describe, verify_file, verify_ok
+from tests.conftest import product_on_white
+
+PAYLOAD = 0x0A1B2C3D4E
+RECORD_ID = "r00112233445566778899aab"
+DESIGN_METADATA_KEYS = {"present", "signature_valid", "owner", "payload", "record_id"}
+DESIGN_WATERMARK_KEYS = {"found", "payload", "confidence"}
+
+
+@pytest.fixture
+def export_file(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make_preset, make_job):
+    """Factory: a real exported file (invisible watermark embedded, metadata signed) -> (path, marked pixels)."""
+
+    def factory(fmt: str = "jpeg", *, size=(640, 480), watermark: bool = True, name: str = "out",
+                key: OwnerKey | None = None) -> tuple[Path, np.ndarray]:
+        key = key or owner_key
+        rgb = product_on_white(size)
+        pixels = invisible.embed(rgb, key, PAYLOAD, None) if watermark else rgb
+        preset = make_preset(format=fmt)
+        job = make_job(tmp_path / "src.jpg", preset=preset)
+        h, w = pixels.shape[:2]
+        marked = Marked(pixels, (0, 0, w, h), None, PAYLOAD if watermark else None)
+        canvas = Canvas(rgb, (0, 0, w, h), "cd" * 32, CaptureInfo())
+        fp = F.fingerprint(marked, canvas, job, owner, key, record_id=RECORD_ID,
+                           timestamp=datetime(2026, 11, 23, tzinfo=UTC))
+        buf = io.BytesIO()
+        pil = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]
+        Image.fromarray(pixels).save(buf, pil, **({} if fmt == "png" else {"quality": 90}),
+                                     **F.save_kwargs(fp, fmt))
+        path = tmp_path / f"{name}.{preset.extension}"
+        path.write_bytes(F.finalize(buf.getvalue(), fp, fmt))
+        return path, pixels
+
+    return factory
+
+
+@dataclass
+class FakeDetection:
+    found: bool
+    payload: int | None
+    confidence: float
+
+
+def assert_contract(result: dict) -> None:
+    assert {"file", "metadata", "watermark"} <= set(result)
+    assert set(result["metadata"]) >= DESIGN_METADATA_KEYS
+    assert set(result["watermark"]) >= DESIGN_WATERMARK_KEYS
+    json.dumps(result)  # one JSON document: everything must serialise
+
+
+def test_public_key_only(export_file, owner_key):
+    path, _ = export_file(watermark=False, size=(160, 120))
+    r = verify_file(path, public_key=owner_key.public, key=None)
+    assert_contract(r)
+    assert r["file"] == str(path) and "error" not in r
+    expected = {"present": True, "signature_valid": True, "owner": "Example Studio", "payload": None,
+                "record_id": RECORD_ID, "signer_verified": True, "pixels_match": True, "problems": []}
+    assert {k: r["metadata"][k] for k in expected} == expected
+    assert r["watermark"]["found"] is False and r["watermark"]["payload"] is None
+    assert r["watermark"]["confidence"] == 0.0 and "key" in r["watermark"]["reason"]
+    assert verify_ok(r)
+    assert describe(r).startswith("OK")
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_owner_key_reads_metadata_and_watermark(export_file, owner_key, fmt):
+    path, _ = export_file(fmt)
+    r = verify_file(path, public_key=owner_key.public, key=owner_key)
+    assert_contract(r)
+    assert r["metadata"]["signature_valid"] and r["metadata"]["payload"] == f"{PAYLOAD:010x}"
+    assert r["watermark"]["found"], r
+    assert r["watermark"]["payload"] == f"{PAYLOAD:010x}" == r["metadata"]["payload"]
+    assert 0.0 < r["watermark"]["confidence"] <= 1.0
+    assert verify_ok(r)
+
+
+def test_stripped_copy_passes_on_the_watermark_alone(export_file, owner_key, other_key, tmp_path):
+    path, _ = export_file()
+    stripped = tmp_path / "stripped.jpg"
+    with Image.open(path) as im:
+        im.convert("RGB").save(stripped, "JPEG", quality=88)  # no exif/xmp: metadata gone
+    r = verify_file(stripped, public_key=owner_key.public, key=owner_key)
+    assert r["metadata"]["present"] is False and not r["metadata"]["signature_valid"]
+    assert r["watermark"]["found"] and r["watermark"]["payload"] == f"{PAYLOAD:010x}"
+    assert verify_ok(r)
+    wrong = verify_file(stripped, public_key=other_key.public, key=other_key)
+    assert not wrong["watermark"]["found"] and not verify_ok(wrong)
+
+
+def test_no_key_at_all_is_not_ok(export_file):
+    path, _ = export_file(watermark=False, size=(160, 120))
+    r = verify_file(path, public_key=None, key=None)
+    assert r["metadata"]["signature_valid"]  # consistent with the key embedded in the file...
+    assert not r["metadata"]["signer_verified"]  # ...but nobody said whose key that is
+    assert not verify_ok(r)
+    assert "unverified" in describe(r)
+
+
+def test_wrong_public_key_and_replaced_pixels_fail(export_file, owner_key, other_key, tmp_path):
+    path, pixels = export_file(watermark=False, size=(160, 120))
+    r = verify_file(path, public_key=other_key.public, key=None)
+    assert not r["metadata"]["signature_valid"] and not verify_ok(r)
+    # Same metadata, pixels half inverted (what test_cli does): the signed pHash no longer matches.
+    tampered = tmp_path / "tampered.jpg"
+    with Image.open(path) as im:
+        exif, xmp = im.info["exif"], im.info["xmp"]
+    bad = pixels.copy()
+    bad[:, :80] = 255 - bad[:, :80]
+    Image.fromarray(bad).save(tampered, "JPEG", quality=90, exif=exif, xmp=xmp)
+    r = verify_file(tampered, public_key=owner_key.public, key=None)
+    assert r["metadata"]["signature_valid"] and not r["metadata"]["pixels_match"]
+    assert not verify_ok(r)
+    assert describe(r).startswith("FAIL")
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"])
+def test_not_an_image_gives_an_error_not_an_exception(tmp_path, owner_key, content):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    r = verify_file(path, public_key=owner_key.public, key=owner_key)
+    assert_contract(r)
+    assert "error" in r and str(path) in r["error"]
+    assert not r["metadata"]["present"] and not r["watermark"]["found"]
+    assert not verify_ok(r)
+    assert "error" in describe(r)
+
+
+def test_missing_file_or_folder(tmp_path, owner_key):
+    r = verify_file(tmp_path / "nope.png", public_key=owner_key.public, key=owner_key)
+    assert_contract(r)
+    assert "no such file" in r["error"] and not verify_ok(r)
+    folder = verify_file(tmp_path, public_key=owner_key.public, key=owner_key)
+    assert_contract(folder)
+    assert "folder" in folder["error"] and not verify_ok(folder)
+
+
+def test_watermark_reader_result_is_mapped(export_file, owner_key, monkeypatch):
+    path, _ = export_file(watermark=False, size=(160, 120))
+    monkeypatch.setattr(invisible, "read", lambda rgb, key, hint=None: FakeDetection(True, 0x1F, 0.87654321))
+    r = verify_file(path, public_key=None, key=owner_key)
+    assert r["watermark"] == {"found": True, "payload": "000000001f", "confidence": 0.8765}
+    assert verify_ok(r)  # the watermark alone suffices, even though the signer is unverified
+    monkeypatch.setattr(invisible, "read", lambda rgb, key, hint=None: FakeDetection(False, 0x1F, 0.2))
+    assert verify_file(path, public_key=None, key=owner_key)["watermark"]["payload"] is None
+
+
+def test_watermark_reader_failure_is_reported_not_raised(export_file, owner_key, monkeypatch):
+    path, _ = export_file(watermark=False, size=(160, 120))
+
+    def boom(rgb, key, hint=None):
+        raise RuntimeError("reader exploded")
+
+    monkeypatch.setattr(invisible, "read", boom)
+    r = verify_file(path, public_key=owner_key.public, key=owner_key)
+    assert r["watermark"]["found"] is False and "reader exploded" in r["watermark"]["reason"]
+    assert verify_ok(r)  # the metadata still verifies
