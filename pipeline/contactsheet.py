@@ -32,12 +32,12 @@ table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dcdcde;pa
 
 def _thumb_data_uri(path: str) -> str | None:
     try:
-        with Image.open(path) as im:
-            im.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))
-            im = im.convert("RGB")
-            im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im.save(buf, "JPEG", quality=80)
+        with Image.open(path) as src:
+            src.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))
+            im = src.convert("RGB")
+        im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=80)
     except OSError:
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()

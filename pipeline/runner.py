@@ -19,7 +19,7 @@ from pipeline.catalog import discover
 from pipeline.errors import ConfigError, ImageError
 from pipeline.keys import OwnerKey
 from pipeline.ledger import Ledger
-from pipeline.models import Failure, ImageJob, ImageResult, Owner, Record
+from pipeline.models import Failure, ImageJob, ImageResult, Owner, Record, Status
 from pipeline.parallel import map_unordered
 from pipeline.presets import Preset, render_output_name
 from pipeline.stages import export, fingerprint, hashrecord, ingest, watermark
@@ -185,9 +185,10 @@ def process_one(item: tuple[ImageJob, dict[str, Any] | None], ctx: WorkContext) 
         if expected is not None and expected.get("job_key") == key and expected.get("output") == job.output:
             intact = _file_sha256(job.output) == expected.get("output_sha256")
             if intact and not ctx.force:
-                return ImageResult(job, "current" if ctx.check else "skipped", seconds=time.perf_counter() - started)
+                up_to_date: Status = "current" if ctx.check else "skipped"
+                return ImageResult(job, up_to_date, seconds=time.perf_counter() - started)
         if ctx.check:
-            status = "missing" if expected is None or not Path(job.output).exists() else "stale"
+            status: Status = "missing" if expected is None or not Path(job.output).exists() else "stale"
             return ImageResult(job, status, seconds=time.perf_counter() - started)
 
         canvas = ingest.ingest(job)
