@@ -290,6 +290,15 @@ def _write_manifests(out_dir: str, outputs: list[dict[str, Any]], presets: Seque
     return written
 
 
+def _remove_stale_temp_files(out_dir: str, presets: Sequence[Preset]) -> None:
+    """A run killed mid-write leaves ``.<name>.<random>.part`` temp files (never a partial output): tidy them."""
+    for preset in presets:
+        folder = Path(out_dir).resolve() / preset.name
+        if folder.is_dir():
+            for tmp in folder.rglob(".*.part"):
+                tmp.unlink(missing_ok=True)
+
+
 def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None = None) -> RunSummary:
     """Run every (image, preset) job; stream results back, batch them into the ledger, write manifests."""
     started = time.perf_counter()
@@ -313,6 +322,7 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
         run_id = None
         if not options.check:
             assert ledger is not None
+            _remove_stale_temp_files(options.out_dir, options.presets)
             run_id = "run-" + ctx.timestamp.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
             ledger.begin_run(run_id, {
                 "pipeline_version": PIPELINE_VERSION,
