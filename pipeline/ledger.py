@@ -555,6 +555,12 @@ class Ledger:
                                                      "ORDER BY record_id"):
                 yield str(rid), bytes(keys), bytes(feats)
 
+    def iter_search_keys(self) -> Iterator[tuple[str, bytes]]:
+        """Every (record_id, search_keys): only the small blobs a candidate search loads for all records."""
+        with self._guard("reading trace search keys"):
+            for rid, keys in self._db.execute("SELECT record_id, search_keys FROM traces ORDER BY record_id"):
+                yield str(rid), bytes(keys)
+
     def iter_records(self, *, run_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Every record (of one run, if given) in seq order."""
         if run_id is None:

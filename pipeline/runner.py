@@ -207,6 +207,8 @@ def process_one(item: tuple[ImageJob, dict[str, Any] | None], ctx: WorkContext) 
             record_id=rid, job_key=key, timestamp=ctx.timestamp,
         )
         trace = _trace_data(pixels)
+        if trace is not None:  # the side table is outside the chain; its digest in the record is not
+            record.extra["trace_sha256"] = hashlib.sha256(trace[0] + trace[1]).hexdigest()
         stage = "export"
         export.write(exported)
         return ImageResult(job, "processed", record=record, trace=trace, seconds=time.perf_counter() - started)

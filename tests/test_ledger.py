@@ -654,3 +654,11 @@ def test_random_appends_across_runs_always_verify(ops):
             assert seqs == list(range(1, counter + 1))
             for run_id, root in roots.items():
                 assert root == _rfc6962_root(appended[run_id])
+
+
+def test_iter_search_keys_reads_only_the_small_blobs(tmp_path):
+    from pipeline.ledger import Ledger
+
+    with Ledger.open(tmp_path / "l.sqlite") as led:
+        led.put_traces([("r1", b"k1", b"features-1"), ("r2", b"k2", b"features-2")])
+        assert list(led.iter_search_keys()) == [("r1", b"k1"), ("r2", b"k2")]
