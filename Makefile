@@ -49,6 +49,7 @@ bench: setup
 
 robustness: setup
 	$(BIN)/python -m pip install -q -r bench/requirements-robustness.txt
+	$(BIN)/python -m pip install -q --no-deps invisible-watermark==0.2.0
 	$(BIN)/python bench/robustness.py
 
 bench-trace: setup

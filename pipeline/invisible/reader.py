@@ -1,0 +1,498 @@
+"""Blind reading of the invisible watermark: pilot tones give the lattice, fold the tiles, pilot phases give the
+shift and mirror, soft-decode.
+
+1. Luminance at a work resolution (long side at most READ_LONG), whitened (``dsp.whiten``: high-passed and
+   normalised by local activity, so the picture is mostly gone and white backgrounds contribute nothing).
+2. The keyed pilot tones are strong lines in its spectrum; matching the strongest peaks to the keyed pilot set
+   gives candidate tiling lattices (scale, aspect change, rotation, mirror), whatever the crop.
+3. For a candidate lattice the residual (whitened at that chip size) is resampled onto the canonical tile grid
+   and all tiles are summed ("folded"): crops only lose tiles, a pasted banner only dilutes the sum.
+4. In the folded tile the pilots' phases give the tile's cyclic shift, for the tile and for its mirror image;
+   the strength of that pilot correlation (a z-score) ranks the hypotheses.
+5. The lattice is refined from how the pilot phases drift between the halves of the picture (folded
+   separately), then the chips are sampled, soft-decoded (Viterbi) and the keyed check verified. Every decode
+   attempt counts in the false-positive bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.invisible import dsp
+from pipeline.invisible.codec import CHECK_BITS, CODED_BITS, Decoded, agreement, decode_payload
+from pipeline.invisible.layout import CANON, CANON_TILE, CHIP_PX, TILE, Layout, layout_for
+
+READ_LONG = 1024  # long side of the reader's work image (pixels)
+PILOT_CHIP = 3.5  # chip size assumed by the whitening used for the pilot search
+PEAK_WINDOW = 31  # spectral peaks are measured against the mean power of this neighbourhood (bins)
+PILOT_FREQ = (0.012, 0.34)  # band searched for pilot lines (cycles per work pixel)
+PILOT_PEAKS = 32  # strongest spectral peaks considered
+PILOT_TOL = 2  # bins
+PROPOSAL_PEAKS = 14  # of which the strongest propose lattices (pairs of them)
+PILOT_MIN_MATCH = 4  # pilots that must be found for a lattice proposal
+MIN_CHIP, MAX_CHIP = 1.2, 16.0  # plausible chip sizes in the work image (pixels)
+MAX_ANGLE = math.radians(25)  # plausible rotation of the lattice
+MAX_CANDIDATES = 5  # lattice candidates folded and tested
+SHIFTS_PER_HYPOTHESIS = 16  # pilot-correlation peaks compared (by codeword agreement) per hypothesis
+MAX_DECODES = 16  # decode attempts per read (the false-positive bound counts every one)
+MIN_PILOT_Z = 3.0  # hypotheses whose pilot correlation is weaker are not worth a decode attempt
+REFINE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A known geometric relation between a suspect and the original export (from the trace registration).
+
+    ``homography`` maps suspect pixel coordinates (x, y, 1) to the export's pixel coordinates; ``export_size``
+    is the export's (width, height).
+    """
+
+    homography: np.ndarray
+    export_size: tuple[int, int]
+
+
+@dataclass
+class Detection:
+    """The result of a read."""
+
+    found: bool
+    payload: int | None
+    confidence: float  # 0..1
+    bit_errors: int | None  # coded-bit errors corrected by the ECC (of CODED_BITS)
+    false_positive_probability: float  # analytic bound for an unmarked picture under the search that was run
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def fp_bound(decodes: int) -> float:
+    """Union bound of the per-image false-positive probability after ``decodes`` keyed-check attempts."""
+    return max(1, decodes) * 2.0**-CHECK_BITS
+
+
+# ------------------------------------------------------------------------------------------------ lattice
+
+
+def work_image(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Luminance scaled so the long side is at most READ_LONG; returns it and the scale factor applied."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    f = min(1.0, READ_LONG / max(h, w))
+    if f < 1.0:
+        gray = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return gray.astype(np.float32), f
+
+
+def _para(m: float, c: float, p: float) -> float:
+    d = m - 2 * c + p
+    return 0.0 if d >= 0 else float(np.clip(0.5 * (m - p) / d, -0.5, 0.5))
+
+
+def _normalise_basis(m: np.ndarray) -> np.ndarray:
+    """Canonical->work matrices are equivalent up to the lattice's symmetries: make det > 0 (a mirrored copy is
+    folded mirrored, and the shift search tries the mirror) and the first axis point along +x."""
+    if np.linalg.det(m) < 0:
+        m = m @ np.diag([-1.0, 1.0])
+    if m[0, 0] < 0:
+        m = -m
+    return m
+
+
+@lru_cache(maxsize=8)
+def _tukey(n: int, alpha: float = 0.3) -> np.ndarray:
+    """Tukey window: flat in the middle, cosine tapers over ``alpha`` of the length (no edge cross in the DFT)."""
+    x = np.arange(n) / max(1, n - 1)
+    w = np.ones(n, np.float32)
+    edge = alpha / 2
+    lo, hi = x < edge, x > 1 - edge
+    w[lo] = 0.5 * (1 - np.cos(np.pi * x[lo] / edge))
+    w[hi] = 0.5 * (1 - np.cos(np.pi * (1 - x[hi]) / edge))
+    return w
+
+
+def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tuple[np.ndarray, float]]:
+    """Candidate canonical->work matrices from the pilot tones' spectral lines, best first, with a score.
+
+    Each pilot (kx, ky) cycles per tile appears as a line at q = (n / CANON_TILE) M^-T p in the n-point
+    spectrum. Strong local peaks are matched to the keyed pilot set: every pair of peaks and every ordered pair
+    of pilots (with the spectrum's sign ambiguity) proposes M; a proposal scores the strength of the peaks found
+    where the other pilots should be. ``scale`` multiplies the returned matrices (``r`` was downsampled).
+    """
+    h, w = r.shape
+    n = cv2.getOptimalDFTSize(max(h, w))
+    pad = np.zeros((n, n), np.float32)
+    pad[:h, :w] = (r - r.mean()) * _tukey(h)[:, None] * _tukey(w)[None, :]
+    spec = cv2.dft(pad, flags=cv2.DFT_COMPLEX_OUTPUT)
+    # float64: the box sums below subtract large numbers (a strong line inside both boxes)
+    power = np.fft.fftshift(spec[..., 0].astype(np.float64) ** 2 + spec[..., 1].astype(np.float64) ** 2)
+    # background: mean power over an annulus around each bin (the bin's own neighbourhood excluded, so a line
+    # does not normalise itself away, and the mark's weaker lattice lines count as background)
+    outer = cv2.boxFilter(power, -1, (PEAK_WINDOW, PEAK_WINDOW), normalize=False, borderType=cv2.BORDER_REFLECT)
+    inner = cv2.boxFilter(power, -1, (5, 5), normalize=False, borderType=cv2.BORDER_REFLECT)
+    norm = power / ((outer - inner) / (PEAK_WINDOW**2 - 25) + 1e-12)
+    c = n // 2
+    yy, xx = np.mgrid[-c : n - c, -c : n - c]
+    rad = np.hypot(xx, yy) / n
+    # half plane, and off the axes (straight edges and borders put lines there; no pilot lies near an axis)
+    band = (rad >= PILOT_FREQ[0]) & (rad <= PILOT_FREQ[1]) & (yy > 0)
+    band &= np.abs(xx) > np.maximum(2, 0.08 * np.abs(yy))
+    band &= np.abs(yy) > np.maximum(2, 0.08 * np.abs(xx))
+    dil = cv2.dilate(norm, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(band & (norm == dil))
+    if ys.size < 3:
+        return []
+    order = np.argsort(-norm[ys, xs])[:PILOT_PEAKS]
+    ys, xs = ys[order], xs[order]
+    strength = np.log(np.maximum(norm[ys, xs], 1.0))
+    logp = np.log(power + 1e-12)
+    q = np.zeros((ys.size, 2))
+    for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
+        if 0 < y < n - 1 and 0 < x < n - 1:
+            q[i] = (x - c + _para(logp[y, x - 1], logp[y, x], logp[y, x + 1]),
+                    y - c + _para(logp[y - 1, x], logp[y, x], logp[y + 1, x]))
+        else:
+            q[i] = (x - c, y - c)
+    p = lay.pilots.astype(np.float64)  # (K, 2) as (kx, ky)
+    k = p.shape[0]
+    # proposals: B maps pilot (kx, ky) to peak (qx, qy); B = [qa, s qb] [pi, pj]^-1, from the strongest peaks
+    ia, ib = np.triu_indices(min(q.shape[0], PROPOSAL_PEAKS), 1)
+    pi, pj = np.nonzero(~np.eye(k, dtype=bool))
+    pinv = np.linalg.inv(np.stack([np.column_stack([p[a], p[b]]) for a, b in zip(pi, pj, strict=True)]))
+    props = []
+    for sgn in (1.0, -1.0):
+        qq = np.stack([np.column_stack([q[a], sgn * q[b]]) for a, b in zip(ia, ib, strict=True)])  # (P, 2, 2)
+        props.append(np.einsum("aij,bjk->abik", qq, pinv).reshape(-1, 2, 2))
+    bmat = np.concatenate(props)
+    pred = np.einsum("nij,kj->nki", bmat, p)  # (N, K, 2) predicted peak positions (bins, centred)
+    # every observed peak marks its neighbourhood in a lookup grid (and its mirror: the spectrum is symmetric)
+    lookup = np.full((n, n), -1, np.int32)
+    tol = PILOT_TOL
+    for j in np.argsort(strength):  # strongest last: they win overlaps
+        for mirror in (1, -1):
+            bx, by = int(round(mirror * q[j, 0])) + c, int(round(mirror * q[j, 1])) + c
+            lookup[max(0, by - tol) : by + tol + 1, max(0, bx - tol) : bx + tol + 1] = j
+    px = np.clip(np.rint(pred[..., 0]).astype(np.intp) + c, 0, n - 1)
+    py = np.clip(np.rint(pred[..., 1]).astype(np.intp) + c, 0, n - 1)
+    idx = lookup[py, px]  # (N, K): which peak each pilot lands on, -1 for none
+    best = np.where(idx >= 0, strength[np.maximum(idx, 0)], 0.0)
+    matched = (idx >= 0).sum(axis=1)
+    score = best.sum(axis=1) + 100.0 * matched  # more pilots found first, then stronger
+    good = np.nonzero(matched >= PILOT_MIN_MATCH)[0]
+    good = good[np.argsort(-score[good])][: 20 * MAX_CANDIDATES]
+    out: list[tuple[np.ndarray, float]] = []
+    for g in good:
+        # least squares over every matched pilot, signs resolved
+        sel = np.nonzero(idx[g] >= 0)[0]
+        rows_p, rows_q = [], []
+        for kk in sel:
+            j = int(idx[g, kk])
+            sg = 1.0 if np.sum((pred[g, kk] - q[j]) ** 2) <= np.sum((pred[g, kk] + q[j]) ** 2) else -1.0
+            rows_p.append(p[kk])
+            rows_q.append(sg * q[j])
+        sol, *_ = np.linalg.lstsq(np.array(rows_p), np.array(rows_q), rcond=None)
+        b = sol.T  # q = B p
+        try:
+            m = np.linalg.inv((CANON_TILE / n) * b).T * scale
+        except np.linalg.LinAlgError:
+            continue
+        m = _normalise_basis(m)
+        chip = math.sqrt(abs(np.linalg.det(m))) * CANON
+        c1, c2 = np.linalg.norm(m[:, 0]), np.linalg.norm(m[:, 1])
+        cosang = abs(float(m[:, 0] @ m[:, 1])) / (c1 * c2)
+        rot = abs(math.atan2(m[1, 0], m[0, 0]))
+        if not (MIN_CHIP <= chip <= MAX_CHIP and 0.6 <= c1 / c2 <= 1.66 and cosang <= 0.35 and rot <= MAX_ANGLE):
+            continue
+        if any(np.max(np.abs(m - o)) < 0.02 * np.max(np.abs(o)) for o, _ in out):
+            continue
+        out.append((m, float(score[g])))
+        if len(out) >= MAX_CANDIDATES:
+            break
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ fold & shift
+
+
+@dataclass
+class Folded:
+    """A residual resampled onto the canonical grid, as (tile rows, CANON_TILE, tile cols, CANON_TILE)."""
+
+    blocks: np.ndarray
+    m: np.ndarray  # canonical (x, y) -> work (x, y), 2 x 2
+
+    def total(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        return np.asarray(self.blocks[rows, :, cols, :].sum(axis=(0, 2)))
+
+
+def fold(r: np.ndarray, m: np.ndarray) -> Folded:
+    """Resample ``r`` onto the canonical grid (``m`` maps canonical (x, y) to the residual's (x, y)), tile by tile."""
+    h, w = r.shape
+    minv = np.linalg.inv(m)
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64).T
+    uc = minv @ corners
+    umin = np.floor(uc.min(axis=1))
+    umax = np.ceil(uc.max(axis=1))
+    nx = max(1, math.ceil((umax[0] - umin[0]) / CANON_TILE))
+    ny = max(1, math.ceil((umax[1] - umin[1]) / CANON_TILE))
+    affine = np.hstack([m, (m @ umin)[:, None]]).astype(np.float64)
+    warped = cv2.warpAffine(
+        r, affine, (nx * CANON_TILE, ny * CANON_TILE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+    )
+    return Folded(warped.reshape(ny, CANON_TILE, nx, CANON_TILE), m)
+
+
+@dataclass
+class ShiftHit:
+    z: float  # strength of the pilot correlation at this shift (noise-normalised)
+    shift: tuple[float, float]  # (dy, dx) canonical pixels: the tile's pattern is rolled by this much
+    flipped: bool
+
+
+class PilotSync:
+    """The pilot tones' keyed phases in a folded tile give its cyclic shift (and whether it is mirrored)."""
+
+    def __init__(self, lay: Layout) -> None:
+        self.layout = lay
+        self.k = lay.pilots.astype(np.float64)  # (K, 2) (kx, ky)
+        self.phase = lay.pilot_phase
+        n = CANON_TILE
+        g = np.arange(n, dtype=np.float64)
+        self.dy, self.dx = np.meshgrid(g, g, indexing="ij")
+        fy = np.fft.fftfreq(n)[:, None] * n
+        fx = np.fft.rfftfreq(n)[None, :] * n
+        self.ring = np.rint(np.hypot(fx, fy)).astype(np.intp)
+        radii = np.rint(np.hypot(self.k[:, 0], self.k[:, 1])).astype(np.intp)
+        self.noise_sel = np.isin(self.ring, radii)
+        for kx, ky in lay.pilots:  # the pilot bins themselves are not noise
+            for sx, sy in ((kx, ky), (-kx, -ky)):
+                if sx >= 0:
+                    self.noise_sel[sy % n, sx] = False
+
+    def coefficients(self, folded: np.ndarray, flipped: bool) -> tuple[np.ndarray, float]:
+        """Each pilot's complex coefficient with its keyed phase removed, and the noise level per bin."""
+        f = folded[:, ::-1] if flipped else folded
+        spec = np.fft.rfft2(f)
+        n = CANON_TILE
+        vals = []
+        for (kx, ky), ph in zip(self.layout.pilots, self.phase, strict=True):
+            v = spec[ky % n, kx] if kx >= 0 else np.conj(spec[-ky % n, -kx])
+            vals.append(v * np.exp(-1j * ph))
+        noise = float(np.sqrt(np.mean(np.abs(spec[self.noise_sel]) ** 2))) or 1.0
+        return np.array(vals), noise
+
+    def coherence(self, folded: np.ndarray, flipped: bool) -> float:
+        """Total pilot power in a folded tile relative to the noise: grows as the fold gets more coherent."""
+        coef, noise = self.coefficients(folded, flipped)
+        return float(np.sum(np.abs(coef) ** 2)) / noise**2
+
+    def hits(self, folded: np.ndarray, flips: tuple[bool, ...] = (False, True), count: int = 1) -> list[ShiftHit]:
+        """The ``count`` best shifts for each mirror hypothesis in ``flips``, strongest first."""
+        out = []
+        n = CANON_TILE
+        for flipped in flips:
+            coef, noise = self.coefficients(folded, flipped)
+            # a pattern rolled by d multiplies pilot k by exp(-2 pi i k.d / n): correlate over every d
+            arg = 2 * np.pi * (self.k[:, 0, None, None] * self.dx + self.k[:, 1, None, None] * self.dy) / n
+            c = np.sum(np.real(coef[:, None, None] * np.exp(1j * arg)), axis=0)
+            z_map = (c / (noise * math.sqrt(len(coef) / 2))).astype(np.float32)
+            wrapped = np.pad(z_map, 2, mode="wrap")
+            dil = cv2.dilate(wrapped, np.ones((5, 5), np.uint8))[2:-2, 2:-2]
+            ys, xs = np.nonzero(z_map >= dil)
+            order = np.argsort(-z_map[ys, xs])[:count]
+            for i in order:
+                y, x = int(ys[i]), int(xs[i])
+                sy = y + _para(z_map[(y - 1) % n, x], z_map[y, x], z_map[(y + 1) % n, x])
+                sx = x + _para(z_map[y, (x - 1) % n], z_map[y, x], z_map[y, (x + 1) % n])
+                out.append(ShiftHit(float(z_map[y, x]), (sy, sx), flipped))
+        out.sort(key=lambda h: -h.z)
+        return out
+
+    def region_shift(self, folded: np.ndarray, ref: ShiftHit) -> tuple[np.ndarray, float]:
+        """How far (dy, dx) a region's pattern is rolled relative to ``ref``, from the pilot phase differences."""
+        coef, noise = self.coefficients(folded, ref.flipped)
+        n = CANON_TILE
+        expect = -2 * np.pi * (self.k[:, 0] * ref.shift[1] + self.k[:, 1] * ref.shift[0]) / n
+        dphi = np.angle(coef * np.exp(-1j * expect))
+        weight = np.abs(coef)
+        # dphi_i = -2 pi (kx dx + ky dy) / n, least squares weighted by each pilot's strength
+        a = -2 * np.pi / n * np.column_stack([self.k[:, 1], self.k[:, 0]]) * weight[:, None]
+        sol, *_ = np.linalg.lstsq(a, dphi * weight, rcond=None)
+        z = float(np.sum(weight) / (noise * math.sqrt(len(coef))))
+        return sol, z
+
+
+def refine(r: np.ndarray, folded: Folded, hit: ShiftHit, sync: PilotSync) -> tuple[Folded, ShiftHit]:
+    """Correct the lattice from how the pattern's roll drifts between the halves of the picture (left/right,
+    top/bottom, folded separately from the same resampling): a lattice off by a fraction of a pixel per period
+    makes the halves disagree by that fraction times the distance between the halves' centres (weighted by
+    where the picture carries the mark). A correction is kept only if it makes the pilots more coherent."""
+    best_f, best_h = folded, hit
+    best_c = sync.coherence(best_f.total(), best_h.flipped)
+    for _ in range(REFINE_ROUNDS):
+        ny, nx = best_f.blocks.shape[0], best_f.blocks.shape[2]
+        if nx < 2 or ny < 2:
+            break
+        weight = np.abs(best_f.blocks).sum(axis=(1, 3))  # (ny, nx): how much each tile carries
+        centres = np.arange(max(nx, ny)) * CANON_TILE + CANON_TILE / 2
+        shifts, spans = [], []
+        for rows, cols in (
+            (slice(None), slice(0, nx // 2)), (slice(None), slice(nx // 2, None)),
+            (slice(0, ny // 2), slice(None)), (slice(ny // 2, None), slice(None)),
+        ):
+            d, z = sync.region_shift(best_f.total(rows, cols), best_h)
+            if z < MIN_PILOT_Z:
+                return best_f, best_h
+            shifts.append(d)
+            w = weight[rows, cols]
+            tot = float(w.sum()) or 1.0
+            spans.append((float((w.sum(axis=0) * centres[:nx][cols]).sum()) / tot,
+                          float((w.sum(axis=1) * centres[:ny][rows]).sum()) / tot))
+        sgn = -1.0 if best_h.flipped else 1.0
+        span_x = max(spans[1][0] - spans[0][0], CANON_TILE / 2)
+        span_y = max(spans[3][1] - spans[2][1], CANON_TILE / 2)
+        d_lr = np.array([sgn * (shifts[1][1] - shifts[0][1]), shifts[1][0] - shifts[0][0]])
+        d_tb = np.array([sgn * (shifts[3][1] - shifts[2][1]), shifts[3][0] - shifts[2][0]])
+        # the pattern at canonical u sits at (I + E) u: the measured roll is -(E u), so E = -[d_lr d_tb] / spans
+        e = -np.column_stack([d_lr / span_x, d_tb / span_y])
+        if np.max(np.abs(e)) > 0.05:
+            break
+        m2 = best_f.m @ np.linalg.inv(np.eye(2) + e)
+        f2 = fold(r, m2)
+        c2 = sync.coherence(f2.total(), best_h.flipped)
+        if c2 <= best_c:
+            break
+        best_f, best_h, best_c = f2, sync.hits(f2.total(), (best_h.flipped,))[0], c2
+        if np.max(np.abs(e)) < 2e-4:  # converged
+            break
+    return best_f, best_h
+
+
+def coded_soft(lay: Layout, chips: np.ndarray) -> np.ndarray:
+    """Combine the chips of each coded bit into one soft value (positive = bit 0)."""
+    v = chips * lay.sign
+    soft = np.zeros(CODED_BITS, np.float64)
+    np.add.at(soft, lay.data_bit, v[lay.data_rows, lay.data_cols])
+    return soft
+
+
+def best_shift(lay: Layout, folded: np.ndarray, hits: list[ShiftHit]) -> tuple[ShiftHit, np.ndarray, float]:
+    """Among candidate shifts (all with the same mirror), the one whose chips look most like a codeword.
+
+    The pilots' correlation has sidelobes; the code itself tells the aligned shift apart (``codec.agreement``),
+    without the key, so trying many shifts this way costs no false-positive probability.
+    """
+    f = folded[:, ::-1] if hits[0].flipped else folded
+    sm = dsp.matched(dsp.clean_fold(np.ascontiguousarray(f), lay.pilots))
+    soft = np.stack([coded_soft(lay, dsp.sample_chips(sm, h.shift)) for h in hits])
+    agree = agreement(soft)
+    i = int(np.argmax(agree))
+    return hits[i], soft[i], float(agree[i])
+
+
+# ------------------------------------------------------------------------------------------------ the read
+
+
+def _geometry(m: np.ndarray, f: float, hit: ShiftHit) -> dict[str, Any]:
+    """Geometry of the detected lattice in suspect pixels (chip size, scale, rotation, aspect, mirror)."""
+    v1, v2 = m[:, 0] * CANON_TILE / f, m[:, 1] * CANON_TILE / f
+    px, py = float(np.linalg.norm(v1)), float(np.linalg.norm(v2))
+    return {
+        "chip_px": round(math.sqrt(abs(np.linalg.det(m))) * CANON / f, 3),
+        "scale": round(math.sqrt(px * py) / (CHIP_PX * TILE), 4),
+        "rotation_deg": round(math.degrees(math.atan2(v1[1], v1[0])), 2),
+        "aspect": round(px / py, 4),
+        "flipped": hit.flipped,
+        "shift": [round(hit.shift[0], 2), round(hit.shift[1], 2)],
+    }
+
+
+def _detection(dec: Decoded | None, z: float, tries: int, details: dict[str, Any]) -> Detection:
+    fp = fp_bound(tries)
+    details = dict(details, decodes=tries, pilot_z=round(z, 2))
+    if dec is not None and dec.ok:
+        # confidence: 0.5 for a read that only just passed, up to 1 as the soft values approach a clean codeword
+        # (random soft values agree with their best codeword at ~0.55; clean marks at 0.9 and more)
+        conf = 0.5 + 0.5 * float(np.clip((dec.agreement - 0.55) / 0.35, 0.0, 1.0))
+        return Detection(True, dec.payload, conf, dec.bit_errors, fp, details)
+    return Detection(False, None, 0.0, None, fp, details)
+
+
+class _Residuals:
+    """Whitened work image per chip size (rounded to 5 %), computed once each."""
+
+    def __init__(self, gray: np.ndarray) -> None:
+        self.gray = gray
+        self.cache: dict[int, np.ndarray] = {}
+
+    def at(self, chip: float) -> np.ndarray:
+        k = round(math.log(max(chip, 0.5)) / math.log(1.05))
+        if k not in self.cache:
+            self.cache[k] = dsp.whiten(self.gray, 1.05**k)
+        return self.cache[k]
+
+
+def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
+    lay = layout_for(subkey)
+    sync = PilotSync(lay)
+    if hint is not None:
+        return _read_hinted(rgb, subkey, lay, sync, hint)
+    gray, f = work_image(rgb)
+    res = _Residuals(gray)
+    cands = pilot_candidates(res.at(PILOT_CHIP), lay)
+    hyps: list[tuple[ShiftHit, Folded, np.ndarray]] = []
+    for m, _score in cands[:MAX_CANDIDATES]:
+        r = res.at(math.sqrt(abs(np.linalg.det(m))) * CANON)
+        fo = fold(r, m)
+        hyps.append((sync.hits(fo.total())[0], fo, r))
+    hyps.sort(key=lambda t: -t[0].z)
+    details: dict[str, Any] = {"work_scale": round(f, 4), "candidates": len(cands)}
+    best_z = hyps[0][0].z if hyps else 0.0
+    tries = 0
+    for hit, fo, r in hyps[:MAX_DECODES]:
+        if hit.z < MIN_PILOT_Z:
+            break
+        fo, h, soft = _refined(lay, sync, r, fo, hit)
+        dec = decode_payload(subkey, soft)
+        tries += 1
+        if dec.ok:
+            return _detection(dec, h.z, tries, details | _geometry(fo.m, f, h))
+    return _detection(None, best_z, tries, details)
+
+
+def _refined(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftHit) -> tuple[Folded, ShiftHit, np.ndarray]:
+    """The hypothesis' best shift and soft values, before or after lattice refinement: whichever looks more
+    like a codeword (pilot phases alone can be pulled by a picture's own stripes; the code cannot)."""
+    folded = fo.total()
+    h, soft, agree = best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS))
+    fo2, hit2 = refine(r, fo, hit, sync)
+    if fo2 is not fo:
+        folded2 = fo2.total()
+        h2, soft2, agree2 = best_shift(lay, folded2, sync.hits(folded2, (hit2.flipped,), SHIFTS_PER_HYPOTHESIS))
+        if agree2 > agree:
+            return fo2, h2, soft2
+    return fo, h, soft
+
+
+def _read_hinted(rgb: np.ndarray, subkey: bytes, lay: Layout, sync: PilotSync, hint: Hint) -> Detection:
+    """Informed read: warp the suspect into the export's frame (at work resolution) where the lattice is known.
+
+    The shift is still searched (the pilots give it), but only its best peak is decoded: one decode attempt."""
+    ew, eh = hint.export_size
+    f = min(1.0, READ_LONG / max(ew, eh))
+    sw, sh = max(1, round(ew * f)), max(1, round(eh * f))
+    hmat = np.diag([f, f, 1.0]) @ np.asarray(hint.homography, np.float64)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    warped = cv2.warpPerspective(gray, hmat, (sw, sh), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+    covered = cv2.warpPerspective(np.ones_like(gray), hmat, (sw, sh), flags=cv2.INTER_NEAREST)
+    chip = CHIP_PX * f
+    r = dsp.whiten(warped, chip) * (covered > 0.5)
+    fo = fold(r, np.eye(2) * chip / CANON)
+    hit = sync.hits(fo.total(), (False,))[0]
+    fo, h, soft = _refined(lay, sync, r, fo, hit)
+    dec = decode_payload(subkey, soft)
+    return _detection(dec, h.z, 1, {"hinted": True} | _geometry(fo.m, f, h))

@@ -1,0 +1,263 @@
+"""Tests of the keyed invisible watermark: codec, round trip, keys, false positives, masks, quality, attacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from skimage import data
+from skimage.metrics import structural_similarity
+
+from pipeline import invisible
+from pipeline.invisible import codec
+from pipeline.keys import OwnerKey
+from pipeline.models import PAYLOAD_BITS
+from pipeline.trace.synthetic import product_shot
+from tests import attacks
+from tests.conftest import product_on_white
+
+PAYLOAD = 0x9A_5C3E_71F2
+SUBKEY = bytes(range(32))
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    f = long_side / max(h, w)
+    return cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC if f > 1 else cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A natural photo canvas (skimage's coffee, CC0), 1200 px long side."""
+    return _resize(data.coffee(), 1200)
+
+
+@pytest.fixture(scope="module")
+def shot() -> tuple[np.ndarray, np.ndarray]:
+    """A generated product shot on pure white, and its "may change" mask (not pure white)."""
+    rgb = product_shot(3, (1200, 1200))
+    return rgb, ~np.all(rgb == 255, axis=2)
+
+
+@pytest.fixture(scope="module")
+def key() -> OwnerKey:
+    return OwnerKey(bytes(range(32)))
+
+
+@pytest.fixture(scope="module")
+def marked_photo(photo: np.ndarray, key: OwnerKey) -> np.ndarray:
+    return invisible.embed(photo, key, PAYLOAD, None)
+
+
+@pytest.fixture(scope="module")
+def marked_shot(shot: tuple[np.ndarray, np.ndarray], key: OwnerKey) -> np.ndarray:
+    return invisible.embed(shot[0], key, PAYLOAD, shot[1])
+
+
+# ------------------------------------------------------------------------------------------------ codec
+
+
+@given(st.integers(0, (1 << PAYLOAD_BITS) - 1))
+@settings(max_examples=25, deadline=None)
+def test_codec_round_trip(payload: int) -> None:
+    coded = codec.encode_payload(SUBKEY, payload)
+    assert coded.shape == (codec.CODED_BITS,)
+    dec = codec.decode_payload(SUBKEY, 1.0 - 2.0 * coded)
+    assert dec.ok and dec.payload == payload and dec.bit_errors == 0
+
+
+@given(st.integers(0, (1 << PAYLOAD_BITS) - 1), st.integers(0, 2**32 - 1))
+@settings(max_examples=25, deadline=None)
+def test_ecc_corrects_injected_hard_errors(payload: int, seed: int) -> None:
+    coded = codec.encode_payload(SUBKEY, payload)
+    soft = 1.0 - 2.0 * coded
+    flips = np.random.default_rng(seed).choice(codec.CODED_BITS, 14, replace=False)  # 6.5 % of the coded bits
+    soft[flips] *= -1
+    dec = codec.decode_payload(SUBKEY, soft)
+    assert dec.ok and dec.payload == payload
+    assert dec.bit_errors == 14
+
+
+def test_soft_decoding_beats_noise() -> None:
+    rng = np.random.default_rng(1)
+    for i in range(20):
+        payload = int(rng.integers(0, 1 << PAYLOAD_BITS))
+        x = 1.0 - 2.0 * codec.encode_payload(SUBKEY, payload)
+        noisy = x + rng.normal(0, 0.9, x.shape)  # ~23 % of the hard decisions wrong
+        dec = codec.decode_payload(SUBKEY, noisy)
+        assert dec.ok and dec.payload == payload, i
+
+
+def test_check_is_keyed() -> None:
+    soft = 1.0 - 2.0 * codec.encode_payload(SUBKEY, PAYLOAD)
+    dec = codec.decode_payload(bytes(range(1, 33)), soft)
+    assert not dec.ok and dec.payload is None
+
+
+def test_random_soft_values_fail_the_check() -> None:
+    rng = np.random.default_rng(2)
+    assert not any(codec.decode_payload(SUBKEY, rng.normal(size=codec.CODED_BITS)).ok for _ in range(200))
+
+
+def test_payload_range_is_enforced(photo: np.ndarray, key: OwnerKey) -> None:
+    with pytest.raises(ValueError, match="payload"):
+        invisible.embed(photo, key, 1 << PAYLOAD_BITS, None)
+    with pytest.raises(ValueError, match="payload"):
+        invisible.embed(photo, key, -1, None)
+
+
+def test_bad_inputs_name_the_problem(key: OwnerKey) -> None:
+    with pytest.raises(ValueError, match="H x W x 3 uint8"):
+        invisible.embed(np.zeros((64, 64), np.uint8), key, 1, None)
+    with pytest.raises(ValueError, match="H x W x 3 uint8"):
+        invisible.read(np.zeros((64, 64, 3), np.float32), key)
+    with pytest.raises(ValueError, match="mask shape"):
+        invisible.embed(np.zeros((64, 64, 3), np.uint8), key, 1, np.ones((10, 10), bool))
+
+
+# ------------------------------------------------------------------------------------------------ round trip
+
+
+def test_round_trip_photo(marked_photo: np.ndarray, key: OwnerKey) -> None:
+    det = invisible.read(marked_photo, key)
+    assert det.found and det.payload == PAYLOAD
+    assert 0.5 < det.confidence <= 1.0
+    assert det.bit_errors is not None and det.bit_errors < codec.CODED_BITS // 4
+    assert det.false_positive_probability <= 1e-6
+    assert not det.details["flipped"]
+    assert det.details["scale"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_round_trip_product_on_white(marked_shot: np.ndarray, key: OwnerKey) -> None:
+    det = invisible.read(marked_shot, key)
+    assert det.found and det.payload == PAYLOAD
+
+
+def test_embedding_is_deterministic(photo: np.ndarray, key: OwnerKey, marked_photo: np.ndarray) -> None:
+    assert np.array_equal(invisible.embed(photo, key, PAYLOAD, None), marked_photo)
+    assert not np.array_equal(invisible.embed(photo, key, PAYLOAD ^ 1, None), marked_photo)
+
+
+def test_input_not_modified(photo: np.ndarray, key: OwnerKey) -> None:
+    before = photo.copy()
+    invisible.embed(photo, key, PAYLOAD, None)
+    assert np.array_equal(photo, before)
+
+
+# ------------------------------------------------------------------------------------------------ keys and FPs
+
+
+def test_wrong_key_reads_nothing(marked_photo: np.ndarray, marked_shot: np.ndarray) -> None:
+    other = OwnerKey(bytes(range(100, 132)))
+    for img in (marked_photo, marked_shot):
+        det = invisible.read(img, other)
+        assert not det.found and det.payload is None
+        assert det.false_positive_probability <= 1e-6
+
+
+def _unmarked() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return {
+        "white": np.full((800, 800, 3), 255, np.uint8),
+        "noise": rng.integers(0, 256, (700, 900, 3), dtype=np.uint8),
+        "astronaut": _resize(data.astronaut(), 1000),
+        "product": product_on_white((900, 700), seed=3),
+        "tiny": rng.integers(0, 256, (40, 60, 3), dtype=np.uint8),
+    }
+
+
+@pytest.mark.parametrize("name", list(_unmarked()))
+def test_unmarked_pictures_read_nothing(name: str, key: OwnerKey) -> None:
+    det = invisible.read(_unmarked()[name], key)
+    assert not det.found and det.payload is None and det.bit_errors is None
+    assert det.false_positive_probability <= 1e-6
+    assert det.details["decodes"] <= invisible.MAX_DECODES
+
+
+def test_fp_bound_counts_every_decode() -> None:
+    assert invisible.fp_bound(1) == 2.0**-invisible.CHECK_BITS
+    assert invisible.fp_bound(invisible.MAX_DECODES) <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------------ masks, quality
+
+
+def test_white_stays_white_and_outside_mask_is_untouched(shot: tuple[np.ndarray, np.ndarray], marked_shot: np.ndarray) -> None:
+    rgb, mask = shot
+    assert np.array_equal(marked_shot[~mask], rgb[~mask])
+    assert np.all(marked_shot[np.all(rgb == 255, axis=2)] == 255)
+    assert np.any(marked_shot[mask] != rgb[mask])
+
+
+def test_arbitrary_mask_is_respected(photo: np.ndarray, key: OwnerKey) -> None:
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[100:700, 200:900] = True
+    out = invisible.embed(photo, key, PAYLOAD, mask)
+    assert np.array_equal(out[~mask], photo[~mask])
+    assert np.any(out[mask] != photo[mask])
+
+
+def test_flat_areas_are_left_alone(key: OwnerKey) -> None:
+    rgb = np.full((600, 800, 3), (120, 160, 200), np.uint8)
+    rgb[200:400, 300:500] = product_on_white((200, 200), seed=1)
+    out = invisible.embed(rgb, key, PAYLOAD, None)
+    flat = np.ones(rgb.shape[:2], bool)
+    flat[150:450, 250:550] = False  # the textured patch plus a margin
+    assert np.array_equal(out[flat], rgb[flat])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+def test_quality_photo(photo: np.ndarray, marked_photo: np.ndarray) -> None:
+    assert _psnr(photo, marked_photo) >= 42.0
+    assert _ssim(photo, marked_photo) >= 0.99
+
+
+def test_quality_product(shot: tuple[np.ndarray, np.ndarray], marked_shot: np.ndarray) -> None:
+    assert _psnr(shot[0], marked_shot) >= 42.0
+    assert _ssim(shot[0], marked_shot) >= 0.99
+
+
+# ------------------------------------------------------------------------------------------------ attacks
+
+
+@pytest.mark.parametrize("attack", ["jpeg50", "scale50", "crop80", "flip", "rotate3"])
+@pytest.mark.parametrize("which", ["photo", "shot"])
+def test_survives_attack(attack: str, which: str, marked_photo: np.ndarray, marked_shot: np.ndarray, key: OwnerKey) -> None:
+    marked = marked_photo if which == "photo" else marked_shot
+    suspect = attacks.ATTACKS[attack](marked, 7)
+    det = invisible.read(suspect, key)
+    assert det.found and det.payload == PAYLOAD, det.details
+    if attack == "flip":
+        assert det.details["flipped"]
+
+
+def test_attacks_are_deterministic(photo: np.ndarray) -> None:
+    for name, fn in attacks.ATTACKS.items():
+        a, b = fn(photo, 3), fn(photo, 3)
+        assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3, name
+        assert np.array_equal(a, b), name
+
+
+def test_hint_reads_a_registered_copy(marked_shot: np.ndarray, key: OwnerKey) -> None:
+    """Informed read: the trace stage knows how the suspect maps onto the export (here a 40 % downscale)."""
+    small = attacks._scale(marked_shot, 0.4)
+    h, w = marked_shot.shape[:2]
+    sh, sw = small.shape[:2]
+    homography = np.diag([w / sw, h / sh, 1.0])
+    det = invisible.read(small, key, hint=invisible.Hint(homography, (w, h)))
+    assert det.found and det.payload == PAYLOAD
+    assert det.details["hinted"]
+    assert det.false_positive_probability == invisible.fp_bound(1)
