@@ -1,0 +1,232 @@
+"""Trace benchmark: candidate search and full single-suspect trace latency over a synthetic 100k-record ledger.
+
+    python bench/trace_bench.py [--records 100000] [--suspects 40] [--bases 200]
+    python bench/trace_bench.py --calibrate [--products 120]
+
+The synthetic ledger is realistic in what the index sees: real signatures (``compute_signature``) of ``--bases``
+product shots on white and photos, and from them ``--records`` distinct records whose hashes and ORB sketch
+have the same bit statistics (each bit of a base hash flipped with p = 0.35, each ORB descriptor bit with
+p = 0.2 — far enough that no synthetic record is a near-duplicate of its base, so they are distractors, close
+enough that white-background bit patterns and descriptor structure stay).  Distractor candidates get their
+base's real registration features, so verification does real work.  The traced suspects are attacked copies
+of real target exports, watermarked with the invisible watermark.  Everything runs on one core
+(``cv2.setNumThreads(1)``, BLAS threads 1).
+
+``--calibrate`` measures the verdict's registration false-match calibration: attacked copies of products
+registered against *other* products of the same shape, label layout and fonts (the hardest negatives we can
+make), reporting how many pairs were tried, how many would have been accepted, and the score margins, plus
+the share of attacked copies not traced (MISS_RATE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.keys import OwnerKey  # noqa: E402
+from pipeline.trace import index as ix  # noqa: E402
+from pipeline.trace import signatures as sg  # noqa: E402
+from pipeline.trace import synthetic  # noqa: E402
+from pipeline.trace import verdict as vd  # noqa: E402
+from pipeline.trace.register import SuspectFeatures, register  # noqa: E402
+from pipeline.trace.tracer import MemoryStore, Tracer  # noqa: E402
+
+cv2.setNumThreads(1)
+
+
+def _pct(xs: list[float]) -> str:
+    a = np.array(xs) * 1000
+    return f"p50 {np.percentile(a, 50):7.1f} ms   p95 {np.percentile(a, 95):7.1f} ms   p99 {np.percentile(a, 99):7.1f} ms"
+
+
+def _flip_bits(rng: np.random.Generator, packed: np.ndarray, p: float) -> np.ndarray:
+    bits = np.unpackbits(packed, axis=-1)
+    bits ^= (rng.random(bits.shape) < p).astype(np.uint8)
+    return np.packbits(bits, axis=-1)
+
+
+def synthetic_keys(base: list[bytes], n: int, seed: int = 0) -> list[bytes]:
+    """``n`` distinct search-key blobs with the bit statistics of the ``base`` blobs (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    table = np.frombuffer(b"".join(base), sg.SEARCH_DTYPE)
+    pick = rng.integers(0, len(table), n)
+    out = table[pick].copy()
+    for name in ("pdq", "pdq_trim", "phash", "phash_trim"):
+        out[name] = _flip_bits(rng, out[name], 0.35)
+    out["pdq_regions"] = _flip_bits(rng, out["pdq_regions"], 0.35)
+    out["sketch_desc"] = _flip_bits(rng, out["sketch_desc"], 0.2)
+    geo = out["sketch_geo"].astype(np.int16)
+    geo[..., :2] += rng.integers(-20, 21, geo[..., :2].shape, dtype=np.int16)
+    geo[..., 2] += rng.integers(-40, 41, geo[..., 2].shape, dtype=np.int16)
+    out["sketch_geo"][..., :2] = np.clip(geo[..., :2], 0, 255)
+    out["sketch_geo"][..., 2] = geo[..., 2] % 256
+    return [r.tobytes() for r in out]
+
+
+def base_images(n: int) -> list[np.ndarray]:
+    import skimage.data
+
+    photos = [np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])
+              for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")]
+    return photos + [synthetic.product_shot(10_000 + i, (800, 800)) for i in range(max(0, n - len(photos)))]
+
+
+def bench(records: int, n_suspects: int, n_bases: int) -> None:
+    key = OwnerKey(bytes(range(32)))
+    from pipeline import invisible
+
+    t0 = time.perf_counter()
+    bases = base_images(n_bases)
+    base_sigs = [sg.compute_signature(im) for im in bases]
+    print(f"base signatures: {len(bases)} in {time.perf_counter() - t0:.1f} s "
+          f"(compute_signature: {(time.perf_counter() - t0) / len(bases) * 1000:.0f} ms per 800 px export)")
+    sizes_k = [len(s.search_keys()) for s in base_sigs]
+    sizes_f = [len(s.features()) for s in base_sigs]
+    print(f"search keys {sizes_k[0]} B per record; features median {int(np.median(sizes_f))} B, max {max(sizes_f)} B")
+
+    store = MemoryStore()
+    t0 = time.perf_counter()
+    keys = synthetic_keys([s.search_keys() for s in base_sigs], records)
+    for i, blob in enumerate(keys):
+        b = i % len(base_sigs)
+        store.records[f"syn{i}"] = {"record_id": f"syn{i}", "payload": f"{i:010x}", "sku": f"S{i}",
+                                    "preset": "bench", "source": f"syn/{i}.jpg", "output": f"out/{i}.jpg"}
+        store.traces[f"syn{i}"] = (blob, base_sigs[b].features())
+    targets = []
+    for j in range(max(4, n_suspects // 4)):
+        im = synthetic.product_shot(50_000 + j, (800, 800))
+        payload = 0x5A00000000 + j
+        marked = invisible.embed(im, key, payload, None)
+        rid = f"target{j}"
+        store.add({"record_id": rid, "payload": f"{payload:010x}", "sku": f"T{j}", "preset": "bench",
+                   "source": f"targets/{j}.jpg", "output": f"out/t{j}.jpg"}, sg.compute_signature(marked))
+        targets.append((rid, marked))
+    print(f"synthetic ledger: {len(store.traces)} records built in {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    tracer = Tracer(store, key)
+    idx = tracer.index
+    mem = sum(a.nbytes for a in (idx.pdq, idx.pdq_trim, idx.pdq_regions, idx.phash, idx.phash_trim, idx.sk_desc,
+                                 idx.sk_owner, idx.sk_angle, idx.sk_level, idx.sk_xy, idx.sk_centre))  # sk_words: a view
+    mem += sum(v.nbytes + p.nbytes for v, p in idx.mih)
+    print(f"index build: {time.perf_counter() - t0:.2f} s for {len(idx)} records, ~{mem / 2**20:.0f} MiB of arrays")
+
+    names = ["jpeg50", "crop50", "crop80", "hflip", "rot3", "screenshot", "pad20", "thumb30", "chain", "paint_out"]
+    suite = synthetic.attack_suite(11)
+    suspects = []
+    for i in range(n_suspects):
+        rid, marked = targets[i % len(targets)]
+        name = names[i % len(names)]
+        suspects.append((rid, name, suite[name](marked)))
+
+    q_times, s_times, t_times = [], [], []
+    top1 = topk = correct = 0
+    stages: dict[str, list[float]] = {}
+    for rid, _name, im in suspects:
+        t = time.perf_counter()
+        q = ix.query_signature(im)
+        t1 = time.perf_counter()
+        cands = idx.search(q, k=tracer.k)
+        t2 = time.perf_counter()
+        q_times.append(t1 - t)
+        s_times.append(t2 - t1)
+        ids = [c.record_id for c in cands]
+        top1 += bool(ids and ids[0] == rid)
+        topk += rid in ids
+    for rid, _name, im in suspects:
+        t = time.perf_counter()
+        res = tracer.trace_image(im)
+        t_times.append(time.perf_counter() - t)
+        correct += res.verdict.verdict == "match" and res.verdict.record_id == rid
+        for k, v in res.timings.items():
+            stages.setdefault(k, []).append(v)
+    n = len(suspects)
+    print(f"\n{len(idx)} records, {n} attacked suspects ({', '.join(names)}), one core:")
+    print(f"  query features (suspect hashes + ORB) {_pct(q_times)}")
+    print(f"  candidate search (index lookup)      {_pct(s_times)}")
+    print(f"  search total                         {_pct([a + b for a, b in zip(q_times, s_times, strict=True)])}")
+    print(f"  full trace (one suspect)             {_pct(t_times)}")
+    for k in ("search", "register", "watermark"):
+        if k in stages:
+            print(f"    stage {k:10s}                     {_pct(stages[k])}")
+    print(f"  right record in top-1 {top1}/{n}, in top-{tracer.k} {topk}/{n}; verdict 'match' on the right "
+          f"record {correct}/{n}")
+
+
+def calibrate(n_products: int) -> None:
+    """Hard-negative registration calibration (see the module docstring)."""
+    suite = synthetic.attack_suite(13)
+    names = ["jpeg50", "resize50", "thumb30", "crop80", "crop50", "hflip", "rot3", "screenshot", "banner",
+             "bright_contrast", "blur_noise", "chain", "paint_out", "aspect15", "pad20", "letterbox"]
+    ims = [synthetic.product_shot(i, (640, 640)) for i in range(n_products)]
+    sigs = [sg.TraceSignature.from_bytes(*(lambda s: (s.search_keys(), s.features()))(sg.compute_signature(im)))
+            for im in ims]
+    index = ix.TraceIndex.build((str(i), s.search_keys()) for i, s in enumerate(sigs))
+    pos: list[tuple[float, float]] = []
+    tiers: dict[str, int] = {}
+    missed = 0
+    neg_pairs = 0
+    neg_accept = 0
+    neg_scores: list[tuple[float, float, int]] = []
+    for i, im in enumerate(ims):
+        for name in names[i % 4::4]:  # a quarter of the attacks per product, rotating
+            q = suite[name](im)
+            hd = index.hash_distances(ix.query_signature(q))
+            pdq = np.min(np.stack([hd[k][0] for k in ("full", "trim", "region", "surround")]), axis=0)
+            f = SuspectFeatures.compute(q)
+            r = register(f, sigs[i])
+            tier = vd.registration_tier(r, int(pdq[i]))
+            tiers[tier] = tiers.get(tier, 0) + 1
+            missed += tier not in ("strong", "corroborated")
+            pos.append((r.ncc, r.ncc_grey))
+            # negatives: every other product of the same shape (same silhouette, label layout, fonts) + 2 others
+            others = [j for j in range(i % 6, n_products, 6) if j != i][:6] + [(i + 1) % n_products,
+                                                                               (i + 7) % n_products]
+            for j in others:
+                rn = register(f, sigs[j])
+                neg_pairs += 1
+                neg_tier = vd.registration_tier(rn, int(pdq[j]))
+                neg_accept += neg_tier in ("strong", "corroborated")
+                if rn.ok:
+                    neg_scores.append((rn.ncc, rn.ncc_grey, rn.inliers))
+    print(f"positive tiers: {tiers}")
+    pos_arr = np.array(pos)
+    print(f"positives: {len(pos)} attacked copies, not verified: {missed} "
+          f"(miss rate {missed / len(pos):.4f}); colour NCC min {pos_arr[:, 0].min():.3f}, grey min "
+          f"{pos_arr[:, 1].min():.3f}")
+    if neg_scores:
+        ns = np.array(neg_scores)
+        print(f"negatives: {neg_pairs} registrations against other products, accepted {neg_accept}; "
+              f"of {len(ns)} geometrically valid: colour NCC max {ns[:, 0].max():.3f}, grey max {ns[:, 1].max():.3f}, "
+              f"inliers max {int(ns[:, 2].max())}")
+    print(f"rule of three: false-match rate < {3 / max(1, neg_pairs):.2e} at 95 % confidence "
+          f"(verdict.REG_CAL_PAIRS = {vd.REG_CAL_PAIRS})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--suspects", type=int, default=40)
+    ap.add_argument("--bases", type=int, default=200)
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--products", type=int, default=120)
+    args = ap.parse_args()
+    if args.calibrate:
+        calibrate(args.products)
+    else:
+        bench(args.records, args.suspects, args.bases)
+
+
+if __name__ == "__main__":
+    main()

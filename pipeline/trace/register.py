@@ -1,0 +1,266 @@
+"""Registration: align a suspect image to a candidate export (SIFT + RANSAC affine, mirrored suspects too).
+
+The candidate side needs only what the ledger keeps (``TraceSignature.kp_xy / kp_desc / thumbnail``), so this
+works months later without the export folder.  The result maps suspect pixel coordinates to export pixel
+coordinates; from it come the estimated crop, scale, rotation and flip, and a dense check: the suspect warped
+into the export's thumbnail frame and correlated with it (band-pass NCC), which separates a copy from a
+different product whose features happen to line up (labels in the same font, the same white background).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.trace import signatures as sg
+
+SUSPECT_SIDE = 1024  # the suspect's SIFT features are computed on a <= 1024 px long-side downscale
+SUSPECT_SIFT = 2500
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PX = 3.0  # reprojection threshold, in pixels of the 768 px feature frame
+MIN_INLIERS = 10  # below this a registration is not even reported as a hypothesis
+MAX_ANISOTROPY = 1.6  # singular-value ratio of the linear part (aspect change 15 % is 1.18)
+MIN_SCALE, MAX_SCALE = 1 / 12, 12.0  # suspect px -> export px
+MIN_SPREAD = 0.01  # inliers' convex hull must cover >= 1 % of the export (not all on one glyph)
+
+
+@dataclass
+class SuspectFeatures:
+    """SIFT features of a suspect (and, on demand, of its mirror image), computed once per suspect."""
+
+    rgb: np.ndarray
+    scale: float = 1.0  # suspect px = feature px * scale
+    xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    desc: np.ndarray = field(default_factory=lambda: np.zeros((0, 128), np.float32))
+
+    @classmethod
+    def compute(cls, rgb: np.ndarray) -> SuspectFeatures:
+        small = sg.downscale(rgb, SUSPECT_SIDE)
+        xy, desc = sg.sift_features(sg.to_gray(small), SUSPECT_SIFT)
+        return cls(rgb=rgb, scale=rgb.shape[1] / small.shape[1], xy=xy, desc=desc.astype(np.float32))
+
+    @cached_property
+    def mirrored(self) -> SuspectFeatures:
+        return SuspectFeatures.compute(np.ascontiguousarray(self.rgb[:, ::-1]))
+
+
+@dataclass
+class Registration:
+    """Suspect -> export alignment (or why there is none)."""
+
+    ok: bool
+    reason: str
+    matrix: np.ndarray  # 3x3, suspect pixel -> export pixel
+    inliers: int = 0
+    matches: int = 0
+    mirrored: bool = False
+    ncc: float = 0.0  # colour-layout correlation of the aligned suspect with the export thumbnail (see dense_ncc)
+    ncc_grey: float = 0.0  # grey fine-detail correlation (see dense_ncc)
+    overlap: float = 0.0  # fraction of the export covered by the suspect
+    spread: float = 0.0  # inliers' convex hull area / export area
+    export_size: tuple[int, int] = (0, 0)
+    suspect_size: tuple[int, int] = (0, 0)
+
+    @property
+    def transform(self) -> dict[str, Any]:
+        """The estimated transform in plain terms: scale, rotation, aspect change, flip, crop box."""
+        a = self.matrix[:2, :2]
+        det = float(np.linalg.det(a))
+        sv = np.linalg.svd(a, compute_uv=False)
+        # rotation of the copy relative to the export, degrees counter-clockwise as seen on screen (y points
+        # down, so the suspect->export matrix turns clockwise by that angle); undo the mirror first
+        m = a @ np.diag([-1.0, 1.0]) if det < 0 else a
+        rot = float(np.degrees(np.arctan2(m[1, 0] - m[0, 1], m[0, 0] + m[1, 1])))
+        sw, sh = self.suspect_size
+        corners = np.array([[0, 0, 1], [sw, 0, 1], [sw, sh, 1], [0, sh, 1]], np.float64) @ self.matrix.T
+        ew, eh = self.export_size
+        x0, y0 = corners[:, 0].min(), corners[:, 1].min()
+        x1, y1 = corners[:, 0].max(), corners[:, 1].max()
+        return {
+            "scale": round(float(1 / np.sqrt(abs(det))) if det else 0.0, 4),  # suspect size / export size
+            "rotation_deg": round(rot, 2),
+            "aspect_change": round(float(sv[0] / sv[1]) if sv[1] else 0.0, 3),
+            "mirrored": bool(det < 0),
+            "suspect_covers_export_box": [round(float(v), 1) for v in (x0, y0, x1, y1)],
+            "export_area_kept": round(self.overlap, 3),
+            "export_size": [ew, eh],
+            "matrix": [[round(float(v), 6) for v in row] for row in self.matrix],
+        }
+
+
+def _fail(reason: str, **kw: Any) -> Registration:
+    return Registration(ok=False, reason=reason, matrix=np.eye(3), **kw)
+
+
+def _match(q_desc: np.ndarray, s_desc: np.ndarray) -> list[tuple[int, int]]:
+    if len(q_desc) < 2 or len(s_desc) < 2:
+        return []
+    bf = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = []
+    for m in bf.knnMatch(q_desc.astype(np.float32), s_desc, k=2):
+        if len(m) == 2 and m[0].distance < RATIO * m[1].distance:
+            pairs.append((m[0].queryIdx, m[0].trainIdx))
+    return pairs
+
+
+def _hull_area(pts: np.ndarray) -> float:
+    if len(pts) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(pts.astype(np.float32))))
+
+
+def _bandpass(gray: np.ndarray) -> np.ndarray:
+    g = gray.astype(np.float32)
+    return cv2.GaussianBlur(g, (0, 0), 0.8) - cv2.GaussianBlur(g, (0, 0), 3.0)
+
+
+def aligned_to_thumbnail(suspect: np.ndarray, matrix: np.ndarray, sig: sg.TraceSignature,
+                         thumb_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The suspect warped into the thumbnail frame of the export, and its validity mask."""
+    th, tw = thumb_shape
+    s = np.diag([tw / sig.width, th / sig.height, 1.0])
+    m = (s @ matrix)[:2]
+    # downscale the suspect first when the warp shrinks it a lot (avoid aliasing)
+    shrink = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    src = suspect
+    if shrink < 0.5:
+        f = max(shrink * 1.5, 1 / 16)
+        src = cv2.resize(suspect, (max(1, round(suspect.shape[1] * f)), max(1, round(suspect.shape[0] * f))),
+                         interpolation=cv2.INTER_AREA)
+        m = m @ np.diag([suspect.shape[1] / src.shape[1], suspect.shape[0] / src.shape[0], 1.0])
+    warped = cv2.warpAffine(src, m, (tw, th), flags=cv2.INTER_LINEAR, borderValue=0)
+    cover = cv2.warpAffine(np.full(src.shape[:2], 255, np.uint8), m, (tw, th), flags=cv2.INTER_NEAREST)
+    return warped, np.asarray(cv2.erode(cover, np.ones((5, 5), np.uint8)) > 0)
+
+
+def _ncc(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean()
+    y = y - y.mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 0 else 0.0
+
+
+def _tile_median(sel: np.ndarray, grid: int, stat: Any) -> float:
+    """Median of ``stat(tile_slices, tile_mask)`` over a grid x grid tiling of the bounding box of ``sel``."""
+    ys, xs = np.nonzero(sel)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    vals = []
+    for i in range(grid):
+        for j in range(grid):
+            ty = slice(y0 + (y1 - y0) * i // grid, y0 + (y1 - y0) * (i + 1) // grid)
+            tx = slice(x0 + (x1 - x0) * j // grid, x0 + (x1 - x0) * (j + 1) // grid)
+            t = sel[ty, tx]
+            if t.sum() >= 40:
+                vals.append(stat((ty, tx), t))
+    return float(np.median(vals)) if vals else 0.0
+
+
+def dense_ncc(warped: np.ndarray, mask: np.ndarray, thumb: np.ndarray, grid: int = 4) -> tuple[float, float]:
+    """How well the aligned suspect reproduces the export thumbnail: (colour layout, grey detail).
+
+    * colour layout: per tile, the smallest over R, G, B of the NCC of lightly blurred (sigma 1.5) channels over
+      the export's non-background pixels; median over tiles.  A different product, even with the same
+      silhouette, label layout and a similar print, does not reproduce the colours tile by tile (calibration:
+      copies >= 0.95, other products <= 0.79).
+    * grey detail: per tile, the NCC of band-passed grey levels over pixels where the export has structure;
+      median over tiles.  Guards against a colour match without the fine structure.
+
+    Medians over tiles are robust to a pasted banner, a logo or a painted-out mark; NCC is invariant to the
+    brightness/contrast changes of a re-upload.
+    """
+    ga, gb = _bandpass(sg.to_gray(warped)), _bandpass(sg.to_gray(thumb))
+    structured = mask & (np.abs(gb) > 1.0)
+    foreground = mask & (np.abs(thumb.astype(np.int16) - 255).max(axis=2) > 12)
+    if foreground.sum() < 200:  # a picture with hardly anything on white: use every covered pixel
+        foreground = mask
+    if structured.sum() < 200 or foreground.sum() < 200:
+        return 0.0, 0.0
+    wl = [cv2.GaussianBlur(warped[..., c].astype(np.float32), (0, 0), 1.5) for c in range(3)]
+    tl = [cv2.GaussianBlur(thumb[..., c].astype(np.float32), (0, 0), 1.5) for c in range(3)]
+    colour = _tile_median(foreground, grid, lambda tile, t: min(_ncc(w[tile][t], b[tile][t])
+                                                                for w, b in zip(wl, tl, strict=True)))
+    grey = _tile_median(structured, grid, lambda tile, t: _ncc(ga[tile][t], gb[tile][t]))
+    return colour, grey
+
+
+def _fit(feats: SuspectFeatures, sig: sg.TraceSignature) -> tuple[np.ndarray | None, int, int, np.ndarray]:
+    """RANSAC affine from suspect px to export px; returns (A 2x3, inliers, matches, inlier points in export px).
+
+    A first RANSAC pass at ``RANSAC_PX`` (in 768 px feature-frame units) finds the transform, a second one at a
+    third of that over its inliers tightens it (the informed watermark read needs sub-pixel alignment).
+    """
+    pairs = _match(sig.kp_desc, feats.desc)
+    if len(pairs) < MIN_INLIERS:
+        return None, 0, len(pairs), np.zeros((0, 2))
+    unit = max(1.0, max(sig.width, sig.height) / sg.FEATURE_SIDE)  # export px per feature-frame px
+    dst = sig.kp_xy[[p[0] for p in pairs]].astype(np.float32)
+    src = ((feats.xy[[p[1] for p in pairs]] + 0.5) * feats.scale - 0.5).astype(np.float32)  # suspect px
+    a, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX * unit,
+                                  maxIters=3000, confidence=0.999, refineIters=10)
+    if a is None or inl is None:
+        return None, 0, len(pairs), np.zeros((0, 2))
+    inl = inl.ravel().astype(bool)
+    if inl.sum() >= 2 * MIN_INLIERS:
+        a2, inl2 = cv2.estimateAffine2D(src[inl], dst[inl], method=cv2.RANSAC,
+                                        ransacReprojThreshold=RANSAC_PX / 3 * unit, maxIters=2000,
+                                        confidence=0.999, refineIters=20)
+        if a2 is not None and inl2 is not None and inl2.sum() >= MIN_INLIERS:
+            a = a2
+    return a, int(inl.sum()), len(pairs), dst[inl]
+
+
+def register(feats: SuspectFeatures, sig: sg.TraceSignature, *, try_mirror: bool = True) -> Registration:
+    """Register the suspect to one candidate export (identity, then the mirrored suspect if that is better)."""
+    ew, eh = sig.width, sig.height
+    sh, sw = feats.rgb.shape[:2]
+    base: dict[str, Any] = {"export_size": (ew, eh), "suspect_size": (sw, sh)}
+    if not len(sig.kp_desc):
+        return _fail("candidate has no registration features", **base)
+    tries = [(False, feats)]
+    if try_mirror:
+        tries.append((True, feats.mirrored))
+    best: tuple[int, bool, np.ndarray, int, np.ndarray] | None = None
+    total_matches = 0
+    for mirrored, f in tries:
+        a, n_in, n_match, pts = _fit(f, sig)
+        total_matches = max(total_matches, n_match)
+        if a is not None and (best is None or n_in > best[0]):
+            best = (n_in, mirrored, a, n_match, pts)
+        if best is not None and best[0] >= 40 and not mirrored:
+            break  # a clear identity registration: do not pay for the mirrored SIFT pass
+    if best is None:
+        return _fail("too few feature matches", matches=total_matches, **base)
+    n_in, mirrored, a, n_match, pts = best
+    m = np.vstack([a, [0, 0, 1]]).astype(np.float64)
+    if mirrored:  # the fit was on the mirror image: compose with the flip x -> (w - 1) - x
+        m = m @ np.array([[-1.0, 0, sw - 1], [0, 1, 0], [0, 0, 1]])
+    reg = Registration(ok=False, reason="", matrix=m, inliers=n_in, matches=n_match, mirrored=mirrored, **base)
+    lin = m[:2, :2]
+    det = abs(float(np.linalg.det(lin)))
+    sv = np.linalg.svd(lin, compute_uv=False)
+    reg.spread = _hull_area(pts) / float(ew * eh)
+    corners = np.array([[0, 0, 1], [sw, 0, 1], [sw, sh, 1], [0, sh, 1]], np.float64) @ m.T
+    poly = corners[:, :2].astype(np.float32)
+    clip = np.zeros((64, 64), np.uint8)
+    cv2.fillConvexPoly(clip, np.round(poly / [ew, eh] * 64).astype(np.int32), 1)
+    reg.overlap = float(clip.mean())
+    if n_in < MIN_INLIERS:
+        reg.reason = f"{n_in} inliers (< {MIN_INLIERS})"
+    elif not (MIN_SCALE ** 2 <= det <= MAX_SCALE ** 2):
+        reg.reason = f"degenerate transform (scale {np.sqrt(det):.3g})"
+    elif sv[1] == 0 or sv[0] / sv[1] > MAX_ANISOTROPY:
+        reg.reason = f"degenerate transform (anisotropy {sv[0] / max(sv[1], 1e-9):.2f})"
+    elif reg.spread < MIN_SPREAD:
+        reg.reason = f"inliers cover only {reg.spread:.1%} of the export"
+    else:
+        reg.ok = True
+        reg.reason = "registered"
+    thumb = sig.thumbnail_rgb()
+    if reg.ok and thumb is not None:
+        warped, mask = aligned_to_thumbnail(feats.rgb, m, sig, thumb.shape[:2])
+        reg.ncc, reg.ncc_grey = dense_ncc(warped, mask, thumb)
+    return reg

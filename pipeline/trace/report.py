@@ -1,0 +1,299 @@
+"""The evidence pack: one self-contained HTML file (images as data URIs) plus the same facts as JSON.
+
+For each suspect: the verdict in plain words, the suspect beside our export and overlaid after registration,
+the estimated transform, hash distances with their thresholds, the watermark payload and bit errors, the
+metadata found, the original's capture data, and the ledger record with its hash-chain position and the
+run's Merkle root — what a marketplace reviewer (AliExpress IPP, Amazon, eBay VeRO, a DMCA agent) asks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pipeline.trace import signatures as sg
+from pipeline.trace.register import aligned_to_thumbnail
+
+if TYPE_CHECKING:
+    from pipeline.trace.tracer import TraceResult
+
+VIEW_SIDE = 420  # px, long side of the images shown in the report
+
+
+def _data_uri(rgb: np.ndarray, side: int = VIEW_SIDE, quality: int = 82) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(sg.downscale(np.ascontiguousarray(rgb), side)).save(buf, "JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _rows(pairs: Sequence[tuple[str, Any]]) -> str:
+    return "".join(f"<tr><th>{_e(k)}</th><td>{v if isinstance(v, _Raw) else _e(v)}</td></tr>" for k, v in pairs)
+
+
+class _Raw(str):
+    """Already-escaped HTML."""
+
+
+def overlay_images(res: TraceResult) -> dict[str, np.ndarray]:
+    """The suspect, our export (thumbnail), the aligned suspect blended over it, and their difference."""
+    out: dict[str, np.ndarray] = {}
+    if res.suspect_rgb is not None:
+        out["suspect"] = res.suspect_rgb
+    ev = res.evidence
+    if ev is None or ev.signature is None:
+        return out
+    thumb = ev.signature.thumbnail_rgb()
+    if thumb is None:
+        return out
+    out["export"] = thumb
+    reg = ev.registration
+    if reg is not None and reg.ok and res.suspect_rgb is not None:
+        warped, mask = aligned_to_thumbnail(res.suspect_rgb, reg.matrix, ev.signature, thumb.shape[:2])
+        m3 = mask[..., None]
+        blend = np.where(m3, (warped.astype(np.float32) * 0.5 + thumb.astype(np.float32) * 0.5),
+                         thumb.astype(np.float32) * 0.35 + 255 * 0.65).astype(np.uint8)
+        outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        blend[outline] = (220, 30, 30)
+        out["overlay"] = blend
+        diff = np.abs(warped.astype(np.int16) - thumb.astype(np.int16)).max(axis=2).astype(np.uint8)
+        heat = cv2.applyColorMap(cv2.convertScaleAbs(diff, alpha=3.0), cv2.COLORMAP_INFERNO)[..., ::-1]
+        heat[~mask] = (235, 235, 235)
+        out["difference"] = np.ascontiguousarray(heat)
+    return out
+
+
+def suspect_json(res: TraceResult) -> dict[str, Any]:
+    """Everything the report states about one suspect, as plain JSON."""
+    doc = res.as_json()
+    rec = res.record or {}
+    doc["findings"] = list(res.verdict.findings)
+    doc["false_match_probability"] = res.verdict.false_match_probability
+    doc["suspect_capture"] = res.capture
+    if rec:
+        doc["original"] = {
+            "source": rec.get("source"), "source_sha256": rec.get("source_sha256"),
+            "capture": rec.get("capture") or {},
+        }
+        doc["export"] = {k: rec.get(k) for k in ("output", "output_sha256", "pixel_sha256", "width", "height",
+                                                 "format", "preset", "sku", "role", "payload", "created_at")}
+        doc["ledger"] = {k: rec.get(k) for k in ("record_id", "seq", "run_id", "prev_hash", "record_hash",
+                                                 "key_fingerprint", "owner")}
+        if res.run:
+            doc["ledger"]["run_merkle_root"] = res.run.get("merkle_root")
+            doc["ledger"]["run_status"] = res.run.get("status")
+            doc["ledger"]["run_finished_at"] = res.run.get("finished_at")
+    return doc
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
+header{background:#1d2b45;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+header p{margin:2px 0;color:#c9d3e6;font-size:13px}
+main{padding:18px 28px}
+section.suspect,section.intro{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);margin:0 0 22px;padding:18px 22px}
+h2{font-size:18px;margin:0 0 10px;word-break:break-all}h3{font-size:15px;margin:16px 0 6px;color:#33405c}
+.badge{display:inline-block;padding:4px 12px;border-radius:14px;font-weight:700;font-size:14px;margin-right:10px}
+.badge.match{background:#c62828;color:#fff}.badge.no-match{background:#2e7d32;color:#fff}
+.findings{background:#fff8e1;border-left:4px solid #f9a825;padding:8px 14px;margin:10px 0}
+.findings li{margin:4px 0}
+.figs{display:flex;flex-wrap:wrap;gap:14px}.figs figure{margin:0;text-align:center}
+.figs img{max-width:320px;max-height:320px;border:1px solid #ccd;background:#fff}
+figcaption{font-size:12px;color:#556;margin-top:4px}
+table{border-collapse:collapse;font-size:13px;margin:4px 0 8px;width:100%;table-layout:fixed}th,td{border:1px solid #dde;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f0f2f7;font-weight:600;width:42%}
+td{word-break:break-all}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:12px}
+.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:600}footer{padding:10px 28px;color:#667;font-size:12px}
+"""
+
+
+def _figure(label: str, rgb: np.ndarray | None, caption: str) -> str:
+    if rgb is None:
+        return ""
+    return (f'<figure data-role="{_e(label)}"><img alt="{_e(caption)}" src="{_data_uri(rgb)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _yes(flag: Any) -> _Raw:
+    return _Raw('<span class="ok">yes</span>' if flag else '<span class="bad">no</span>')
+
+
+def _thresholds_text(t: dict[str, Any]) -> str:
+    st, wh = t.get("strong") or {}, t.get("with_hash_match") or {}
+    if not st:
+        return ""
+    return (f"colour ≥ {st.get('colour')} and grey ≥ {st.get('grey')}; or colour ≥ {wh.get('colour')} and grey ≥ "
+            f"{wh.get('grey')} with PDQ distance ≤ {wh.get('pdq')}")
+
+
+def _reg_text(reg: dict[str, Any] | None) -> str:
+    if not reg:
+        return "not attempted (no stored features)"
+    if not reg.get("ok"):
+        return f"did not align ({reg.get('inliers', 0)} feature matches agree)"
+    return f"aligned: {reg.get('inliers')} matches, colour correlation {reg.get('ncc')}"
+
+
+def _section(res: TraceResult, n: int) -> str:
+    v = res.verdict
+    doc = suspect_json(res)
+    sig = v.signals
+    imgs = overlay_images(res)
+    parts = [f'<section class="suspect" id="suspect-{n}">',
+             f"<h2>Suspect {n}: {_e(res.suspect)}</h2>",
+             f'<p><span class="badge {_e(v.verdict)}">{"MATCH" if v.verdict == "match" else "NO MATCH"}</span>'
+             f"confidence {v.confidence:.6f}"
+             + (f" &middot; probability of a false match ≤ {v.false_match_probability:.2e}"
+                if v.false_match_probability is not None else "") + "</p>",
+             '<div class="findings"><b>Findings</b><ul>'
+             + "".join(f"<li>{_e(f)}</li>" for f in v.findings) + "</ul></div>"]
+    figs = [
+        _figure("suspect", imgs.get("suspect"), "The suspect copy (as found)"),
+        _figure("export", imgs.get("export"), "Our export (from the ledger)"),
+        _figure("overlay", imgs.get("overlay"), "Suspect aligned onto our export (50/50 blend; red: its outline)"),
+        _figure("difference", imgs.get("difference"), "Difference after alignment (dark = identical)"),
+    ]
+    parts.append('<div class="figs">' + "".join(f for f in figs if f) + "</div>")
+    parts.append('<div class="grid">')
+    reg = sig.get("registration")
+    if reg:
+        t = reg.get("transform") or {}
+        parts.append("<div><h3>Registration (suspect &rarr; export)</h3><table>" + _rows([
+            ("aligned", _yes(reg.get("verified"))), ("status", reg.get("reason")),
+            ("matching features (RANSAC inliers)", f"{reg.get('inliers')} of {reg.get('matches')} "
+                                                   f"(minimum {reg.get('min_inliers')})"),
+            ("correlation after alignment: colour layout / grey detail", f"{reg.get('ncc')} / {reg.get('ncc_grey')}"),
+            ("decisive when", _thresholds_text(reg.get("thresholds") or {})),
+            ("evidence tier", reg.get("tier")),
+            ("scale (suspect / export)", t.get("scale")), ("rotation (degrees)", t.get("rotation_deg")),
+            ("mirrored", t.get("mirrored")), ("aspect change", t.get("aspect_change")),
+            ("share of the export's area shown", t.get("export_area_kept")),
+            ("suspect covers export box (px)", t.get("suspect_covers_export_box")),
+            ("matrix (suspect px → export px)", _Raw(_e(t.get("matrix")))),
+        ]) + "</table></div>")
+    h = sig.get("hash")
+    if h:
+        parts.append("<div><h3>Perceptual hashes</h3><table>" + _rows([
+            ("PDQ distance", f"{h.get('pdq_distance')} of 256 (match ≤ {h.get('pdq_threshold')}; via "
+                             f"{h.get('pdq_variant')})"),
+            ("pHash distance", f"{h.get('phash_distance')} of 64 (match ≤ {h.get('phash_threshold')})"),
+            ("hash match", _yes(h.get("match"))),
+            ("local-feature votes (search)", h.get("sketch_votes")),
+            ("all distances", json.dumps(h.get("distances"))),
+        ]) + "</table></div>")
+    w = sig.get("watermark") or {}
+    parts.append("<div><h3>Invisible watermark</h3><table>" + _rows(
+        [("read", w.get("mode") or "not read"), ("found", _yes(w.get("found"))),
+         ("payload", w.get("payload")), ("payload of the matched export", (doc.get("export") or {}).get("payload")),
+         ("bit errors corrected", w.get("bit_errors")), ("reader confidence", w.get("confidence")),
+         ("false-positive probability", w.get("false_positive_probability"))]
+        + ([("note", w.get("reason"))] if w.get("reason") else [])) + "</table></div>")
+    m = sig.get("metadata")
+    if m is not None:
+        parts.append("<div><h3>Embedded metadata</h3><table>" + _rows([
+            ("catalogmark claim present", _yes(m.get("present"))), ("signature valid", _yes(m.get("signature_valid"))),
+            ("signer verified", _yes(m.get("signer_verified"))), ("owner", m.get("owner")),
+            ("record id", m.get("record_id")), ("payload", m.get("payload")),
+            ("pixels match the signed hash", _yes(m.get("pixels_match"))),
+            ("problems", "; ".join(m.get("problems") or []) or "none"),
+        ]) + "</table></div>")
+    vm = sig.get("visible_mark")
+    if vm:
+        parts.append("<div><h3>Visible watermark</h3><table>" + _rows([
+            ("expected on this export", vm.get("expected")), ("status", vm.get("status")),
+            ("correlation in the mark's area", vm.get("ncc")), ("what it means", vm.get("note")),
+        ]) + "</table></div>")
+    orig = doc.get("original")
+    if orig:
+        cap = orig.get("capture") or {}
+        parts.append("<div><h3>The original</h3><table>" + _rows([
+            ("source file", orig.get("source")), ("source SHA-256", orig.get("source_sha256")),
+            ("camera", " ".join(str(cap.get(k)) for k in ("make", "model") if cap.get(k)) or "not recorded"),
+            ("DateTimeOriginal", cap.get("datetime_original") or "not recorded"),
+            ("original size", f"{cap.get('original_width', '?')} x {cap.get('original_height', '?')}"),
+        ]) + "</table></div>")
+        exp = doc.get("export") or {}
+        parts.append("<div><h3>The export</h3><table>" + _rows(
+            [(k.replace("_", " "), exp.get(k)) for k in ("output", "sku", "role", "preset", "output_sha256",
+                                                           "pixel_sha256", "width", "height", "format",
+                                                           "payload", "created_at")]) + "</table></div>")
+        led = doc.get("ledger") or {}
+        parts.append("<div><h3>Ledger record (hash chain)</h3><table>" + _rows(
+            [("record id", led.get("record_id")), ("chain position (seq)", led.get("seq")),
+             ("previous record hash", led.get("prev_hash")), ("this record's hash", led.get("record_hash")),
+             ("run", led.get("run_id")), ("run Merkle root", led.get("run_merkle_root")),
+             ("run sealed at", led.get("run_finished_at")), ("owner key fingerprint", led.get("key_fingerprint")),
+             ("owner", led.get("owner"))]) + "</table>"
+            "<p style='font-size:12px;color:#556'>Anyone can recompute the record hash from the ledger export "
+            "(`catalogmark ledger export`) and check it links to the previous record and into the run's Merkle "
+            "root (`catalogmark ledger verify`).</p></div>")
+    cands = sig.get("candidates") or []
+    if cands:
+        parts.append("<div><h3>Candidates checked</h3><table><tr><th>record</th><th>search score</th><th>PDQ</th>"
+                     "<th>pHash</th><th>feature votes</th><th>registration</th></tr>"
+                     + "".join(f"<tr><td>{_e(c['record_id'])}</td><td>{_e(c['score'])}</td>"
+                               f"<td>{_e(c['pdq_distance'])}</td><td>{_e(c['phash_distance'])}</td>"
+                               f"<td>{_e(c['sketch_votes'])}</td><td>{_e(_reg_text(c.get('registration')))}</td></tr>"
+                               for c in cands) + "</table></div>")
+    parts.append("</div></section>")
+    return "\n".join(parts)
+
+
+def render_html(results: Sequence[TraceResult], info: dict[str, Any] | None = None) -> str:
+    info = info or {}
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    n_match = sum(r.verdict.verdict == "match" for r in results)
+    head = (f"<header><h1>catalogmark trace &mdash; evidence report</h1>"
+            f"<p>Generated {_e(now)} &middot; {len(results)} suspect(s), {n_match} traced to the owner's exports"
+            f" &middot; {_e(info.get('records_indexed', '?'))} ledger records searched</p>"
+            f"<p>Owner key fingerprint: {_e(info.get('key_fingerprint') or 'not given')}</p></header>")
+    how = ("<section class='intro'><h3>How to read this report</h3><p>Each suspect picture was compared with "
+           "the owner's export records. A <b>match</b> means independent evidence ties the picture to one "
+           "export: the owner's invisible watermark carrying that export's id, and/or a point-for-point "
+           "alignment of the picture with the export. The confidence is one minus an upper bound on the "
+           "probability that an unrelated picture would produce the same evidence. Hash values, record hashes "
+           "and the Merkle root let a third party check the owner's ledger independently.</p></section>")
+    body = "\n".join(_section(r, i + 1) for i, r in enumerate(results))
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>catalogmark trace evidence"
+            f"</title><style>{_CSS}</style></head><body>{head}<main>{how}{body}</main>"
+            f"<footer>catalogmark trace report. Images are embedded; this file is self-contained."
+            f"</footer></body></html>")
+
+
+def report_json(results: Sequence[TraceResult], info: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "info": info or {},
+            "suspects": [suspect_json(r) for r in results]}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(results: Sequence[TraceResult], *, html_path: str | Path | None = None,
+                 json_path: str | Path | None = None, info: dict[str, Any] | None = None) -> None:
+    """Write the HTML evidence report and/or its JSON twin (atomically).  With only ``html_path``, the JSON
+    goes beside it as ``<name>.json``."""
+    if html_path is not None:
+        hp = Path(html_path)
+        _atomic_write(hp, render_html(results, info))
+        if json_path is None:
+            json_path = hp.with_suffix(".json")
+    if json_path is not None:
+        _atomic_write(Path(json_path), json.dumps(report_json(results, info), indent=2, default=str))

@@ -1,0 +1,103 @@
+"""Registration: known similarity transforms (incl. mirror) are recovered; other products do not verify."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.trace import signatures as sg
+from pipeline.trace import synthetic
+from pipeline.trace import verdict as vd
+from pipeline.trace.register import SuspectFeatures, register
+
+SIZE = 640
+
+
+@pytest.fixture(scope="module")
+def export() -> np.ndarray:
+    return synthetic.product_shot(2, (SIZE, SIZE))
+
+
+@pytest.fixture(scope="module")
+def signature(export: np.ndarray) -> sg.TraceSignature:
+    sig = sg.compute_signature(export)
+    return sg.TraceSignature.from_bytes(sig.search_keys(), sig.features())  # what the ledger gives back
+
+
+def _similarity(scale: float, angle: float, flip: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """Export px -> suspect px (3x3) and the suspect size: scale + rotate about the centre (+ mirror)."""
+    c = SIZE / 2
+    m = np.vstack([cv2.getRotationMatrix2D((c, c), angle, scale), [0, 0, 1]])
+    if flip:
+        m = m @ np.array([[-1.0, 0, SIZE - 1], [0, 1, 0], [0, 0, 1]])
+    out = round(SIZE * scale)
+    shift = np.array([[1.0, 0, out / 2 - c], [0, 1, out / 2 - c], [0, 0, 1]])  # keep the centre in the middle
+    return shift @ m, (out, out)
+
+
+def _apply(export: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.warpAffine(export, m[:2], size, flags=cv2.INTER_AREA if m[0, 0] ** 2 + m[0, 1] ** 2 < 1
+                          else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
+
+
+def _check(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle: float, flip: bool) -> None:
+    m, size = _similarity(scale, angle, flip)
+    suspect = synthetic.jpeg(_apply(export, m, size), 90)
+    reg = register(SuspectFeatures.compute(suspect), signature)
+    assert reg.ok, reg.reason
+    assert vd.registration_tier(reg) == "strong", (reg.inliers, reg.ncc, reg.ncc_grey)
+    truth = np.linalg.inv(m)  # suspect px -> export px
+    pts = np.array([[x, y, 1.0] for x in np.linspace(0.2, 0.8, 4) * size[0] for y in np.linspace(0.2, 0.8, 4) * size[1]])
+    err = np.abs(pts @ reg.matrix.T - pts @ truth.T)[:, :2].max()
+    assert err <= 2.0, f"max position error {err:.2f} px"
+    t = reg.transform
+    assert t["mirrored"] is flip and reg.mirrored is flip
+    assert t["scale"] == pytest.approx(scale, rel=0.02)
+    assert t["rotation_deg"] == pytest.approx(angle if not flip else -angle, abs=0.5)
+
+
+@pytest.mark.parametrize("scale, angle, flip", [(1.0, 0.0, False), (0.5, 0.0, False), (0.8, 7.0, False),
+                                                (1.3, -3.0, False), (0.7, 0.0, True), (0.9, 5.0, True)])
+def test_recovers_known_similarity(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle: float,
+                                   flip: bool) -> None:
+    _check(export, signature, scale, angle, flip)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                HealthCheck.too_slow])
+@given(scale=st.floats(0.45, 1.4), angle=st.floats(-12, 12), flip=st.booleans())
+def test_recovers_random_similarity(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle: float,
+                                    flip: bool) -> None:
+    _check(export, signature, scale, angle, flip)
+
+
+def test_recovers_a_crop(export: np.ndarray, signature: sg.TraceSignature) -> None:
+    crop = synthetic.jpeg(export[100:500, 60:460], 80)  # 400 x 400 window at (60, 100)
+    reg = register(SuspectFeatures.compute(crop), signature)
+    assert vd.registration_tier(reg) == "strong"
+    assert np.allclose(reg.matrix[:2, :2], np.eye(2), atol=0.01)
+    assert reg.matrix[0, 2] == pytest.approx(60, abs=1.0) and reg.matrix[1, 2] == pytest.approx(100, abs=1.0)
+    x0, y0, x1, y1 = reg.transform["suspect_covers_export_box"]
+    assert (x0, y0) == pytest.approx((60, 100), abs=1.5) and (x1, y1) == pytest.approx((460, 500), abs=1.5)
+    assert reg.transform["export_area_kept"] == pytest.approx(400 * 400 / SIZE**2, abs=0.05)
+
+
+@pytest.mark.parametrize("seed", [8, 14, 20, 3])  # 8/14/20: the same shape, label layout and fonts as seed 2
+def test_other_products_on_white_do_not_verify(signature: sg.TraceSignature, seed: int) -> None:
+    other = synthetic.jpeg(synthetic.product_shot(seed, (SIZE, SIZE)), 85)
+    reg = register(SuspectFeatures.compute(other), signature)
+    assert vd.registration_tier(reg) in ("none", "weak"), (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
+
+
+def test_blank_suspect_fails_cleanly(signature: sg.TraceSignature) -> None:
+    reg = register(SuspectFeatures.compute(np.full((300, 300, 3), 255, np.uint8)), signature)
+    assert not reg.ok and "match" in reg.reason
+
+
+def test_candidate_without_features_fails_cleanly(export: np.ndarray, signature: sg.TraceSignature) -> None:
+    bare = sg.TraceSignature.from_bytes(signature.search_keys())
+    reg = register(SuspectFeatures.compute(export), bare)
+    assert not reg.ok and "no registration features" in reg.reason

@@ -1,0 +1,166 @@
+"""trace_files against a real ledger, the JSON contract, the evidence report, and its rendering in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import invisible
+from pipeline.errors import InputError
+from pipeline.keys import OwnerKey
+from pipeline.ledger import Ledger
+from pipeline.models import Owner, Record, VisibleMark
+from pipeline.stages.watermark import render_mark
+from pipeline.trace import compute_signature, synthetic, trace_files
+from tests.conftest import FIXED_SECRET
+
+SIZE = (640, 640)
+OWNER = Owner(name="Example Studio", copyright="(c) 2026 Example Studio", watermark_text="example.studio")
+MARK = VisibleMark(x=0.5, y=0.42, scale=0.42, rotation=-8.0, opacity=0.38, tone="light")
+
+
+def _export(seed: int, key: OwnerKey, visible: bool) -> np.ndarray:
+    img = synthetic.product_shot(seed, SIZE)
+    if visible:
+        layer = render_mark(OWNER, MARK, SIZE).astype(np.float32)
+        a = layer[..., 3:] / 255
+        img = np.clip(img * (1 - a) + layer[..., :3] * a, 0, 255).astype(np.uint8)
+    return invisible.embed(img, key, 0x7700000000 + seed, None)
+
+
+def _record(seed: int, visible: bool) -> Record:
+    return Record(
+        record_id=f"rid{seed:04d}", job_key=f"job{seed}", source=f"shoot/SKU{seed}/IMG_{seed}.CR3.jpg",
+        source_sha256=f"{seed:02d}" * 32, sku=f"SKU{seed}", role="gallery" if visible else "main", position=1,
+        preset="amazon", preset_digest="d" * 64, output=f"/out/amazon/SKU{seed}.PT01.jpg", output_sha256="e" * 64,
+        output_bytes=123_456, pixel_sha256="f" * 64, width=SIZE[0], height=SIZE[1], format="jpeg", phash="0" * 16,
+        pdq="0" * 64, pdq_quality=100, payload=f"{0x7700000000 + seed:010x}", owner=OWNER.name,
+        key_fingerprint="cm1:test", signature="sig",
+        capture={"datetime_original": "2026:10:01 12:34:56", "make": "Canon", "model": "EOS R6",
+                 "original_width": 6000, "original_height": 4000},
+        visible_mark=MARK.as_dict() if visible else None, created_at="2026-11-20T10:00:00Z",
+    )
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("trace")
+    key = OwnerKey(FIXED_SECRET)
+    exports = {s: _export(s, key, visible=s == 2) for s in (1, 2, 3)}
+    ledger = Ledger.open(base / "ledger.db")
+    ledger.begin_run("run-1", {"pipeline": "test"})
+    ledger.append("run-1", [_record(s, s == 2) for s in exports])
+    for s, im in exports.items():
+        sig = compute_signature(im)
+        ledger.put_trace(f"rid{s:04d}", sig.search_keys(), sig.features())
+    root = ledger.finish_run("run-1", {"processed": 3})
+    sus = base / "suspects"
+    (sus / "sub").mkdir(parents=True)
+    Image.fromarray(synthetic.rotate(synthetic.crop_area(exports[2], 0.6, np.random.default_rng(3)), 3)).save(
+        sus / "a_crop_rotate.jpg", quality=80)
+    # the visible mark painted out: what thieves do on gallery images
+    alpha = render_mark(OWNER, MARK, SIZE)[..., 3]
+    hole = cv2.dilate((alpha > 0).astype(np.uint8) * 255, np.ones((7, 7), np.uint8))
+    clean = cv2.inpaint(exports[2][..., ::-1].copy(), hole, 5, cv2.INPAINT_TELEA)[..., ::-1]
+    Image.fromarray(np.ascontiguousarray(clean)).save(sus / "b_mark_removed.png")
+    Image.fromarray(synthetic.hflip(exports[3])).save(sus / "sub" / "c_mirror.webp", quality=80)
+    Image.fromarray(synthetic.product_shot(44, SIZE)).save(sus / "d_other_product.jpg", quality=85)
+    (sus / "notes.txt").write_text("not an image")
+    report = base / "evidence.html"
+    results = trace_files([sus], store=ledger, key=key, owner=OWNER, report_html=report)
+    out = {"results": results, "report": report, "root": root, "ledger": ledger, "base": base}
+    yield out
+    ledger.close()
+
+
+def test_folder_sweep_traces_every_image(traced: dict[str, Any]) -> None:
+    names = [Path(r.suspect).name for r in traced["results"]]
+    assert names == ["a_crop_rotate.jpg", "b_mark_removed.png", "d_other_product.jpg", "c_mirror.webp"]
+    verdicts = {Path(r.suspect).name: (r.verdict.verdict, r.verdict.record_id) for r in traced["results"]}
+    assert verdicts == {"a_crop_rotate.jpg": ("match", "rid0002"), "b_mark_removed.png": ("match", "rid0002"),
+                        "c_mirror.webp": ("match", "rid0003"), "d_other_product.jpg": ("no-match", None)}
+
+
+def test_json_contract(traced: dict[str, Any]) -> None:
+    for r in traced["results"]:
+        doc = json.loads(json.dumps(r.as_json()))
+        assert set(doc) == {"suspect", "verdict", "confidence", "match", "signals"}
+        assert doc["verdict"] in ("match", "no-match") and 0 <= doc["confidence"] <= 1
+        if doc["verdict"] == "match":
+            assert set(doc["match"]) == {"record_id", "source", "sku", "preset", "output"}
+        else:
+            assert doc["match"] is None
+
+
+def test_visible_mark_check(traced: dict[str, Any]) -> None:
+    by = {Path(r.suspect).name: r for r in traced["results"]}
+    assert by["a_crop_rotate.jpg"].verdict.signals["visible_mark"]["status"] == "present"
+    assert by["b_mark_removed.png"].verdict.signals["visible_mark"]["status"] == "removed"
+    assert any("visible watermark has been removed" in f for f in by["b_mark_removed.png"].verdict.findings)
+    assert by["c_mirror.webp"].verdict.signals["visible_mark"]["status"] == "none"
+
+
+def test_report_json_carries_the_chain_and_capture_data(traced: dict[str, Any]) -> None:
+    doc = json.loads(traced["report"].with_suffix(".json").read_text())
+    first = doc["suspects"][0]
+    row = traced["ledger"].get("rid0002")
+    assert first["ledger"]["seq"] == row["seq"] and first["ledger"]["record_hash"] == row["record_hash"]
+    assert first["ledger"]["prev_hash"] == row["prev_hash"]
+    assert first["ledger"]["run_merkle_root"] == traced["root"]
+    assert first["original"]["source_sha256"] == "02" * 32
+    assert first["original"]["capture"]["datetime_original"] == "2026:10:01 12:34:56"
+    assert first["signals"]["registration"]["transform"]["rotation_deg"] == pytest.approx(3.0, abs=0.5)
+    assert any("rotated 3.0 degrees counter-clockwise" in f for f in first["findings"])
+
+
+def test_report_html_is_self_contained(traced: dict[str, Any]) -> None:
+    text = traced["report"].read_text()
+    assert "<script" not in text and "http://" not in text and "https://" not in text
+    assert text.count('src="data:image/jpeg;base64,') >= 10
+    for needle in (traced["root"], "rid0002", "EOS R6", "2026:10:01 12:34:56", "02" * 32, "MATCH", "NO MATCH",
+                   "Findings", "Merkle root"):
+        assert needle in text, needle
+
+
+def test_missing_suspect_is_an_input_error(traced: dict[str, Any]) -> None:
+    with pytest.raises(InputError, match="no such suspect"):
+        trace_files([traced["base"] / "nope.jpg"], store=traced["ledger"])
+
+
+def test_unreadable_suspect_is_a_result_not_a_crash(traced: dict[str, Any]) -> None:
+    bad = traced["base"] / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (res,) = trace_files([bad], store=traced["ledger"])
+    assert res.verdict.verdict == "no-match" and res.error
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium); CI installs it")
+def test_report_renders_in_headless_chromium(traced: dict[str, Any], tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    url = traced["report"].resolve().as_uri()
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2000", url], check=True, timeout=120,
+                   capture_output=True)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (2000, 1280)
+    assert pixels.std() > 20  # not blank
+    assert (np.abs(pixels.astype(int) - [29, 43, 69]).sum(axis=2) < 12).mean() > 0.02  # the header band rendered
+    dom = subprocess.run([*flags, "--dump-dom", url], check=True, timeout=120, capture_output=True, text=True).stdout
+    assert len(re.findall(r"<img ", dom)) >= 10
+    assert len(re.findall(r'<section class="suspect"', dom)) == 4
+    assert dom.count("badge match") == 3 and dom.count("badge no-match") == 1

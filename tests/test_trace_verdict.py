@@ -1,0 +1,212 @@
+"""Verdict: fusion rules, and end to end: attacked copies match their export, other products never match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline import invisible
+from pipeline.keys import OwnerKey
+from pipeline.trace import signatures as sg
+from pipeline.trace import synthetic
+from pipeline.trace import verdict as vd
+from pipeline.trace.index import Candidate
+from pipeline.trace.register import Registration
+from pipeline.trace.tracer import MemoryStore, Tracer
+from tests import attacks
+from tests.conftest import FIXED_SECRET, OTHER_SECRET
+
+STORED = (0, 1, 2, 3, 4, 5)  # product seeds exported (one of each of the six shapes)
+SIZE = (640, 640)
+
+
+def _payload(seed: int) -> int:
+    return 0x3C00000000 + seed
+
+
+def _record(seed: int, **extra: Any) -> dict[str, Any]:
+    return {"record_id": f"rec{seed}", "payload": f"{_payload(seed):010x}", "sku": f"SKU{seed}", "preset": "test",
+            "role": "main", "source": f"shoot/{seed}.jpg", "output": f"out/SKU{seed}.jpg", "width": SIZE[0],
+            "height": SIZE[1], "visible_mark": None, **extra}
+
+
+@pytest.fixture(scope="module")
+def key() -> OwnerKey:
+    return OwnerKey(FIXED_SECRET)
+
+
+@pytest.fixture(scope="module")
+def exports(key: OwnerKey) -> dict[int, np.ndarray]:
+    return {s: invisible.embed(synthetic.product_shot(s, SIZE), key, _payload(s), None) for s in STORED}
+
+
+@pytest.fixture(scope="module")
+def tracer(exports: dict[int, np.ndarray], key: OwnerKey) -> Tracer:
+    store = MemoryStore()
+    for s, im in exports.items():
+        store.add(_record(s), sg.compute_signature(im))
+    return Tracer(store, key)
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+COPY_ATTACKS = {
+    "jpeg50": lambda im: attacks.jpeg50(im, 2),
+    "crop50": lambda im: synthetic.jpeg(synthetic.crop_area(im, 0.5, np.random.default_rng(2)), 80),
+    "flip+crop80": lambda im: attacks.crop80(attacks.flip(im, 2), 2),
+    "rotate3": lambda im: attacks.rotate3(im, 2),
+    "screenshot": lambda im: attacks.screenshot(im, 2),
+    "painted-out corner": lambda im: synthetic.jpeg(synthetic.paint_out(im, (0.5, 0.1, 0.9, 0.35)), 85),
+    "chain": lambda im: attacks.crop_resize_jpeg70(im, 2),
+}
+
+
+@pytest.mark.parametrize("attack", list(COPY_ATTACKS))
+def test_attacked_copy_matches_its_export(tracer: Tracer, exports: dict[int, np.ndarray], attack: str) -> None:
+    seed = 3
+    res = tracer.trace_image(COPY_ATTACKS[attack](exports[seed]), name=attack)
+    v = res.verdict
+    assert v.verdict == "match" and v.record_id == f"rec{seed}", v.findings
+    assert v.false_match_probability is not None and v.false_match_probability <= vd.REG_FALSE_MATCH
+    assert v.confidence == pytest.approx(1 - v.false_match_probability)
+    doc = res.as_json()
+    assert doc["match"] == {"record_id": f"rec{seed}", "source": f"shoot/{seed}.jpg", "sku": f"SKU{seed}",
+                            "preset": "test", "output": f"out/SKU{seed}.jpg"}
+    assert doc["signals"]["registration"]["verified"]
+
+
+def _unrelated() -> dict[str, np.ndarray]:
+    out = {f"product{s}": synthetic.jpeg(synthetic.product_shot(s, SIZE), 85) for s in (6, 7, 8, 9, 10, 11, 40, 41)}
+    # the same products re-shot with another framing: same shape, label, text and colours, other pixels
+    out.update({f"reshoot{s}": synthetic.jpeg(synthetic.product_shot(s, (600, 660)), 85) for s in (1, 4)})
+    out["blank"] = np.full((500, 500, 3), 255, np.uint8)
+    out["noise"] = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    out["tiny"] = np.full((1, 1, 3), 200, np.uint8)
+    out["strip"] = synthetic.jpeg(synthetic.product_shot(3, SIZE)[300:310], 90)  # a 10 px sliver of an export
+    return out
+
+
+@pytest.mark.parametrize("name", list(_unrelated()))
+def test_unrelated_pictures_never_match(tracer: Tracer, name: str) -> None:
+    res = tracer.trace_image(_unrelated()[name], name=name)
+    assert res.verdict.verdict == "no-match", res.verdict.findings
+    assert res.as_json()["match"] is None and res.verdict.record_id is None
+    assert 0 <= res.verdict.confidence <= 1 - vd.MISS_RATE
+
+
+def test_marked_with_another_key_does_not_match_by_watermark(key: OwnerKey) -> None:
+    """A picture carrying *someone else's* watermark and no ledger features: nothing ties it to us."""
+    store = MemoryStore()
+    other = invisible.embed(synthetic.product_shot(2, SIZE), OwnerKey(OTHER_SECRET), _payload(2), None)
+    store.records["rec2"] = _record(2)  # a record whose payload equals the one in the picture, but no features
+    res = Tracer(store, key).trace_image(other)
+    assert res.verdict.verdict == "no-match"
+
+
+def test_blind_watermark_identifies_the_export_without_features(exports: dict[int, np.ndarray], key: OwnerKey,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """No trace data in the ledger for the record (e.g. made by an older version): the blind read still names it.
+
+    The reader is stubbed to a successful blind detection: this checks trace's payload lookup and fusion, the
+    reader's own accuracy is tested with the invisible watermark.
+    """
+    calls: list[Any] = []
+
+    def fake_read(rgb: np.ndarray, k: OwnerKey, *, hint: Any = None) -> invisible.Detection:
+        calls.append(hint)
+        return invisible.Detection(found=True, payload=_payload(4), confidence=0.99, bit_errors=5,
+                                   false_positive_probability=3e-8)
+
+    monkeypatch.setattr(invisible, "read", fake_read)
+    store = MemoryStore()
+    store.records["rec4"] = _record(4)
+    res = Tracer(store, key).trace_image(synthetic.jpeg(exports[4], 90))
+    assert calls == [None]  # nothing registered, so one blind read
+    v = res.verdict
+    assert v.verdict == "match" and v.record_id == "rec4"
+    w = v.signals["watermark"]
+    assert w["mode"] == "blind" and w["found"] and w["payload"] == f"{_payload(4):010x}"
+    assert v.false_match_probability is not None and v.false_match_probability <= vd.WM_MAX_FP
+
+
+# ------------------------------------------------------------------------------------------ fusion rules
+
+
+def _cand(rid: str = "r1", pdq: int = 80, phash: int = 20) -> Candidate:
+    return Candidate(record_id=rid, score=0.5, pdq_distance=pdq, pdq_variant="full/rot0", phash_distance=phash,
+                     sketch_score=3.0)
+
+
+def _reg(ok: bool = True, inliers: int = 60, ncc: float = 0.9, grey: float = 0.95) -> Registration:
+    return Registration(ok=ok, reason="registered" if ok else "too few", matrix=np.eye(3), inliers=inliers,
+                        matches=80, ncc=ncc, ncc_grey=grey, overlap=1.0, export_size=(100, 100),
+                        suspect_size=(100, 100))
+
+
+def _ev(rid: str = "r1", *, reg: Registration | None = None, wm: dict[str, Any] | None = None,
+        payload: str = "00000000aa", pdq: int = 80) -> vd.CandidateEvidence:
+    return vd.CandidateEvidence(candidate=_cand(rid, pdq), record={"record_id": rid, "payload": payload},
+                                signature=None, registration=reg, watermark=wm)
+
+
+def _wm(payload: str = "00000000aa", fp: float = 1e-7) -> dict[str, Any]:
+    return {"available": True, "mode": "informed", "found": True, "payload": payload, "bit_errors": 3,
+            "confidence": 1.0, "false_positive_probability": fp}
+
+
+def test_registration_alone_matches_with_the_calibrated_bound() -> None:
+    v = vd.decide([_ev(reg=_reg())])
+    assert v.verdict == "match" and v.record_id == "r1"
+    assert v.false_match_probability == pytest.approx(vd.REG_FALSE_MATCH)
+
+
+def test_watermark_and_registration_multiply() -> None:
+    v = vd.decide([_ev(reg=_reg(), wm=_wm(fp=2e-7))])
+    assert v.false_match_probability == pytest.approx(2e-7 * vd.REG_FALSE_MATCH)
+    assert v.confidence == pytest.approx(1 - v.false_match_probability)
+
+
+def test_watermark_payload_picks_the_export_among_look_alikes() -> None:
+    """Two presets of the same photo both register; the payload says which export leaked."""
+    a = _ev("main", reg=_reg(ncc=0.95), payload="0000000001")
+    b = _ev("gallery", reg=_reg(ncc=0.9), wm=_wm("0000000002"), payload="0000000002")
+    v = vd.decide([a, b])
+    assert v.verdict == "match" and v.record_id == "gallery"
+
+
+@pytest.mark.parametrize("case", ["weak-ncc", "weak-grey", "few-inliers", "degenerate", "hash-only",
+                                  "wrong-payload", "fp-too-high"])
+def test_insufficient_evidence_is_no_match(case: str) -> None:
+    ev = {
+        "weak-ncc": _ev(reg=_reg(ncc=0.4)),
+        "weak-grey": _ev(reg=_reg(grey=0.6)),
+        "few-inliers": _ev(reg=_reg(inliers=vd.MIN_INLIERS - 1)),
+        "degenerate": _ev(reg=_reg(ok=False)),
+        "hash-only": _ev(pdq=4),
+        "wrong-payload": _ev(wm=_wm("00000000bb")),
+        "fp-too-high": _ev(wm=_wm(fp=1e-3)),
+    }[case]
+    v = vd.decide([ev])
+    assert v.verdict == "no-match" and v.record_id is None and v.false_match_probability is None
+
+
+def test_signed_metadata_counts_only_with_matching_pixels() -> None:
+    meta = {"present": True, "signature_valid": True, "signer_verified": True, "record_id": "r1",
+            "pixels_match": False}
+    assert vd.decide([_ev()], metadata=meta).verdict == "no-match"
+    v = vd.decide([_ev(reg=_reg())], metadata=meta | {"pixels_match": True})
+    assert v.verdict == "match"
+    assert v.false_match_probability == pytest.approx(max(vd.REG_FALSE_MATCH * vd.META_FALSE_MATCH, vd.P_FLOOR))
+
+
+def test_nothing_at_all_is_no_match() -> None:
+    v = vd.decide([])
+    assert v.verdict == "no-match" and v.confidence == pytest.approx(1 - vd.MISS_RATE)
+
+
+@pytest.mark.parametrize("value, expected", [(0x2A, "000000002a"), ("0X00000000AB", "00000000ab"),
+                                             (b"\x00\x00\x00\x01\x02", "0000000102"), (None, None)])
+def test_payload_hex(value: Any, expected: str | None) -> None:
+    assert vd.payload_hex(value) == expected
