@@ -29,7 +29,7 @@ DESIGN_WATERMARK_KEYS = {"found", "payload", "confidence"}
 def export_file(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make_preset, make_job):
     """Factory: a real exported file (invisible watermark embedded, metadata signed) -> (path, marked pixels)."""
 
-    def factory(fmt: str = "jpeg", *, size=(640, 480), watermark: bool = True, name: str = "out",
+    def factory(fmt: str = "jpeg", *, size=(1200, 900), watermark: bool = True, name: str = "out",
                 key: OwnerKey | None = None) -> tuple[Path, np.ndarray]:
         key = key or owner_key
         rgb = product_on_white(size)
