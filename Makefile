@@ -34,7 +34,7 @@ demo: setup
 	@echo "try:     $(BIN)/catalogmark verify --key-file $(DEMO)/demo.key $(DEMO)/amazon/*.jpg"
 
 test: setup sysdeps
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: setup
 	$(BIN)/ruff check pipeline tests bench tools

@@ -209,6 +209,63 @@ def verify(files: tuple[Path, ...], public_key: Path | None, key_file: Path | No
     sys.exit(EXIT_OK if all(verify_mod.verify_ok(r) for r in results) else EXIT_SOME_FAILED)
 
 
+# --- trace ------------------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("suspects", nargs=-1, required=True, type=click.Path(path_type=Path))
+@ledger_option
+@key_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Owner profile (default: ./catalogmark.toml or [tool.catalogmark] in ./pyproject.toml); "
+                   "lets trace re-render the exact visible mark. Optional.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (a list, one object per suspect) on stdout.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the evidence pack: a self-contained HTML file and its JSON twin beside it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors on stderr.")
+def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path | None, config_path: Path | None,
+          as_json: bool, report_path: Path | None, quiet: bool) -> None:
+    """Find which export each SUSPECT (file or folder of downloaded copies) came from; exit 1 if any has no match."""
+    from pipeline import config, keys
+    from pipeline.trace import trace_files
+    from pipeline.trace.tracer import expand_suspects
+
+    key = keys.load_key(key_file)
+    owner = None
+    try:
+        owner = config.load_owner(config_path)
+    except ConfigError:
+        if config_path is not None:
+            raise
+    paths = expand_suspects(suspects)
+    if not paths:
+        raise ConfigError("no suspect images found in " + ", ".join(str(s) for s in suspects))
+    with _open_existing_ledger(ledger_path) as led:
+        bar = None
+        if not quiet and not as_json:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(paths), unit="suspect", file=sys.stderr, disable=None)
+        results = trace_files(paths, store=led, key=key, owner=owner, report_html=report_path,
+                              progress=(lambda _r: bar.update(1)) if bar is not None else None)
+        if bar is not None:
+            bar.close()
+    if as_json:
+        _emit_json([r.as_json() for r in results])
+    elif not quiet:
+        for r in results:
+            doc = r.as_json()
+            if doc["match"]:
+                m = doc["match"]
+                click.echo(f"MATCH    {r.suspect}: {m['sku']} [{m['preset']}] {m['source']} -> {m['output']} "
+                           f"(confidence {doc['confidence']:.4g}, record {m['record_id']})")
+            else:
+                why = r.error or (r.verdict.findings[0] if getattr(r.verdict, "findings", None) else "")
+                click.echo(f"NO MATCH {r.suspect}" + (f": {why}" if why else ""))
+        if report_path is not None:
+            click.echo(f"evidence report: {report_path} (and {report_path.with_suffix('.json')})")
+    sys.exit(EXIT_OK if all(r.verdict.verdict == "match" for r in results) else EXIT_SOME_FAILED)
+
+
 # --- presets ----------------------------------------------------------------------------------------------------
 
 @cli.group(cls=_Group)
