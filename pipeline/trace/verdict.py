@@ -235,6 +235,24 @@ def hash_dict(c: Candidate, quality: int | None = None) -> dict[str, Any]:
     }
 
 
+NCC_TIE = 0.02  # registered exports whose correlation is this close to the best one explain the picture equally well
+
+
+def pick_registered(verified: list[CandidateEvidence]) -> CandidateEvidence:
+    """The export that best explains the suspect among the registered candidates.
+
+    Two exports of one photo (say the Amazon and the Shopify preset) both align with a copy of either, with colour
+    correlations a few thousandths apart; that difference is noise. What separates them is the geometry of the
+    export itself: only the export that was copied reproduces its own feature points, so the candidate with the
+    most RANSAC inliers wins among those within NCC_TIE of the best correlation (then the smaller PDQ distance).
+    """
+    best = max(e.registration.ncc for e in verified if e.registration is not None)
+    close = [e for e in verified if e.registration is not None and e.registration.ncc >= best - NCC_TIE]
+    return max(close, key=lambda e: (e.registration.inliers if e.registration else 0,
+                                     -(e.candidate.pdq_distance if e.candidate.pdq_distance is not None else 256),
+                                     e.registration.ncc if e.registration else 0.0))
+
+
 def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None = None,
            blind_watermark: dict[str, Any] | None = None, payload_records: list[dict[str, Any]] | None = None,
            pdq_quality: int | None = None) -> Verdict:
@@ -260,8 +278,7 @@ def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None
     if chosen is None:
         verified = [ev for ev in evidence if ev.registered]
         if verified:
-            chosen = max(verified, key=lambda e: (e.registration.ncc if e.registration else 0.0,
-                                                  e.registration.inliers if e.registration else 0))
+            chosen = pick_registered(verified)
     meta = metadata or {}
     meta_ok = bool(meta.get("present") and meta.get("signature_valid") and meta.get("signer_verified", True)
                    and meta.get("pixels_match"))
@@ -335,6 +352,18 @@ def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None
                             "longer matches the export while the rest of the picture does.")
         elif v.get("status") == "present":
             findings.append("The owner's visible watermark is still in place at its keyed position.")
+        if not chosen.watermark_matches and chosen.registered:
+            twins = [ev for ev in evidence if ev is not chosen and ev.registered
+                     and ev.record.get("source") == rec.get("source")]
+            if twins:
+                names = ", ".join(f"{ev.record.get('preset', '?')} ({ev.registration.inliers if ev.registration else 0}"
+                                  " matching features)" for ev in twins)
+                signals["other_exports_aligned"] = [str(ev.record.get("record_id")) for ev in twins]
+                findings.append(
+                    f"Other exports of the same original also line up with it: {names}. This export was named "
+                    f"because it explains the picture best ({reg.inliers if reg else 0} matching features); without "
+                    "an invisible-watermark read, which of these exports was copied is less certain than that the "
+                    "picture is the owner's.")
         if meta_ok and meta.get("record_id") == rec.get("record_id"):
             p_parts["metadata"] = META_FALSE_MATCH
             findings.append("The file still carries the owner's signed metadata naming this record, and the "
