@@ -185,6 +185,15 @@ class Tracer:
                     if payload_hex(other.record.get("payload")) == ev.watermark.get("payload"):
                         other.watermark = dict(ev.watermark)
                 break
+        informed_found = any(ev.watermark and ev.watermark.get("found") for ev in ranked[:MAX_WATERMARK_READS])
+        if ranked and not informed_found and self.key is not None:
+            # the informed read is one decode in the registered frame; a registration a pixel or two off (or a
+            # copy whose scale the features misjudged) can miss it, while the blind read searches the lattice
+            bw = read_watermark(rgb, self.key)
+            if bw.get("found"):
+                for ev in evidence:
+                    if payload_hex(ev.record.get("payload")) == bw.get("payload"):
+                        ev.watermark = dict(bw, mode="blind (after the informed read missed)")
         if not ranked:
             blind = read_watermark(rgb, self.key)
             if blind.get("found") and blind.get("payload"):
