@@ -81,7 +81,7 @@ def catalog_images(limit: int | None) -> list[tuple[str, np.ndarray]]:
 
 def product_shots(n: int) -> list[tuple[str, np.ndarray]]:
     """Generated product shots on pure white (the trace module's generator), sizes across the presets' range."""
-    from pipeline.trace.synthetic import product_shot
+    from tests.synthetic import product_shot
 
     sizes = [800, 1000, 1200, 1600, 2000, 900, 1400, 1800]
     return [(f"shot{i}_{sizes[i % len(sizes)]}", product_shot(100 + i, (sizes[i % len(sizes)],) * 2)) for i in range(n)]
@@ -213,7 +213,7 @@ def run_one(task: tuple[str, np.ndarray, list[str]]) -> dict[str, object]:
 def speed() -> None:
     """Embed and read timings on one core, at the sizes the issue names."""
     cv2.setNumThreads(1)
-    from pipeline.trace.synthetic import product_shot
+    from tests.synthetic import product_shot
 
     print("\nTimings (one OpenCV thread, median of 5):")
     for w, h in ((2000, 2000), (2000, 1500), (1200, 1200), (800, 800)):

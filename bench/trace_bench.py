@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.keys import OwnerKey  # noqa: E402
 from pipeline.trace import index as ix  # noqa: E402
 from pipeline.trace import signatures as sg  # noqa: E402
-from pipeline.trace import synthetic  # noqa: E402
 from pipeline.trace import verdict as vd  # noqa: E402
 from pipeline.trace.register import SuspectFeatures, register  # noqa: E402
 from pipeline.trace.tracer import MemoryStore, Tracer  # noqa: E402
+from tests import synthetic  # noqa: E402
 
 cv2.setNumThreads(1)
 

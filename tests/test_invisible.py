@@ -13,9 +13,9 @@ from pipeline import invisible
 from pipeline.invisible import codec
 from pipeline.keys import OwnerKey
 from pipeline.models import PAYLOAD_BITS
-from pipeline.trace.synthetic import product_shot
 from tests import attacks
 from tests.conftest import product_on_white
+from tests.synthetic import product_shot
 
 PAYLOAD = 0x9A_5C3E_71F2
 SUBKEY = bytes(range(32))

@@ -22,9 +22,9 @@ from PIL import Image
 from pipeline.ledger import Ledger
 from pipeline.models import Owner, VisibleMark
 from pipeline.stages.watermark import render_mark
-from pipeline.trace.synthetic import product_shot
 from tests.attacks import ATTACKS, _crop_sides
 from tests.conftest import product_on_white, screenshot_html
+from tests.synthetic import product_shot
 from tests.test_cli import SAMPLES, cm
 
 PRESETS = ("amazon", "shopify")  # amazon: invisible mark only (pure white main); shopify: visible mark as well

@@ -8,8 +8,7 @@ import skimage.data
 
 from pipeline.trace import index as ix
 from pipeline.trace import signatures as sg
-from pipeline.trace import synthetic
-from tests import attacks
+from tests import attacks, synthetic
 
 N_DISTRACTORS = 60
 TARGETS = (3, 8, 14, 21)  # product seeds traced (distractors use other seeds of the same six shapes)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.trace import signatures as sg
-from pipeline.trace import synthetic
 from pipeline.trace import verdict as vd
 from pipeline.trace.register import SuspectFeatures, register
+from tests import synthetic
 
 SIZE = 640
 

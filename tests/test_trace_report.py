@@ -20,7 +20,8 @@ from pipeline.keys import OwnerKey
 from pipeline.ledger import Ledger
 from pipeline.models import Owner, Record, VisibleMark
 from pipeline.stages.watermark import render_mark
-from pipeline.trace import compute_signature, synthetic, trace_files
+from pipeline.trace import compute_signature, trace_files
+from tests import synthetic
 from tests.conftest import FIXED_SECRET
 
 SIZE = (640, 640)

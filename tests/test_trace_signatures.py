@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.trace import signatures as sg
-from pipeline.trace import synthetic
+from tests import synthetic
 
 
 @pytest.fixture(scope="module")

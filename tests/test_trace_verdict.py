@@ -10,12 +10,11 @@ import pytest
 from pipeline import invisible
 from pipeline.keys import OwnerKey
 from pipeline.trace import signatures as sg
-from pipeline.trace import synthetic
 from pipeline.trace import verdict as vd
 from pipeline.trace.index import Candidate
 from pipeline.trace.register import Registration
 from pipeline.trace.tracer import MemoryStore, Tracer
-from tests import attacks
+from tests import attacks, synthetic
 from tests.conftest import FIXED_SECRET, OTHER_SECRET
 
 STORED = (0, 1, 2, 3, 4, 5)  # product seeds exported (one of each of the six shapes)

@@ -1,18 +1,20 @@
-"""Synthetic product shots on white and the copy attacks thieves apply, for trace calibration, tests and bench.
+"""Synthetic product shots on white, and trace's parametrised copy attacks, for trace calibration, tests and bench.
 
 Deterministic given a seed; pure numpy/OpenCV/Pillow, no I/O.  The products are deliberately similar to one
 another (same white background, same kinds of shapes, labels and gradients): they are the hard negatives a
-trace verdict must never confuse.
+trace verdict must never confuse.  The attacks here are the parametrised forms trace needs beyond the fixed
+suite of ``tests/attacks.py`` (crops of any area, padding, letterboxing, painting out a box); encoding is shared
+with that suite.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import cv2
 import numpy as np
-from PIL import Image
+
+from tests.attacks import _encode
 
 _SHAPES = ("bottle", "box", "ellipse", "can", "shoe", "jar")
 
@@ -89,14 +91,6 @@ def product_shot(seed: int, size: tuple[int, int] = (800, 800), shape: str | Non
 
 
 # ----------------------------------------------------------------------------------------------- attacks
-
-
-def _encode(rgb: np.ndarray, fmt: str, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, fmt, quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def jpeg(rgb: np.ndarray, quality: int = 75) -> np.ndarray:
