@@ -32,6 +32,8 @@ demo: setup
 	@echo
 	@echo "outputs: $(DEMO)/<preset>/   ledger: $(DEMO)/ledger.sqlite   report: $(DEMO)/report.html"
 	@echo "try:     $(BIN)/catalogmark verify --key-file $(DEMO)/demo.key $(DEMO)/amazon/*.jpg"
+	@echo "         $(BIN)/catalogmark trace --ledger $(DEMO)/ledger.sqlite --key-file $(DEMO)/demo.key \\"
+	@echo "             --config demo/catalogmark.toml $(DEMO)/ebay --report $(DEMO)/evidence.html"
 
 test: setup sysdeps
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

@@ -257,7 +257,8 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
             if doc["match"]:
                 m = doc["match"]
                 click.echo(f"MATCH    {r.suspect}: {m['sku']} [{m['preset']}] {m['source']} -> {m['output']} "
-                           f"(confidence {doc['confidence']:.4g}, record {m['record_id']})")
+                           f"(false-match probability <= {r.verdict.false_match_probability or 0:.1e}, "
+                           f"record {m['record_id']})")
             else:
                 why = r.error or (r.verdict.findings[0] if getattr(r.verdict, "findings", None) else "")
                 click.echo(f"NO MATCH {r.suspect}" + (f": {why}" if why else ""))
