@@ -26,6 +26,7 @@ from pipeline.trace.verdict import (
     decide,
     payload_hex,
     read_watermark,
+    registration_tier,
     visible_mark_check,
 )
 
@@ -150,8 +151,14 @@ class Tracer:
         t1 = time.perf_counter()
         feats = SuspectFeatures.compute(rgb)
         evidence: list[CandidateEvidence] = []
+        strong_sources: set[str] = set()
         for c in cands:
             record = self.store.get(c.record_id) or {"record_id": c.record_id}
+            if strong_sources and str(record.get("source")) not in strong_sources:
+                # one export already aligned decisively: only other exports of the same original (another
+                # preset) can still change the answer, so the rest are listed but not registered (~40 ms each)
+                evidence.append(CandidateEvidence(candidate=c, record=record, signature=None, registration=None))
+                continue
             sig = self._signature(c.record_id)
             reg: Registration | None = None
             if sig is not None:
@@ -159,6 +166,8 @@ class Tracer:
                 hinted = "mirror" in c.pdq_variant or c.sketch_mirrored
                 reg = register(feats, sig, try_mirror=hinted)
             evidence.append(CandidateEvidence(candidate=c, record=record, signature=sig, registration=reg))
+            if registration_tier(reg, c.pdq_distance) == "strong":
+                strong_sources.add(str(record.get("source")))
         if not any(ev.registered for ev in evidence):
             # nothing aligned: maybe a mirrored copy the search did not flag; try the mirror on the best few
             for ev in evidence[:MIRROR_RETRY]:
