@@ -100,7 +100,7 @@ def query_signature(rgb: np.ndarray) -> QuerySignature:
     mirror = np.ascontiguousarray(small[:, ::-1])
     tx0, ty0, tx1, ty1 = sg.content_box_fast(small)
     trimmed = np.ascontiguousarray(small[ty0:ty1, tx0:tx1])
-    _, quality = sg.pdq_with_quality(small)
+    dihedral, quality = sg.pdq_dihedral_with_quality(small)
     regions = []
     for area in sg.REGION_AREAS:
         regions.append(sg.pdq_bits(sg.centre_region(small, area)))
@@ -109,7 +109,7 @@ def query_signature(rgb: np.ndarray) -> QuerySignature:
                       sg.phash_bits(np.ascontiguousarray(trimmed[:, ::-1]))])
     big = sg.downscale(rgb, QUERY_FINE_SIDE) if max(rgb.shape[:2]) > sg.SEARCH_SIDE * 1.25 else None
     return QuerySignature(
-        pdq_dihedral=sg.pdq_dihedral(small), pdq_quality=quality, trim_dihedral=sg.pdq_dihedral(trimmed),
+        pdq_dihedral=dihedral, pdq_quality=quality, trim_dihedral=sg.pdq_dihedral(trimmed),
         regions=np.stack(regions), phash=phash, frames=(small,) if big is None else (small, big),
         size=(rgb.shape[1], rgb.shape[0]),
     )
@@ -221,26 +221,29 @@ class TraceIndex:
 
     # ---------------------------------------------------------------- hash channel
     def hash_distances(self, q: QuerySignature) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per comparison kind: (best distance per record, index of the best query variant)."""
+        """Per comparison kind: (best distance per record, the (variants, N) distance matrix).
+
+        The best variant of a record is ``matrix[:, i].argmin()``, computed only for the records picked:
+        an argmin over axis 0 of the whole matrix costs more than all the Hamming distances together."""
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         d = _hamming(_words(q.pdq_dihedral), self.pdq)
-        out["full"] = (d.min(axis=0), d.argmin(axis=0))
+        out["full"] = (d.min(axis=0), d)
         d = _hamming(_words(q.trim_dihedral), self.pdq_trim)
-        out["trim"] = (d.min(axis=0), d.argmin(axis=0))
+        out["trim"] = (d.min(axis=0), d)
         # suspect = a centred crop of the record: suspect (identity, mirrored) vs the record's centre regions
         qfull = _words(q.pdq_dihedral[[0, _MIRROR]])
         parts = [_hamming(qfull, self.pdq_regions[r]) for r in range(self.pdq_regions.shape[0])]
         d = np.concatenate(parts)
-        out["region"] = (d.min(axis=0), d.argmin(axis=0))
+        out["region"] = (d.min(axis=0), d)
         # suspect = the record with extra surround: the suspect's centre regions vs the record
         d = _hamming(_words(q.regions), self.pdq)
-        out["surround"] = (d.min(axis=0), d.argmin(axis=0))
+        out["surround"] = (d.min(axis=0), d)
         ph = _words(q.phash)[:, 0]
         dp = np.minimum(
             np.bitwise_count(self.phash[None, :] ^ ph[:2, None]).min(axis=0),
             np.bitwise_count(self.phash_trim[None, :] ^ ph[2:, None]).min(axis=0),
         ).astype(np.uint16)
-        out["phash"] = (dp, np.zeros(self.n, np.int64))
+        out["phash"] = (dp, dp[None, :])
         return out
 
     # ---------------------------------------------------------------- sketch channel
@@ -363,7 +366,6 @@ class TraceIndex:
         hd = self.hash_distances(q)
         kinds = ("full", "trim", "region", "surround")
         stack = np.stack([hd[kind][0] for kind in kinds])  # (4, N)
-        best_kind = stack.argmin(axis=0)
         pdq_best = stack.min(axis=0).astype(np.int64)
         phash_best = hd["phash"][0].astype(np.int64)
         if min(int(hd["full"][0].min()), int(hd["trim"][0].min())) <= HASH_DECISIVE:
@@ -385,8 +387,8 @@ class TraceIndex:
         pick.sort(key=lambda i: -fused[i])
         out = []
         for i in pick:
-            kind = kinds[int(best_kind[i])]
-            variant = int(hd[kind][1][i])
+            kind = kinds[int(stack[:, i].argmin())]
+            variant = int(hd[kind][1][:, i].argmin())
             if kind in ("full", "trim"):
                 label = f"{kind}/{_DIHEDRAL_NAMES[variant]}"
             elif kind == "region":

@@ -97,8 +97,13 @@ def pdq_with_quality(rgb: np.ndarray) -> tuple[np.ndarray, int]:
 
 def pdq_dihedral(rgb: np.ndarray) -> np.ndarray:
     """The 8 dihedral PDQ hashes (identity, rotations, flips), (8, 32) packed bytes, from one DCT."""
-    hashes, _ = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
-    return np.stack([np.packbits(np.asarray(h, dtype=np.uint8)) for h in hashes])
+    return pdq_dihedral_with_quality(rgb)[0]
+
+
+def pdq_dihedral_with_quality(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """``pdq_dihedral`` and PDQ's quality score (the identity hash is the one ``pdq_bits`` gives)."""
+    hashes, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
+    return np.stack([np.packbits(np.asarray(h, dtype=np.uint8)) for h in hashes]), int(quality)
 
 
 def phash_bits(rgb: np.ndarray) -> np.ndarray:
