@@ -228,7 +228,19 @@ def speed() -> None:
             t0 = time.perf_counter()
             invisible.read(out, KEY)
             tr.append(time.perf_counter() - t0)
-        print(f"  {w}x{h}: embed {np.median(te) * 1e3:6.1f} ms   read {np.median(tr) * 1e3:6.1f} ms")
+        print(f"  {w}x{h}: embed {np.median(te) * 1e3:6.1f} ms   read (unattacked) {np.median(tr) * 1e3:6.1f} ms")
+    # the read's tail: every attack of the suite on a few marked pictures, one process, nothing else running
+    times = []
+    for i, rgb in enumerate([product_shot(7, (1600, 1600)), *[im for _n, im in catalog_images(4)]]):
+        marked = invisible.embed(rgb, KEY, 0x1234567890, white_mask(rgb))
+        for attack in ATTACKS.values():
+            suspect = attack(marked, i)
+            t0 = time.perf_counter()
+            invisible.read(suspect, KEY)
+            times.append(time.perf_counter() - t0)
+    a = np.array(times) * 1e3
+    print(f"  blind read of {len(a)} attacked suspects, one process: mean {a.mean():.0f} ms, "
+          f"p95 {np.percentile(a, 95):.0f} ms, max {a.max():.0f} ms")
 
 
 def report(results: list[dict[str, object]], attacks: list[str], names: list[str]) -> None:
