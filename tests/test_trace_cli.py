@@ -160,11 +160,26 @@ def test_a_match_names_sku_preset_source_and_output(exported, swept):
         assert isinstance(doc["signals"], dict)
 
 
-def test_painted_out_visible_mark_is_still_traced_and_reported(attacked, swept):
+def test_painted_out_visible_mark_is_still_traced_and_reported(exported, attacked, swept):
     painted = [d for d in swept["docs"] if attacked["attack_of"][d["suspect"]] == "painted-out"]
     assert painted, "shopify marks every role: there must be painted-out copies"
-    ok = [d for d in painted if d["verdict"] == "match" and d["match"]["record_id"] == attacked["expected"][d["suspect"]]]
-    assert len(ok) == len(painted)
+    assert all(d["verdict"] == "match" for d in painted)
+    # the original is never in doubt; which of its exports (Shopify's marked one or Amazon's unmarked one) was
+    # copied can be, when the watermark cannot be read either (low-texture cut-outs): the report says so
+    by_id = {o["record_id"]: o for o in exported["outputs"]}
+    assert all(d["match"]["source"] == by_id[attacked["expected"][d["suspect"]]]["source"] for d in painted)
+    exact = [d for d in painted if d["match"]["record_id"] == attacked["expected"][d["suspect"]]]
+    assert len(exact) >= 0.9 * len(painted)
+    # the report says the mark was removed (never that it is still there) ...
+    status = {Path(d["suspect"]).name: d["signals"]["visible_mark"]["status"] for d in painted}
+    assert all(v in ("removed", "altered") for v in status.values()), status
+    assert sum(v == "removed" for v in status.values()) >= 0.8 * len(status), status
+    # ... and that it is in place on intact copies of marked exports (where the copy still covers it)
+    overlays = {"painted-out", "logo15", "banner18"}  # these may cover the mark on purpose
+    intact = [d["signals"]["visible_mark"]["status"] for d in swept["docs"]
+              if attacked["attack_of"][d["suspect"]] not in overlays and d["match"]
+              and d["signals"].get("visible_mark", {}).get("expected")]
+    assert intact and all(v in ("present", "cropped-out") for v in intact), intact
 
 
 def test_unrelated_pictures_never_match(exported, attacked):

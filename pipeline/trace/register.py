@@ -213,8 +213,13 @@ def _fit(feats: SuspectFeatures, sig: sg.TraceSignature) -> tuple[np.ndarray | N
     return a, int(inl.sum()), len(pairs), dst[inl]
 
 
-def register(feats: SuspectFeatures, sig: sg.TraceSignature, *, try_mirror: bool = True) -> Registration:
-    """Register the suspect to one candidate export (identity, then the mirrored suspect if that is better)."""
+def register(feats: SuspectFeatures, sig: sg.TraceSignature, *, try_mirror: bool = True,
+             exclude: np.ndarray | None = None) -> Registration:
+    """Register the suspect to one candidate export (identity, then the mirrored suspect if that is better).
+
+    ``exclude`` (bool, thumbnail frame): pixels left out of the correlations, i.e. the export's visible mark,
+    the one place a thief alters on purpose (a painted-out mark must not make the copy look like another export).
+    """
     ew, eh = sig.width, sig.height
     sh, sw = feats.rgb.shape[:2]
     base: dict[str, Any] = {"export_size": (ew, eh), "suspect_size": (sw, sh)}
@@ -262,5 +267,7 @@ def register(feats: SuspectFeatures, sig: sg.TraceSignature, *, try_mirror: bool
     thumb = sig.thumbnail_rgb()
     if reg.ok and thumb is not None:
         warped, mask = aligned_to_thumbnail(feats.rgb, m, sig, thumb.shape[:2])
+        if exclude is not None and exclude.shape == mask.shape:
+            mask = mask & ~exclude
         reg.ncc, reg.ncc_grey = dense_ncc(warped, mask, thumb)
     return reg

@@ -24,6 +24,7 @@ from PIL import Image
 
 from pipeline.trace import signatures as sg
 from pipeline.trace.register import aligned_to_thumbnail
+from pipeline.trace.verdict import MARK_PRESENT, MARK_REMOVED
 
 if TYPE_CHECKING:
     from pipeline.trace.tracer import TraceResult
@@ -215,7 +216,9 @@ def _section(res: TraceResult, n: int) -> str:
     if vm:
         parts.append("<div><h3>Visible watermark</h3><table>" + _rows([
             ("expected on this export", vm.get("expected")), ("status", vm.get("status")),
-            ("correlation in the mark's area", vm.get("ncc")), ("what it means", vm.get("note")),
+            ("fine-detail correlation in the mark's area", None if vm.get("detail_ncc") is None else
+             f"{vm['detail_ncc']} (intact >= {MARK_PRESENT}, removed < {MARK_REMOVED})"),
+            ("tone correlation in the mark's area", vm.get("ncc")), ("what it means", vm.get("note")),
         ]) + "</table></div>")
     orig = doc.get("original")
     if orig:

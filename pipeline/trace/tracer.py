@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from pipeline.errors import InputError
@@ -24,6 +25,7 @@ from pipeline.trace.verdict import (
     CandidateEvidence,
     Verdict,
     decide,
+    mark_mask,
     payload_hex,
     read_watermark,
     registration_tier,
@@ -164,7 +166,7 @@ class Tracer:
             if sig is not None:
                 # the mirrored suspect's SIFT pass (~200 ms) only where the search saw a mirror image
                 hinted = "mirror" in c.pdq_variant or c.sketch_mirrored
-                reg = register(feats, sig, try_mirror=hinted)
+                reg = register(feats, sig, try_mirror=hinted, exclude=self._mark_area(record, sig))
             evidence.append(CandidateEvidence(candidate=c, record=record, signature=sig, registration=reg))
             if registration_tier(reg, c.pdq_distance) == "strong":
                 strong_sources.add(str(record.get("source")))
@@ -172,7 +174,8 @@ class Tracer:
             # nothing aligned: maybe a mirrored copy the search did not flag; try the mirror on the best few
             for ev in evidence[:MIRROR_RETRY]:
                 if ev.signature is not None and not (ev.registration and ev.registration.mirrored):
-                    mreg = register(feats, ev.signature, try_mirror=True)
+                    mreg = register(feats, ev.signature, try_mirror=True,
+                                    exclude=self._mark_area(ev.record, ev.signature))
                     if ev.registration is None or (mreg.ok, mreg.ncc) > (ev.registration.ok, ev.registration.ncc):
                         ev.registration = mreg
         timings["register"] = time.perf_counter() - t1
@@ -226,6 +229,18 @@ class Tracer:
         return TraceResult(suspect=name, verdict=verdict, record=record,
                            run=self.run_of(record) if record else None, evidence=chosen,
                            suspect_rgb=rgb, timings=timings)
+
+    def _mark_area(self, record: dict[str, Any], sig: sg.TraceSignature) -> np.ndarray | None:
+        """The export's visible-mark footprint in its thumbnail frame (None: no mark), dilated a little."""
+        if not record.get("visible_mark"):
+            return None
+        thumb = sig.thumbnail_rgb()
+        if thumb is None:
+            return None
+        mask = mark_mask(record, thumb.shape[:2], self.owner)
+        if mask is None:
+            return None
+        return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
     def _metadata(self, data: bytes | None, rgb: np.ndarray) -> dict[str, Any] | None:
         if data is None:
