@@ -119,32 +119,11 @@ def aspect15(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ photometric
 
 
-def _enhance(rgb: np.ndarray, kind: type[ImageEnhance._Enhance], factor: float) -> np.ndarray:
-    return np.asarray(kind(Image.fromarray(rgb)).enhance(factor)).copy()
-
-
-def brightness_up(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    return _enhance(rgb, ImageEnhance.Brightness, 1.25)
-
-
-def brightness_down(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    return _enhance(rgb, ImageEnhance.Brightness, 0.75)
-
-
-def contrast_up(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    return _enhance(rgb, ImageEnhance.Contrast, 1.25)
-
-
-def contrast_down(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    return _enhance(rgb, ImageEnhance.Contrast, 0.75)
-
-
-def saturation_up(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    return _enhance(rgb, ImageEnhance.Color, 1.25)
-
-
-def saturation_down(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    return _enhance(rgb, ImageEnhance.Color, 0.75)
+def _enhancer(kind: type[ImageEnhance._Enhance], factor: float) -> Attack:
+    """A brightness/contrast/saturation change by ``factor`` (Pillow's ImageEnhance), as an attack."""
+    def attack(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
+        return np.asarray(kind(Image.fromarray(rgb)).enhance(factor)).copy()
+    return attack
 
 
 def blur15(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -246,12 +225,12 @@ ATTACKS: dict[str, Attack] = {
     "thumb30": thumb30,
     "crop80": crop80,
     "flip": flip,
-    "brightness+25": brightness_up,
-    "brightness-25": brightness_down,
-    "contrast+25": contrast_up,
-    "contrast-25": contrast_down,
-    "saturation+25": saturation_up,
-    "saturation-25": saturation_down,
+    "brightness+25": _enhancer(ImageEnhance.Brightness, 1.25),
+    "brightness-25": _enhancer(ImageEnhance.Brightness, 0.75),
+    "contrast+25": _enhancer(ImageEnhance.Contrast, 1.25),
+    "contrast-25": _enhancer(ImageEnhance.Contrast, 0.75),
+    "saturation+25": _enhancer(ImageEnhance.Color, 1.25),
+    "saturation-25": _enhancer(ImageEnhance.Color, 0.75),
     "blur1.5": blur15,
     "noise8": noise8,
     "banner18": banner,
