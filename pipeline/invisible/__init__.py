@@ -13,7 +13,7 @@ Scheme (details in the submodules):
 - ``reader``: the pilot lines in the spectrum of the whitened suspect give the tiling lattice (scale, aspect,
   rotation, mirror, any crop); all tiles are folded together; the pilots' phases give candidate shifts, the
   code picks the aligned one; Viterbi decodes and the keyed check decides. The false-positive probability is
-  at most decodes * 2**-26 per picture (at most 5 decodes: < 1e-7).
+  at most decodes * 2**-26 per picture (at most MAX_DECODES = 16 decodes: <= 2.4e-7).
 
 Without the key, nobody can find the pilots' meaning, the chip signs or the check: another key reads nothing.
 """
