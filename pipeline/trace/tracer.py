@@ -261,8 +261,9 @@ class Tracer:
             data = Path(path).read_bytes()
             rgb, capture = load_rgb(data, max_side=SUSPECT_MAX_SIDE)
         except Exception as exc:  # an unreadable suspect is a per-file result, not a crash of the sweep
-            v = Verdict("no-match", 0.0, None, None, [f"The file could not be read as an image: {exc}"], {})
-            return TraceResult(suspect=str(path), verdict=v, error=str(exc))
+            msg = str(exc).removeprefix("<bytes>: ")  # the decoder saw bytes; the suspect's path is named already
+            v = Verdict("no-match", 0.0, None, None, [f"The file could not be read as an image: {msg}"], {})
+            return TraceResult(suspect=str(path), verdict=v, error=msg)
         res = self.trace_image(rgb, name=str(path), data=data)
         res.capture = capture.as_dict()
         return res
