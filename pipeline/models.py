@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,6 +91,13 @@ class VisibleMark:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__) | {"warp": list(self.warp)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VisibleMark:
+        """The inverse of ``as_dict`` (e.g. a ledger record's ``visible_mark``)."""
+        return cls(x=float(d["x"]), y=float(d["y"]), scale=float(d["scale"]), rotation=float(d["rotation"]),
+                   opacity=float(d["opacity"]), warp=tuple(float(v) for v in d.get("warp", ())),
+                   tone=str(d.get("tone", "light")))
 
 
 @dataclass

@@ -99,9 +99,7 @@ def attacked(exported) -> dict[str, Any]:
             expected[str(path)], attack_of[str(path)] = o["record_id"], name
         vm = (records[o["record_id"]] or {}).get("visible_mark")
         if vm:  # the visible mark painted out, then the usual recompression
-            mark = VisibleMark(x=float(vm["x"]), y=float(vm["y"]), scale=float(vm["scale"]),
-                               rotation=float(vm["rotation"]), opacity=float(vm["opacity"]),
-                               warp=tuple(float(v) for v in vm.get("warp", ())), tone=str(vm.get("tone", "light")))
+            mark = VisibleMark.from_dict(vm)
             path = halves[len(expected) % 2] / f"{stem}--painted_out.jpg"
             save(ATTACKS["jpeg70"](paint_out(rgb, mark), i), path)
             expected[str(path)], attack_of[str(path)] = o["record_id"], "painted-out"

@@ -142,6 +142,16 @@ def test_params_stay_in_style_ranges(identity, style, use_mask):
         assert xs.min() - 1 <= mark.x * 320 <= xs.max() + 1 and ys.min() - 1 <= mark.y * 240 <= ys.max() + 1
 
 
+@given(identity=st.text(min_size=0, max_size=40), tone=st.sampled_from(["light", "dark"]))
+def test_mark_params_survive_the_ledgers_json(identity, tone):
+    """What trace reads back from a ledger record is exactly the mark that was drawn."""
+    import json
+
+    mark = dataclasses.replace(wm.visible_params(OwnerKey(FIXED_SECRET), identity, (320, 240), VisibleStyle(), None),
+                               tone=tone)
+    assert VisibleMark.from_dict(json.loads(json.dumps(mark.as_dict()))) == mark
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Placement over the product
 
