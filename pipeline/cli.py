@@ -260,7 +260,7 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
                            f"(false-match probability <= {r.verdict.false_match_probability or 0:.1e}, "
                            f"record {m['record_id']})")
             else:
-                why = r.error or (r.verdict.findings[0] if getattr(r.verdict, "findings", None) else "")
+                why = r.error or (r.verdict.findings[0] if r.verdict.findings else "")
                 click.echo(f"NO MATCH {r.suspect}" + (f": {why}" if why else ""))
         if report_path is not None:
             click.echo(f"evidence report: {report_path} (and {report_path.with_suffix('.json')})")

@@ -137,7 +137,8 @@ def aligned_to_thumbnail(suspect: np.ndarray, matrix: np.ndarray, sig: sg.TraceS
     return warped, np.asarray(cv2.erode(cover, np.ones((5, 5), np.uint8)) > 0)
 
 
-def _ncc(x: np.ndarray, y: np.ndarray) -> float:
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised cross-correlation of two equally shaped arrays (0 when either is flat)."""
     x = x - x.mean()
     y = y - y.mean()
     den = float(np.sqrt((x * x).sum() * (y * y).sum()))
@@ -181,9 +182,9 @@ def dense_ncc(warped: np.ndarray, mask: np.ndarray, thumb: np.ndarray, grid: int
         return 0.0, 0.0
     wl = [cv2.GaussianBlur(warped[..., c].astype(np.float32), (0, 0), 1.5) for c in range(3)]
     tl = [cv2.GaussianBlur(thumb[..., c].astype(np.float32), (0, 0), 1.5) for c in range(3)]
-    colour = _tile_median(foreground, grid, lambda tile, t: min(_ncc(w[tile][t], b[tile][t])
+    colour = _tile_median(foreground, grid, lambda tile, t: min(correlation(w[tile][t], b[tile][t])
                                                                 for w, b in zip(wl, tl, strict=True)))
-    grey = _tile_median(structured, grid, lambda tile, t: _ncc(ga[tile][t], gb[tile][t]))
+    grey = _tile_median(structured, grid, lambda tile, t: correlation(ga[tile][t], gb[tile][t]))
     return colour, grey
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 from pipeline.trace import signatures as sg
 from pipeline.trace.register import aligned_to_thumbnail
-from pipeline.trace.verdict import MARK_PRESENT, MARK_REMOVED
+from pipeline.trace.visible import MARK_PRESENT, MARK_REMOVED
 
 if TYPE_CHECKING:
     from pipeline.trace.tracer import TraceResult

@@ -25,12 +25,11 @@ from pipeline.trace.verdict import (
     CandidateEvidence,
     Verdict,
     decide,
-    mark_mask,
     payload_hex,
     read_watermark,
     registration_tier,
-    visible_mark_check,
 )
+from pipeline.trace.visible import mark_mask, visible_mark_check
 
 SUSPECT_MAX_SIDE = 2048  # suspects are decoded at most this large (registration and watermark read both fit)
 TOP_K = 16  # candidates registered per suspect
@@ -92,6 +91,11 @@ class TraceResult:
         signals["timings_ms"] = {k: round(v * 1000, 1) for k, v in self.timings.items()}
         return {"suspect": self.suspect, "verdict": self.verdict.verdict, "confidence": self.verdict.confidence,
                 "match": match, "signals": signals}
+
+
+def _widened(mark: np.ndarray | None) -> np.ndarray | None:
+    """The mark's footprint grown by 2 px: what registration leaves out of its correlations."""
+    return None if mark is None else cv2.dilate(mark.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
 
 def expand_suspects(paths: Iterable[str | Path]) -> list[Path]:
@@ -163,19 +167,20 @@ class Tracer:
                 continue
             sig = self._signature(c.record_id)
             reg: Registration | None = None
+            mark = None
             if sig is not None:
+                mark = self._mark(record, sig)
                 # the mirrored suspect's SIFT pass (~200 ms) only where the search saw a mirror image
                 hinted = "mirror" in c.pdq_variant or c.sketch_mirrored
-                reg = register(feats, sig, try_mirror=hinted, exclude=self._mark_area(record, sig))
-            evidence.append(CandidateEvidence(candidate=c, record=record, signature=sig, registration=reg))
+                reg = register(feats, sig, try_mirror=hinted, exclude=_widened(mark))
+            evidence.append(CandidateEvidence(candidate=c, record=record, signature=sig, registration=reg, mark=mark))
             if registration_tier(reg, c.pdq_distance) == "strong":
                 strong_sources.add(str(record.get("source")))
         if not any(ev.registered for ev in evidence):
             # nothing aligned: maybe a mirrored copy the search did not flag; try the mirror on the best few
             for ev in evidence[:MIRROR_RETRY]:
                 if ev.signature is not None and not (ev.registration and ev.registration.mirrored):
-                    mreg = register(feats, ev.signature, try_mirror=True,
-                                    exclude=self._mark_area(ev.record, ev.signature))
+                    mreg = register(feats, ev.signature, try_mirror=True, exclude=_widened(ev.mark))
                     if ev.registration is None or (mreg.ok, mreg.ncc) > (ev.registration.ok, ev.registration.ncc):
                         ev.registration = mreg
         timings["register"] = time.perf_counter() - t1
@@ -197,27 +202,28 @@ class Tracer:
                     if payload_hex(other.record.get("payload")) == ev.watermark.get("payload"):
                         other.watermark = dict(ev.watermark)
                 break
-        informed_found = any(ev.watermark and ev.watermark.get("found") for ev in ranked[:MAX_WATERMARK_READS])
-        if ranked and not informed_found and self.key is not None:
-            # the informed read is one decode in the registered frame; a registration a pixel or two off (or a
-            # copy whose scale the features misjudged) can miss it, while the blind read searches the lattice
+        if not any(ev.watermark and ev.watermark.get("found") for ev in ranked[:MAX_WATERMARK_READS]):
+            # nothing aligned, or the informed read (one decode in the registered frame, which a registration a
+            # pixel or two off can miss) found nothing: the blind read searches the lattice itself
             bw = read_watermark(rgb, self.key)
-            if bw.get("found"):
-                for ev in evidence:
-                    if payload_hex(ev.record.get("payload")) == bw.get("payload"):
-                        ev.watermark = dict(bw, mode="blind (after the informed read missed)")
-        if not ranked:
-            blind = read_watermark(rgb, self.key)
-            if blind.get("found") and blind.get("payload"):
-                try:
-                    payload_records = list(self.store.find_by_payload(blind["payload"]))
-                except Exception:
-                    payload_records = []
+            if ranked:
+                if bw.get("found"):
+                    for ev in evidence:
+                        if payload_hex(ev.record.get("payload")) == bw.get("payload"):
+                            ev.watermark = dict(bw, mode="blind (after the informed read missed)")
+            else:
+                blind = bw
+                if bw.get("found") and bw.get("payload"):
+                    try:
+                        payload_records = list(self.store.find_by_payload(bw["payload"]))
+                    except Exception:
+                        payload_records = []
         timings["watermark"] = time.perf_counter() - t2
         metadata = self._metadata(data, rgb)
         for ev in evidence:
             if ev.registered and ev.signature is not None:
-                ev.visible = visible_mark_check(rgb, ev.registration, ev.signature, ev.record, self.owner)
+                ev.visible = visible_mark_check(rgb, ev.registration, ev.signature, ev.record, self.owner,
+                                                mask=ev.mark)
         verdict = decide(evidence, metadata=metadata, blind_watermark=blind, payload_records=payload_records,
                          pdq_quality=q.pdq_quality)
         timings["total"] = time.perf_counter() - t0
@@ -230,17 +236,13 @@ class Tracer:
                            run=self.run_of(record) if record else None, evidence=chosen,
                            suspect_rgb=rgb, timings=timings)
 
-    def _mark_area(self, record: dict[str, Any], sig: sg.TraceSignature) -> np.ndarray | None:
-        """The export's visible-mark footprint in its thumbnail frame (None: no mark), dilated a little."""
+    def _mark(self, record: dict[str, Any], sig: sg.TraceSignature) -> np.ndarray | None:
+        """The export's visible-mark footprint in its thumbnail frame (None: no mark); computed once per
+        candidate (re-rendering the mark costs ~30 ms) for registration and the visible-mark check alike."""
         if not record.get("visible_mark"):
             return None
         thumb = sig.thumbnail_rgb()
-        if thumb is None:
-            return None
-        mask = mark_mask(record, thumb.shape[:2], self.owner)
-        if mask is None:
-            return None
-        return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        return None if thumb is None else mark_mask(record, thumb.shape[:2], self.owner)
 
     def _metadata(self, data: bytes | None, rgb: np.ndarray) -> dict[str, Any] | None:
         if data is None:

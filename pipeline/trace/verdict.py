@@ -31,12 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pipeline.trace import signatures as sg
 from pipeline.trace.index import PDQ_MATCH, PHASH_MATCH, Candidate
-from pipeline.trace.register import Registration, aligned_to_thumbnail
+from pipeline.trace.register import Registration
 
 NCC_STRONG = 0.9  # colour-layout correlation (tile median) decisive on its own ...
 NCC_GREY_STRONG = 0.7  # ... together with this grey-detail correlation
@@ -99,85 +98,6 @@ def read_watermark(suspect: np.ndarray, key: Any, *, registration: Registration 
     }
 
 
-# ------------------------------------------------------------------------------------------ visible mark
-
-
-def mark_mask(record: dict[str, Any], thumb_shape: tuple[int, int], owner: Any = None) -> np.ndarray | None:
-    """Where the record's visible mark sits, as a bool mask in the thumbnail frame (None: no visible mark).
-
-    With the ``owner`` profile the mark is re-rendered exactly (``watermark.render_mark``); without it, the
-    recorded keyed geometry gives its nominal footprint (a rotated box of the recorded width and 0.22 aspect).
-    """
-    vm = record.get("visible_mark")
-    if not vm:
-        return None
-    th, tw = thumb_shape
-    ew, eh = int(record.get("width") or tw), int(record.get("height") or th)
-    if owner is not None:
-        try:
-            from pipeline.models import VisibleMark
-            from pipeline.stages.watermark import render_mark
-
-            mark = VisibleMark(x=float(vm["x"]), y=float(vm["y"]), scale=float(vm["scale"]),
-                               rotation=float(vm["rotation"]), opacity=float(vm["opacity"]),
-                               warp=tuple(float(v) for v in vm.get("warp", ())), tone=str(vm.get("tone", "light")))
-            alpha = render_mark(owner, mark, (ew, eh))[..., 3]
-            small = cv2.resize(alpha, (tw, th), interpolation=cv2.INTER_AREA)
-            return cv2.dilate((small > 8).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        except Exception:  # fall back to the nominal footprint below
-            pass
-    width = float(vm["scale"]) * min(ew, eh) * tw / ew
-    box = ((float(vm["x"]) * tw, float(vm["y"]) * th), (width, width * 0.22), -float(vm["rotation"]))
-    mask = np.zeros((th, tw), np.uint8)
-    cv2.fillPoly(mask, [np.round(cv2.boxPoints(box)).astype(np.int32)], 1)
-    return mask > 0
-
-
-MARK_PRESENT = 0.65  # band-pass correlation in the mark's footprint at or above which the mark is intact
-MARK_REMOVED = 0.50  # ... below which it was removed
-
-
-def visible_mark_check(suspect: np.ndarray, registration: Registration | None, sig: sg.TraceSignature,
-                       record: dict[str, Any], owner: Any = None) -> dict[str, Any]:
-    """Is the record's visible mark still where the key put it, in the registered suspect?"""
-    if not record.get("visible_mark"):
-        return {"expected": False, "status": "none", "note": "this export carries no visible mark"}
-    thumb = sig.thumbnail_rgb()
-    if registration is None or not registration.ok or thumb is None:
-        return {"expected": True, "status": "unchecked", "note": "the suspect could not be aligned to the export"}
-    mask = mark_mask(record, thumb.shape[:2], owner)
-    if mask is None or mask.sum() < 20:
-        return {"expected": True, "status": "unchecked", "note": "the mark footprint is too small at this scale"}
-    warped, valid = aligned_to_thumbnail(suspect, registration.matrix, sig, thumb.shape[:2])
-    inside = mask & valid
-    if inside.sum() < 0.5 * mask.sum():
-        return {"expected": True, "status": "cropped-out",
-                "note": "the suspect does not cover the place of the mark (it was cropped away)"}
-    a = sg.to_gray(warped).astype(np.float32)
-    b = sg.to_gray(thumb).astype(np.float32)
-    x, y = a[inside] - a[inside].mean(), b[inside] - b[inside].mean()
-    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    ncc = float((x * y).sum() / den) if den > 0 else 0.0
-    ha = cv2.GaussianBlur(a, (0, 0), 0.7) - cv2.GaussianBlur(a, (0, 0), 2.0)
-    hb = cv2.GaussianBlur(b, (0, 0), 0.7) - cv2.GaussianBlur(b, (0, 0), 2.0)
-    x, y = ha[inside] - ha[inside].mean(), hb[inside] - hb[inside].mean()
-    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    hp = float((x * y).sum() / den) if den > 0 else 0.0
-    # the decision rests on the fine detail (the mark's letter edges, a 0.7-2 px band-pass in the thumbnail):
-    # inpainting keeps the area's tones, so the plain correlation stays high on a painted-out mark, while the
-    # detail correlation collapses.  Measured on the e2e suite (tests/test_trace_cli.py, four owner keys):
-    # intact marks >= 0.78 (mirrored copies lowest; a logo pasted over the mark 0.60), painted out <= 0.43.
-    status = "present" if hp >= MARK_PRESENT else ("removed" if hp < MARK_REMOVED else "altered")
-    notes = {
-        "present": "the visible mark is where the owner's key placed it",
-        "removed": "the fine detail of the visible mark is gone from its keyed place while the rest of the "
-                   "picture matches the export: the mark was painted out or covered",
-        "altered": "the area of the visible mark only partly matches the export",
-    }
-    return {"expected": True, "status": status, "detail_ncc": round(hp, 3), "ncc": round(ncc, 3),
-            "thresholds": {"present": MARK_PRESENT, "removed_below": MARK_REMOVED}, "note": notes[status]}
-
-
 # -------------------------------------------------------------------------------------------- decision
 
 
@@ -191,6 +111,7 @@ class CandidateEvidence:
     registration: Registration | None = None
     watermark: dict[str, Any] | None = None
     visible: dict[str, Any] | None = None
+    mark: np.ndarray | None = field(default=None, repr=False)  # the visible mark's footprint (thumbnail frame)
 
     @property
     def registered(self) -> bool:
