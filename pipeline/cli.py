@@ -12,6 +12,7 @@ import click
 
 from pipeline import __version__
 from pipeline.errors import CatalogmarkError, ConfigError
+from pipeline.progress import make_progress, printable
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 ENV_LEDGER = "CATALOGMARK_LEDGER"
@@ -27,7 +28,7 @@ def default_ledger_path() -> Path:
 
 
 def _fail(exc: CatalogmarkError) -> NoReturn:
-    click.echo(f"catalogmark: error: {exc}", err=True)
+    click.echo(f"catalogmark: error: {printable(exc)}", err=True)
     sys.exit(exc.exit_code)
 
 
@@ -77,8 +78,8 @@ def keygen(key_file: Path | None, force: bool) -> None:
     path = key_file or keys.default_key_path()
     key = keys.generate()
     keys.write_key(key, path, overwrite=force)
-    click.echo(f"created owner key {path} (mode 0600; keep it secret and back it up)", err=True)
-    click.echo(f"public key:  {path}.pub", err=True)
+    click.echo(f"created owner key {printable(path)} (mode 0600; keep it secret and back it up)", err=True)
+    click.echo(f"public key:  {printable(path)}.pub", err=True)
     click.echo(f"fingerprint: {key.fingerprint}")
 
 
@@ -114,7 +115,8 @@ def keyinfo(key_file: Path | None, as_json: bool) -> None:
 @click.option("--url", default=None, help="Licensing/contact URL (overrides the config).")
 @click.option("--watermark-text", default=None, help="Visible watermark text (overrides the config).")
 @click.option("--watermark-logo", default=None, help="Visible watermark logo, an RGBA PNG (overrides the config).")
-@click.option("--jobs", "-j", type=int, default=None, help="Parallel workers (default: all cores).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Parallel workers, at least 1 (default: all cores).")
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
 @click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://10.0.0.5:8786.")
 @click.option("--check", is_flag=True, help="Change nothing; report what a run would do (exit 1 if anything is missing or stale).")
@@ -167,13 +169,13 @@ def _print_run_summary(summary: Any, options: Any, report_path: Path | None) -> 
         return
     click.echo(f"run {summary.run_id}: {summary.processed} processed, {summary.skipped} skipped, "
                f"{summary.failed} failed in {summary.seconds:.1f}s")
-    click.echo(f"outputs:     {Path(options.out_dir).resolve()}/<preset>/ (manifest.json in each)")
-    click.echo(f"ledger:      {options.ledger_path}")
+    click.echo(f"outputs:     {printable(Path(options.out_dir).resolve())}/<preset>/ (manifest.json in each)")
+    click.echo(f"ledger:      {printable(options.ledger_path)}")
     click.echo(f"merkle root: {summary.merkle_root}")
     if report_path is not None:
-        click.echo(f"report:      {report_path}")
+        click.echo(f"report:      {printable(report_path)}")
     for f in summary.failures:
-        click.echo(f"FAILED {f.path} [{f.preset}] at {f.stage}: {f.error}")
+        click.echo(f"FAILED {printable(f.path)} [{f.preset}] at {f.stage}: {printable(f.error)}")
 
 
 # --- verify -----------------------------------------------------------------------------------------------------
@@ -205,8 +207,21 @@ def verify(files: tuple[Path, ...], public_key: Path | None, key_file: Path | No
         _emit_json(results)
     else:
         for r in results:
-            click.echo(verify_mod.describe(r))
+            click.echo(verify_mod.describe(_printable_verify_result(r)))
     sys.exit(EXIT_OK if all(verify_mod.verify_ok(r) for r in results) else EXIT_SOME_FAILED)
+
+
+def _printable_verify_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a verify result whose file name, error and metadata problems (text that comes from the file
+    system or from the file itself) are escaped, for `describe`'s line-oriented output."""
+    doc = dict(result)
+    for field in ("file", "error"):
+        if field in doc:
+            doc[field] = printable(doc[field])
+    md = doc.get("metadata")
+    if isinstance(md, dict) and md.get("problems"):
+        doc["metadata"] = md | {"problems": [printable(p) for p in md["problems"]]}
+    return doc
 
 
 # --- trace ------------------------------------------------------------------------------------------------------
@@ -239,16 +254,11 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
     paths = expand_suspects(suspects)
     if not paths:
         raise ConfigError("no suspect images found in " + ", ".join(str(s) for s in suspects))
-    with _open_existing_ledger(ledger_path) as led:
-        bar = None
-        if not quiet and not as_json:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(paths), unit="suspect", file=sys.stderr, disable=None)
+    with _open_existing_ledger(ledger_path) as led, \
+            make_progress(len(paths), enabled=not quiet and not as_json, unit="suspect",
+                          desc="catalogmark trace") as progress:
         results = trace_files(paths, store=led, key=key, owner=owner, report_html=report_path,
-                              progress=(lambda _r: bar.update(1)) if bar is not None else None)
-        if bar is not None:
-            bar.close()
+                              progress=lambda _r: progress.update(1))
     if as_json:
         _emit_json([r.as_json() for r in results])
     elif not quiet:
@@ -256,14 +266,15 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
             doc = r.as_json()
             if doc["match"]:
                 m = doc["match"]
-                click.echo(f"MATCH    {r.suspect}: {m['sku']} [{m['preset']}] {m['source']} -> {m['output']} "
+                click.echo(f"MATCH    {printable(r.suspect)}: {printable(m['sku'])} [{m['preset']}] "
+                           f"{printable(m['source'])} -> {printable(m['output'])} "
                            f"(false-match probability <= {r.verdict.false_match_probability or 0:.1e}, "
                            f"record {m['record_id']})")
             else:
                 why = r.error or (r.verdict.findings[0] if r.verdict.findings else "")
-                click.echo(f"NO MATCH {r.suspect}" + (f": {why}" if why else ""))
+                click.echo(f"NO MATCH {printable(r.suspect)}" + (f": {printable(why)}" if why else ""))
         if report_path is not None:
-            click.echo(f"evidence report: {report_path} (and {report_path.with_suffix('.json')})")
+            click.echo(f"evidence report: {printable(report_path)} (and {printable(report_path.with_suffix('.json'))})")
     sys.exit(EXIT_OK if all(r.verdict.verdict == "match" for r in results) else EXIT_SOME_FAILED)
 
 
@@ -333,7 +344,7 @@ def ledger_verify(ledger_path: Path | None, as_json: bool) -> None:
         status = "OK" if report.ok else "FAILED"
         click.echo(f"ledger {status}: {report.records} records in {report.runs} runs")
         for problem in report.problems:
-            click.echo(f"  {problem}")
+            click.echo(f"  {printable(problem)}")
     sys.exit(EXIT_OK if report.ok else EXIT_SOME_FAILED)
 
 
@@ -363,7 +374,7 @@ def ledger_stats(ledger_path: Path | None, as_json: bool) -> None:
         _emit_json(stats)
         return
     for k, v in stats.items():
-        click.echo(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}")
+        click.echo(f"{k}: {printable(json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)}")
 
 
 def main() -> None:

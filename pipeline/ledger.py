@@ -44,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from pipeline.canonical import canonical_json
 from pipeline.errors import LedgerError
 from pipeline.models import Record
 
@@ -117,24 +118,24 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     features BLOB NOT NULL
 )""",
     )),
+    (3, (
+        # Stat cache: (size, mtime_ns, inode, ctime_ns) -> SHA-256 of a source or output file, so a rerun or
+        # --check of an unchanged catalog reads no file. A cache, not evidence: not hash-chained, rows replaced.
+        """CREATE TABLE file_stats (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+) WITHOUT ROWID""",
+        "CREATE INDEX records_output ON records (output)",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Runs begun by Ledger objects of this process and not yet finished/closed: recover() leaves them alone.
 _ACTIVE_RUNS: set[tuple[str, str]] = set()
-
-
-def _plain(value: Any) -> Any:
-    """JSON fallback for numpy scalars that stages may leave in dicts (np.float32, np.int64, np.bool_)."""
-    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        return value.item()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def canonical_json(value: Any) -> str:
-    """The one canonical JSON text used for hashing and for dict columns (see the module docstring)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=_plain)
 
 
 def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -155,6 +156,31 @@ def merkle_root(hashes: Sequence[str]) -> str:
             nxt.append(level[-1])
         level = nxt
     return level[0].hex()
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What the stat cache keys a file's SHA-256 on: a change to any of these means "hash it again"."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as read back from the ledger: the Record the runner appended plus its chain position."""
+
+    record: Record
+    seq: int
+    run_id: str
+    prev_hash: str
+    record_hash: str
 
 
 @dataclass
@@ -493,7 +519,45 @@ class Ledger:
             db.executemany("INSERT OR REPLACE INTO traces (record_id, search_keys, features) VALUES (?, ?, ?)",
                            rows)
 
+    def put_file_stats(self, items: Iterable[tuple[str, FileStat, str]]) -> None:
+        """Remember (path, stat, sha256) in the stat cache, replacing older rows for the same paths."""
+        rows = [(path, st.size, st.mtime_ns, st.inode, st.ctime_ns, sha) for path, st, sha in items]
+        if not rows:
+            return
+        with self._write(f"caching the hashes of {len(rows)} files") as db:
+            db.executemany("INSERT OR REPLACE INTO file_stats (path, size, mtime_ns, inode, ctime_ns, sha256) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", rows)
+
     # --- reading ---------------------------------------------------------------------------------------------
+
+    def file_stats(self, paths: Iterable[str]) -> dict[str, tuple[FileStat, str]]:
+        """The stat cache's (stat, sha256) for those of ``paths`` it holds."""
+        out: dict[str, tuple[FileStat, str]] = {}
+        wanted = list(dict.fromkeys(paths))
+        with self._guard("reading the stat cache"):
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                sql = ("SELECT path, size, mtime_ns, inode, ctime_ns, sha256 FROM file_stats WHERE path IN "
+                       f"({', '.join('?' * len(chunk))})")
+                for path, size, mtime, inode, ctime, sha in self._db.execute(sql, chunk):
+                    out[str(path)] = (FileStat(int(size), int(mtime), int(inode), int(ctime)), str(sha))
+        return out
+
+    def latest_by_outputs(self, outputs: Iterable[str]) -> dict[str, StoredRecord]:
+        """Newest record per output path, for the given paths (what is on disk there, as far as we know)."""
+        wanted = list(dict.fromkeys(outputs))
+        found: dict[str, StoredRecord] = {}
+        with self._guard("looking up outputs"):
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                sql = ("SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records WHERE output IN "
+                       f"({', '.join('?' * len(chunk))}) GROUP BY output)")
+                cur = self._db.execute(sql, chunk)
+                names = [d[0] for d in cur.description]
+                for row in cur:
+                    stored = _stored_record(names, row)
+                    found[stored.record.output] = stored
+        return found
 
     def _records(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
         with self._guard("reading records"):
@@ -712,6 +776,13 @@ def _record_dict(names: Sequence[str], row: Sequence[Any], *, keep_fmt: bool = F
     for name in JSON_FIELDS:
         doc[name] = _loads_or_raw(doc.get(name))
     return doc
+
+
+def _stored_record(names: Sequence[str], row: Sequence[Any]) -> StoredRecord:
+    doc = _record_dict(names, row)
+    return StoredRecord(record=Record(**{n: doc[n] for n in RECORD_FIELDS}), seq=int(doc["seq"]),
+                        run_id=str(doc["run_id"]), prev_hash=str(doc["prev_hash"]),
+                        record_hash=str(doc["record_hash"]))
 
 
 def _loads_or_raw(text: Any) -> Any:

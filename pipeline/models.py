@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 Role = Literal["main", "gallery"]
 Status = Literal["processed", "skipped", "failed", "missing", "stale", "current"]
-STAGES = ("ingest", "watermark", "fingerprint", "export", "hashrecord")
 
 # Bits of the invisible watermark payload id (before integrity check and error correction).
 PAYLOAD_BITS = 40
@@ -46,6 +45,41 @@ class ImageJob:
     def identity(self) -> str:
         """The image's identity inside the catalog (independent of preset)."""
         return f"{self.sku}/{self.role}/{self.position}"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the ledger says is at an output path: the newest record's rerun key and output hash."""
+
+    record_id: str
+    job_key: str
+    output_sha256: str
+    source_sha256: str
+    preset_digest: str
+    key_fingerprint: str
+    payload: str | None
+    width: int
+    height: int
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class ExportTask:
+    """One export of a photo that the parent could not decide without reading the source (or must redo)."""
+
+    job: ImageJob
+    expected: Expected | None
+    output_sha256: str | None = None  # the output file's SHA-256 if the parent knows it (stat cache), else read
+
+
+@dataclass(frozen=True)
+class PhotoTask:
+    """The work unit: one source photo with every export of it that needs work (read, hashed, decoded once)."""
+
+    source: str  # absolute path
+    source_display: str
+    exports: tuple[ExportTask, ...]
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +213,7 @@ class Failure:
 
 @dataclass
 class ImageResult:
-    """What a worker sends back to the parent for one job."""
+    """What happened to one export: processed (a record and a temp file to publish), up to date, or failed."""
 
     job: ImageJob
     status: Status
@@ -187,3 +221,16 @@ class ImageResult:
     failure: Failure | None = None
     seconds: float = 0.0
     trace: tuple[bytes, bytes] | None = None  # (search keys, features) for the ledger's trace side table
+    temp_path: str | None = None  # the fsynced output, renamed to job.output only after its record is committed
+    reason: str = ""  # why an export is missing or stale (--check), or why it was redone
+
+
+@dataclass
+class PhotoResult:
+    """What a worker sends back for one PhotoTask: the source's hash and stat (for the stat cache) and each
+    export's result."""
+
+    source: str
+    sha256: str | None
+    stat: tuple[int, int, int, int] | None  # size, mtime_ns, inode, ctime_ns of the file descriptor read
+    results: list[ImageResult]

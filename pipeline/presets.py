@@ -1,16 +1,23 @@
-"""Storefront presets: the schema (dataclasses), loading TOML files, `extends`, and validation."""
+"""Storefront presets: the schema (one field table), loading TOML files, `extends`, and validation.
+
+The schema is the table ``PRESET_SCHEMA`` below: every setting's TOML key, check, default and meaning. Validation
+of each file, the defaults, the required keys, building the dataclasses, ``preset_as_dict`` (and so the digest)
+and ``describe_preset`` are all derived from it; the dataclasses give the same settings their Python types
+(and take their defaults from the table; an import-time check keeps the two in step).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import hashlib
+import importlib.resources
 import json
 import os
 import re
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -19,65 +26,6 @@ from pipeline.errors import PresetError
 
 Fit = Literal["fit", "pad", "cover"]
 Format = Literal["jpeg", "png", "webp"]
-
-
-@dataclass(frozen=True)
-class CanvasSpec:
-    width: int  # target box width in px
-    height: int  # target box height in px
-    fit: Fit  # fit: inside the box, no padding; pad: inside + pad to the exact box; cover: fill + centre crop
-    background: tuple[int, int, int] = (255, 255, 255)  # pad colour and alpha-flatten colour
-    upscale: bool = False  # scale small sources up to the box (otherwise they keep their size)
-    min_long_side: int = 0  # a source whose canvas would be smaller than this is a per-image failure
-
-
-@dataclass(frozen=True)
-class MarkPolicy:
-    visible: bool  # draw the visible keyed mark on this role
-    invisible: bool  # embed the invisible keyed watermark on this role
-
-
-@dataclass(frozen=True)
-class VisibleStyle:
-    opacity: tuple[float, float] = (0.22, 0.38)  # keyed opacity range
-    scale: tuple[float, float] = (0.28, 0.45)  # mark width as a fraction of the canvas short side
-    rotation: float = 25.0  # max |rotation| in degrees
-    warp: float = 0.06  # max per-image warp (fraction of mark size)
-
-
-@dataclass(frozen=True)
-class MetadataPolicy:
-    exif: bool = True
-    xmp: bool = True
-    iptc: bool = True  # written where the format allows (JPEG)
-    keep_capture_date: bool = True  # copy DateTimeOriginal to the output
-    keep_camera: bool = False  # copy camera make/model to the output (serials and GPS never)
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    path: str  # the TOML file it came from
-    canvas: CanvasSpec
-    format: Format
-    quality: int  # starting encoder quality (JPEG/WebP)
-    min_quality: int  # lowest quality the byte-cap search may use
-    max_bytes: int | None  # byte cap per output file
-    subsampling: str  # "4:2:0" | "4:2:2" | "4:4:4" (JPEG)
-    colour_space: Literal["srgb"]
-    pure_white_roles: tuple[str, ...]  # roles whose background must stay exactly the preset background
-    marks: dict[str, MarkPolicy]  # per role: "main", "gallery"
-    visible_style: VisibleStyle
-    metadata: MetadataPolicy
-    naming: dict[str, str]  # per role: template, e.g. "{sku}.MAIN.{ext}", "{sku}.PT{n:02d}.{ext}"
-    sources: tuple[str, ...] = field(default_factory=tuple)
-    digest: str = ""  # SHA-256 of the canonical resolved preset; part of the rerun key
-
-    @property
-    def extension(self) -> str:
-        return {"jpeg": "jpg", "png": "png", "webp": "webp"}[self.format]
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Constants of the schema
@@ -106,17 +54,23 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def builtin_presets_dir() -> Path:
-    """The folder of the built-in presets: ``$CATALOGMARK_PRESETS_DIR`` or the top-level ``presets/``."""
+    """The folder of the built-in presets.
+
+    ``$CATALOGMARK_PRESETS_DIR`` if set; else, in an installed wheel, the package data ``pipeline/_presets``
+    (the build maps the repository's top-level ``presets/`` there, see pyproject.toml); else, in a source
+    checkout or an editable install, the top-level ``presets/`` beside the package.
+    """
     env = os.environ.get(PRESETS_DIR_ENV)
     if env:
         return Path(env)
-    import pipeline
-
-    return Path(pipeline.__file__).resolve().parent.parent / "presets"
+    packaged = importlib.resources.files("pipeline") / "_presets"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged.resolve()
+    return Path(__file__).resolve().parent.parent / "presets"
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Leaf validators: each returns the normalised value or raises _Bad(what was expected)
+# Leaf checks: each returns the normalised value or raises _Bad(what was expected)
 
 
 class _Bad(Exception):
@@ -256,58 +210,283 @@ def _max_bytes(v: Any) -> int:
     return int(v)
 
 
-_MARK_TABLE: dict[str, Any] = {"visible": _bool, "invisible": _bool}
+# --------------------------------------------------------------------------------------------------------------
+# The field table
 
-#: The schema: a dict is a TOML table, a callable is a leaf validator.
-SCHEMA: dict[str, Any] = {
-    "name": _name,
-    "description": _text,
-    "extends": _nonempty_text,
-    "sources": _text_list,
-    "format": _enum(FORMATS),
-    "quality": _int(1, 100, "an integer 1-100"),
-    "min_quality": _int(1, 100, "an integer 1-100"),
-    "max_bytes": _max_bytes,
-    "subsampling": _enum(SUBSAMPLINGS),
-    "colour_space": _enum(COLOUR_SPACES),
-    "pure_white_roles": _roles,
-    "canvas": {
-        "width": _int(1, MAX_CANVAS_SIDE, f"a positive integer (at most {MAX_CANVAS_SIDE})"),
-        "height": _int(1, MAX_CANVAS_SIDE, f"a positive integer (at most {MAX_CANVAS_SIDE})"),
-        "fit": _enum(FITS),
-        "background": _rgb,
-        "upscale": _bool,
-        "min_long_side": _int(0, MAX_CANVAS_SIDE, "a non-negative integer"),
-    },
-    "marks": {"main": _MARK_TABLE, "gallery": _MARK_TABLE},
-    "visible_style": {
-        "opacity": _range_pair(0.0, 1.0),
-        "scale": _range_pair(0.01, 1.0),
-        "rotation": _num(0.0, 90.0, "a number of degrees 0-90"),
-        "warp": _num(0.0, 0.5, "a number 0-0.5"),
-    },
-    "metadata": {
-        "exif": _bool,
-        "xmp": _bool,
-        "iptc": _bool,
-        "keep_capture_date": _bool,
-        "keep_camera": _bool,
-    },
-    "naming": {"main": _template, "gallery": _template},
-}
-_ROLE_TABLES = {"marks", "naming"}
-_NOT_INHERITED = {"name", "extends"}
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: The default of a setting every resolved preset must have (set in the file or inherited through `extends`).
+REQUIRED: Any = _Required()
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+def _json_value(v: Any) -> Any:
+    """A resolved value as JSON (tuples become lists)."""
+    return [_json_value(x) for x in v] if isinstance(v, tuple | list) else v
+
+
+def _floats(v: Any) -> list[float]:
+    return [float(x) for x in v]
+
+
+def _yes(b: bool) -> str:
+    return "yes" if b else "no"
+
+
+def _show_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return _yes(v)
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_show_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, int):
+        return f"{v:,}" if v >= 10_000 else str(v)
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: a leaf of the TOML file and an attribute of its dataclass."""
+
+    key: str  # the TOML key and the dataclass attribute
+    check: Leaf | None  # validates and normalises the TOML value; None: not set in TOML (set by the loader)
+    default: Any = REQUIRED  # the value when no file in the `extends` chain sets it
+    doc: str = ""  # what it means (shown by `catalogmark presets show`)
+    load: Callable[[Any], Any] = _same  # validated TOML value -> attribute value
+    dump: Callable[[Any], Any] = _json_value  # attribute value -> JSON (preset_as_dict, hence the digest)
+    show: Callable[[Any], str] = _show_value  # attribute value -> text (describe_preset)
+    inherited: bool = True  # False: each file's own (`name`, `extends`), never taken from the parent
+    attribute: bool = True  # False: a TOML key only (`extends`), not an attribute of the Preset
+
+    @property
+    def toml(self) -> bool:
+        return self.check is not None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A TOML table whose keys are the fields of one dataclass."""
+
+    key: str
+    cls: Callable[..., Any]
+    fields: tuple[Field, ...]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class PerRole:
+    """A TOML table with one entry per image role (``ROLES``), each a field or a table; a dict by role."""
+
+    key: str
+    item: Field | Table
+    doc: str = ""
+    note: Callable[[Any, str], str] | None = None  # (preset, role) -> extra text for describe_preset
+
+
+Item = Field | Table | PerRole
+
+
+def _defaults(fields: tuple[Field, ...]) -> dict[str, Any]:
+    return {f.key: f.default for f in fields}
+
+
+_CANVAS_SIDE = f"a positive integer (at most {MAX_CANVAS_SIDE})"
+
+CANVAS_FIELDS = (
+    Field("width", _int(1, MAX_CANVAS_SIDE, _CANVAS_SIDE), doc="target box width in px"),
+    Field("height", _int(1, MAX_CANVAS_SIDE, _CANVAS_SIDE), doc="target box height in px"),
+    Field("fit", _enum(FITS),
+          doc="fit: inside the box, no padding; pad: inside + pad to the exact box; cover: fill + centre crop"),
+    Field("background", _rgb, (255, 255, 255), "pad colour and alpha-flatten colour",
+          show=lambda v: "#{:02X}{:02X}{:02X} ({}, {}, {})".format(*v, *v)),
+    Field("upscale", _bool, False, "scale small sources up to the box (otherwise they keep their size)"),
+    Field("min_long_side", _int(0, MAX_CANVAS_SIDE, "a non-negative integer"), 0,
+          "a source whose canvas would be smaller than this (px) is a per-image failure"),
+)
+MARK_FIELDS = (
+    Field("visible", _bool, False, "draw the visible keyed mark on this role (safe default: no)"),
+    Field("invisible", _bool, True, "embed the invisible keyed watermark on this role"),
+)
+VISIBLE_STYLE_FIELDS = (
+    Field("opacity", _range_pair(0.0, 1.0), (0.22, 0.38), "keyed opacity range", dump=_floats),
+    Field("scale", _range_pair(0.01, 1.0), (0.28, 0.45), "mark width as a fraction of the canvas short side",
+          dump=_floats),
+    Field("rotation", _num(0.0, 90.0, "a number of degrees 0-90"), 25.0, "max |rotation| in degrees", dump=float),
+    Field("warp", _num(0.0, 0.5, "a number 0-0.5"), 0.06, "max per-image warp (fraction of mark size)", dump=float),
+)
+METADATA_FIELDS = (
+    Field("exif", _bool, True, "write EXIF"),
+    Field("xmp", _bool, True, "write XMP"),
+    Field("iptc", _bool, True, "write IPTC where the format allows (JPEG)"),
+    Field("keep_capture_date", _bool, True, "copy DateTimeOriginal to the output"),
+    Field("keep_camera", _bool, False, "copy camera make/model to the output (serials and GPS never)"),
+)
+NAMING_FIELD = Field("template", _template,
+                     doc='output name under OUT/<preset>/, e.g. "{sku}.MAIN.{ext}", "{sku}.PT{n:02d}.{ext}"; '
+                         "fields: " + ", ".join(f"{{{k}}}" for k in TEMPLATE_FIELDS))
+
+_C, _M, _V, _D = (_defaults(f) for f in (CANVAS_FIELDS, MARK_FIELDS, VISIBLE_STYLE_FIELDS, METADATA_FIELDS))
+
+
+@dataclass(frozen=True)
+class CanvasSpec:
+    width: int
+    height: int
+    fit: Fit
+    background: tuple[int, int, int] = _C["background"]
+    upscale: bool = _C["upscale"]
+    min_long_side: int = _C["min_long_side"]
+
+
+@dataclass(frozen=True)
+class MarkPolicy:
+    visible: bool = _M["visible"]
+    invisible: bool = _M["invisible"]
+
+
+@dataclass(frozen=True)
+class VisibleStyle:
+    opacity: tuple[float, float] = _V["opacity"]
+    scale: tuple[float, float] = _V["scale"]
+    rotation: float = _V["rotation"]
+    warp: float = _V["warp"]
+
+
+@dataclass(frozen=True)
+class MetadataPolicy:
+    exif: bool = _D["exif"]
+    xmp: bool = _D["xmp"]
+    iptc: bool = _D["iptc"]
+    keep_capture_date: bool = _D["keep_capture_date"]
+    keep_camera: bool = _D["keep_camera"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A resolved, validated preset; see ``PRESET_SCHEMA`` for what each setting means."""
+
+    name: str
+    description: str
+    path: str
+    canvas: CanvasSpec
+    format: Format
+    quality: int
+    min_quality: int
+    max_bytes: int | None  # None: no cap
+    subsampling: str
+    colour_space: Literal["srgb"]
+    pure_white_roles: tuple[str, ...]
+    marks: dict[str, MarkPolicy]
+    visible_style: VisibleStyle
+    metadata: MetadataPolicy
+    naming: dict[str, str]
+    sources: tuple[str, ...] = field(default_factory=tuple)
+    digest: str = ""
+
+    @property
+    def extension(self) -> str:
+        return {"jpeg": "jpg", "png": "png", "webp": "webp"}[self.format]
+
+
+def _show_sources(v: tuple[str, ...]) -> str:
+    return "\n".join(f"- {s}" for s in v) if v else "(none given)"
+
+
+#: The schema, in the order of the Preset's attributes (and of ``preset_as_dict``).
+PRESET_SCHEMA: tuple[Item, ...] = (
+    Field("name", _name, doc="names the output folder OUT/<name>/; defaults to the file name", inherited=False),
+    Field("extends", _nonempty_text, None, "a built-in preset name or a path (relative to this file) to build on",
+          inherited=False, attribute=False),
+    Field("description", _text, "", "one line on what the preset is for"),
+    Field("path", None, doc="the TOML file it came from"),
+    Table("canvas", CanvasSpec, CANVAS_FIELDS, "geometry of the output"),
+    Field("format", _enum(FORMATS), doc="output format"),
+    Field("quality", _int(1, 100, "an integer 1-100"), doc="starting encoder quality (JPEG/WebP)"),
+    Field("min_quality", _int(1, 100, "an integer 1-100"), doc="lowest quality the byte-cap search may use"),
+    Field("max_bytes", _max_bytes, 0, "byte cap per output file (0: no cap)", load=lambda v: v or None,
+          show=lambda v: f"{v:,}" if v else "no cap"),
+    Field("subsampling", _enum(SUBSAMPLINGS), "4:2:0", "JPEG chroma subsampling"),
+    Field("colour_space", _enum(COLOUR_SPACES), "srgb", "output colour space"),
+    Field("pure_white_roles", _roles, (), "roles whose background must stay exactly the canvas background "
+          "(the invisible mark goes on the product only)"),
+    PerRole("marks", Table("marks", MarkPolicy, MARK_FIELDS), "which marks each role gets"),
+    Table("visible_style", VisibleStyle, VISIBLE_STYLE_FIELDS, "the visible mark's keyed ranges"),
+    Table("metadata", MetadataPolicy, METADATA_FIELDS, "embedded metadata"),
+    PerRole("naming", NAMING_FIELD, "output file names per role", note=lambda p, role: "e.g. " + render_output_name(
+        p, sku="SKU123", role=role, n=int(role != "main"), position=int(role != "main"), stem="IMG_0001")),
+    Field("sources", _text_list, (), "where the preset's facts come from (URLs)", show=_show_sources),
+    Field("digest", None, doc="SHA-256 of the canonical resolved preset; part of the rerun key"),
+)
+
+
+def _check_schema_matches_dataclasses() -> None:
+    """The dataclasses and the table name the same settings in the same order (and the same defaults)."""
+
+    def agree(cls: Any, items: tuple[Item, ...], where: str) -> None:
+        attrs = [i.key for i in items if not isinstance(i, Field) or i.attribute]
+        names = [f.name for f in dataclasses.fields(cls)]
+        if attrs != names:
+            raise RuntimeError(f"presets schema: {where} lists {attrs} but {cls.__name__} has {names}")
+        for item in items:
+            if isinstance(item, Field) and item.attribute and item.default is not REQUIRED and cls is not Preset:
+                f = next(x for x in dataclasses.fields(cls) if x.name == item.key)
+                if f.default != item.default:
+                    raise RuntimeError(f"presets schema: {cls.__name__}.{item.key} default differs from the table")
+            sub = item.item if isinstance(item, PerRole) else item
+            if isinstance(sub, Table):
+                agree(sub.cls, sub.fields, f"[{item.key}]")
+
+    agree(Preset, PRESET_SCHEMA, "PRESET_SCHEMA")
+
+
+_check_schema_matches_dataclasses()
+
+
+def _walk(items: tuple[Item, ...], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Field]]:
+    """Every TOML leaf of the schema: (table path, field), per-role tables expanded per role."""
+    for item in items:
+        if isinstance(item, Field):
+            if item.toml:
+                yield prefix, item
+        elif isinstance(item, Table):
+            yield from _walk(item.fields, (*prefix, item.key))
+        else:
+            for role in ROLES:
+                if isinstance(item.item, Table):
+                    yield from _walk(item.item.fields, (*prefix, item.key, role))
+                else:
+                    yield (*prefix, item.key), dataclasses.replace(item.item, key=role)
+
+
+def _toml_schema(items: tuple[Item, ...]) -> dict[str, Any]:
+    """The schema as nested dicts of leaf checks (a dict is a TOML table, a callable a leaf)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, Field):
+            if item.check is not None:
+                out[item.key] = item.check
+        elif isinstance(item, Table):
+            out[item.key] = _toml_schema(item.fields)
+        else:
+            sub = item.item
+            out[item.key] = {r: (_toml_schema(sub.fields) if isinstance(sub, Table) else sub.check) for r in ROLES}
+    return out
+
+
+#: The TOML layout derived from the table: a dict is a TOML table, a callable is a leaf check.
+SCHEMA: dict[str, Any] = _toml_schema(PRESET_SCHEMA)
+_ROLE_TABLES = {i.key for i in PRESET_SCHEMA if isinstance(i, PerRole)}
+_NOT_INHERITED = {i.key for i in PRESET_SCHEMA if isinstance(i, Field) and not i.inherited}
 #: Keys a fully resolved preset must have (table, key); everything else has a default.
-_REQUIRED = [
-    ((), "format"),
-    ((), "quality"),
-    ((), "min_quality"),
-    (("canvas",), "width"),
-    (("canvas",), "height"),
-    (("canvas",), "fit"),
-    (("naming",), "main"),
-    (("naming",), "gallery"),
-]
+_REQUIRED = [(table, f.key) for table, f in _walk(PRESET_SCHEMA) if f.default is REQUIRED and f.inherited]
 
 
 def _where(table: tuple[str, ...], key: str | None = None) -> str:
@@ -470,43 +649,48 @@ def _path_problem(rendered: str) -> str | None:
     return None
 
 
+def _resolve(items: tuple[Item, ...], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute values from a resolved layer's data: the table's default wherever no file set a key."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, Field):
+            if item.toml and item.attribute and item.inherited:
+                out[item.key] = item.load(data.get(item.key, item.default))
+        elif isinstance(item, Table):
+            out[item.key] = item.cls(**_resolve(item.fields, data.get(item.key, {})))
+        else:
+            sub, by_role = item.item, data.get(item.key, {})
+            if isinstance(sub, Table):
+                out[item.key] = {r: sub.cls(**_resolve(sub.fields, by_role.get(r, {}))) for r in ROLES}
+            else:
+                out[item.key] = {r: sub.load(by_role.get(r, sub.default)) for r in ROLES}
+    return out
+
+
 def _build(layer: _Layer, name: str, display: str) -> Preset:
     d = layer.data
-
-    def origin(*key: str) -> str:
-        return layer.origin.get(key, display)
-
     for table, key in _REQUIRED:
         node: Any = d
         for t in table:
             node = node.get(t, {})
         if key not in node:
             raise _fail(display, table, key, "missing (required; set it here or `extends` a preset that has it)")
+    preset = Preset(name=name, path=display, **_resolve(PRESET_SCHEMA, d))
+    _check_relations(preset, lambda *key: layer.origin.get(key, display))
+    return _with_digest(preset)
 
-    fmt: str = d["format"]
-    quality: int = d["quality"]
-    min_quality: int = d["min_quality"]
-    if min_quality > quality:
-        raise _fail(origin("min_quality"), (), "min_quality", f"{min_quality} is above quality ({quality})")
-    c = d["canvas"]
-    canvas = CanvasSpec(
-        width=c["width"],
-        height=c["height"],
-        fit=c["fit"],
-        background=c.get("background", (255, 255, 255)),
-        upscale=c.get("upscale", False),
-        min_long_side=c.get("min_long_side", 0),
-    )
-    if canvas.min_long_side > max(canvas.width, canvas.height):
-        raise _fail(
-            origin("canvas", "min_long_side"),
-            ("canvas",),
-            "min_long_side",
-            f"{canvas.min_long_side} is larger than the canvas ({canvas.width}x{canvas.height})",
-        )
-    naming = {role: d["naming"][role] for role in ROLES}
+
+def _check_relations(p: Preset, origin: Callable[..., str]) -> None:
+    """Rules between settings (each single setting was checked by its field); blames the file that set the key."""
+    if p.min_quality > p.quality:
+        raise _fail(origin("min_quality"), (), "min_quality", f"{p.min_quality} is above quality ({p.quality})")
+    c = p.canvas
+    if c.min_long_side > max(c.width, c.height):
+        raise _fail(origin("canvas", "min_long_side"), ("canvas",), "min_long_side",
+                    f"{c.min_long_side} is larger than the canvas ({c.width}x{c.height})")
+    naming = p.naming
     for role in ROLES:
-        problem = _template_problem(naming[role], fmt)
+        problem = _template_problem(naming[role], p.format)
         if problem:
             raise _fail(origin("naming", role), ("naming",), role, problem)
     # Gallery names must differ per image and never collide with the main image's name.
@@ -520,44 +704,6 @@ def _build(layer: _Layer, name: str, display: str) -> Preset:
         )
     if m in (g1, g2):
         raise _fail(origin("naming", "main"), ("naming",), "main", f"collides with the gallery name {m!r}")
-
-    marks_raw = d.get("marks", {})
-    marks = {
-        role: MarkPolicy(
-            visible=marks_raw.get(role, {}).get("visible", False),  # safe default: no visible mark
-            invisible=marks_raw.get(role, {}).get("invisible", True),
-        )
-        for role in ROLES
-    }
-    vs = d.get("visible_style", {})
-    dflt_vs = VisibleStyle()
-    style = VisibleStyle(
-        opacity=vs.get("opacity", dflt_vs.opacity),
-        scale=vs.get("scale", dflt_vs.scale),
-        rotation=vs.get("rotation", dflt_vs.rotation),
-        warp=vs.get("warp", dflt_vs.warp),
-    )
-    md = d.get("metadata", {})
-    max_bytes = d.get("max_bytes", 0)
-    preset = Preset(
-        name=name,
-        description=d.get("description", ""),
-        path=display,
-        canvas=canvas,
-        format=fmt,  # type: ignore[arg-type]
-        quality=quality,
-        min_quality=min_quality,
-        max_bytes=max_bytes or None,
-        subsampling=d.get("subsampling", "4:2:0"),
-        colour_space=d.get("colour_space", "srgb"),
-        pure_white_roles=d.get("pure_white_roles", ()),
-        marks=marks,
-        visible_style=style,
-        metadata=MetadataPolicy(**md),
-        naming=naming,
-        sources=d.get("sources", ()),
-    )
-    return _with_digest(preset)
 
 
 def _with_digest(preset: Preset) -> Preset:
@@ -590,6 +736,18 @@ def load_preset(name_or_path: str, *, search_dir: Path | None = None) -> Preset:
     return _build(layer, name, display)
 
 
+def preset_from_dict(data: Mapping[str, Any], *, name: str = "preset", path: str = "<dict>") -> Preset:
+    """A preset from a dict laid out like a preset file (no `extends`): same checks, defaults and digest.
+
+    ``name`` is used unless the dict sets one; ``path`` stands for the file in messages and ``Preset.path``.
+    """
+    data = _validate_table(data, SCHEMA, (), path)
+    if "extends" in data:
+        raise _fail(path, (), "extends", "not supported here; use load_preset on a file")
+    own = {k: v for k, v in data.items() if k not in _NOT_INHERITED}
+    return _build(_Layer(own, {key: path for key in _leaves(own)}), data.get("name", name), path)
+
+
 def list_presets(search_dir: Path | None = None) -> list[Preset]:
     """All built-in presets, loaded and validated, sorted by name."""
     search = search_dir if search_dir is not None else builtin_presets_dir()
@@ -599,45 +757,26 @@ def list_presets(search_dir: Path | None = None) -> list[Preset]:
     return sorted(presets, key=lambda p: p.name)
 
 
+def _dump(items: tuple[Item, ...], obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if isinstance(item, Field):
+            if item.attribute:
+                out[item.key] = item.dump(getattr(obj, item.key))
+        elif isinstance(item, Table):
+            out[item.key] = _dump(item.fields, getattr(obj, item.key))
+        else:
+            sub = item.item
+            out[item.key] = {
+                role: _dump(sub.fields, value) if isinstance(sub, Table) else sub.dump(value)
+                for role, value in sorted(getattr(obj, item.key).items())
+            }
+    return out
+
+
 def preset_as_dict(p: Preset) -> dict[str, Any]:
     """A JSON-able dict of the resolved preset (tuples become lists; max_bytes None means no cap)."""
-    return {
-        "name": p.name,
-        "description": p.description,
-        "path": p.path,
-        "canvas": {
-            "width": p.canvas.width,
-            "height": p.canvas.height,
-            "fit": p.canvas.fit,
-            "background": list(p.canvas.background),
-            "upscale": p.canvas.upscale,
-            "min_long_side": p.canvas.min_long_side,
-        },
-        "format": p.format,
-        "quality": p.quality,
-        "min_quality": p.min_quality,
-        "max_bytes": p.max_bytes,
-        "subsampling": p.subsampling,
-        "colour_space": p.colour_space,
-        "pure_white_roles": list(p.pure_white_roles),
-        "marks": {r: {"visible": m.visible, "invisible": m.invisible} for r, m in sorted(p.marks.items())},
-        "visible_style": {
-            "opacity": [float(x) for x in p.visible_style.opacity],
-            "scale": [float(x) for x in p.visible_style.scale],
-            "rotation": float(p.visible_style.rotation),
-            "warp": float(p.visible_style.warp),
-        },
-        "metadata": {
-            "exif": p.metadata.exif,
-            "xmp": p.metadata.xmp,
-            "iptc": p.metadata.iptc,
-            "keep_capture_date": p.metadata.keep_capture_date,
-            "keep_camera": p.metadata.keep_camera,
-        },
-        "naming": dict(sorted(p.naming.items())),
-        "sources": list(p.sources),
-        "digest": p.digest,
-    }
+    return _dump(PRESET_SCHEMA, p)
 
 
 def render_output_name(preset: Preset, *, sku: str, role: str, n: int, position: int, stem: str) -> str:
@@ -660,44 +799,45 @@ def render_output_name(preset: Preset, *, sku: str, role: str, n: int, position:
     return rendered
 
 
-def _yes(b: bool) -> str:
-    return "yes" if b else "no"
+def _row(depth: int, key: str, shown: str, doc: str) -> list[str]:
+    """One setting: key, value and meaning in columns; a multi-line value (a list) goes on the lines below."""
+    indent, width = "  " * depth, 22 - 2 * depth
+    first, *more = shown.split("\n")
+    if more:
+        head = f"{indent}{key:<{width}}" + (f" # {doc}" if doc else "")
+        return [head.rstrip(), *(f"{indent}  {m}" for m in (first, *more))]
+    text = f"{indent}{key:<{width}} {first}"
+    return [f"{text:<50}  # {doc}" if doc else text]
+
+
+def _heading(depth: int, title: str, doc: str) -> str:
+    return "  " * depth + title + (f"  # {doc}" if doc else "")
+
+
+def _describe(items: tuple[Item, ...], obj: Any, p: Preset, depth: int) -> list[str]:
+    lines: list[str] = []
+    for item in items:
+        if isinstance(item, Field):
+            if item.attribute:
+                lines += _row(depth, item.key, item.show(getattr(obj, item.key)), item.doc)
+        elif isinstance(item, Table):
+            lines.append(_heading(depth, f"[{item.key}]", item.doc))
+            lines += _describe(item.fields, getattr(obj, item.key), p, depth + 1)
+        else:
+            by_role, sub = getattr(obj, item.key), item.item
+            if isinstance(sub, Table):
+                for role in ROLES:
+                    lines.append(_heading(depth, f"[{item.key}.{role}]", item.doc if role == ROLES[0] else ""))
+                    lines += _describe(sub.fields, by_role[role], p, depth + 1)
+            else:
+                lines.append(_heading(depth, f"[{item.key}]", item.doc))
+                for role in ROLES:
+                    note = f"  ({item.note(p, role)})" if item.note else ""
+                    lines += _row(depth + 1, role, sub.show(by_role[role]) + note, sub.doc if role == ROLES[0] else "")
+    return lines
 
 
 def describe_preset(p: Preset) -> str:
-    """Human-readable multi-line description (for ``catalogmark presets show NAME``), sources included."""
-    c = p.canvas
-    bg = "#{:02X}{:02X}{:02X}".format(*c.background)
-    cap = f"max {p.max_bytes:,} bytes" if p.max_bytes else "no byte cap"
-    q = f"quality {p.quality} (min {p.min_quality})" if p.format != "png" else "lossless"
-    sub = f", chroma {p.subsampling}" if p.format == "jpeg" else ""
-    vs = p.visible_style
-    lines = [
-        p.name,
-        f"  {p.description}" if p.description else "  (no description)",
-        f"  file:          {p.path}",
-        f"  canvas:        {c.width}x{c.height} {c.fit}, background {bg} {tuple(c.background)}, "
-        f"upscale {_yes(c.upscale)}, min long side {c.min_long_side} px",
-        f"  encoding:      {p.format.upper()} {q}{sub}, {p.colour_space}, {cap}",
-        "  marks:",
-    ]
-    for role in ROLES:
-        m = p.marks[role]
-        white = "; background kept pure white" if role in p.pure_white_roles else ""
-        lines.append(f"    {role:<8} visible {_yes(m.visible)}, invisible {_yes(m.invisible)}{white}")
-    lines += [
-        f"  visible style: opacity {vs.opacity[0]:g}-{vs.opacity[1]:g}, scale {vs.scale[0]:g}-{vs.scale[1]:g} "
-        f"of short side, rotation up to {vs.rotation:g} deg, warp {vs.warp:g}",
-        f"  metadata:      EXIF {_yes(p.metadata.exif)}, XMP {_yes(p.metadata.xmp)}, IPTC {_yes(p.metadata.iptc)}, "
-        f"capture date {'kept' if p.metadata.keep_capture_date else 'dropped'}, "
-        f"camera {'kept' if p.metadata.keep_camera else 'dropped'} (GPS and serials never)",
-        "  naming:",
-    ]
-    for role in ROLES:
-        n = 0 if role == "main" else 1
-        example = render_output_name(p, sku="SKU123", role=role, n=n, position=n, stem="IMG_0001")
-        lines.append(f"    {role:<8} {p.naming[role]}  (e.g. {example})")
-    lines.append(f"  digest:        {p.digest}")
-    lines.append("  sources:" if p.sources else "  sources:       (none given)")
-    lines += [f"    - {s}" for s in p.sources]
-    return "\n".join(lines)
+    """Human-readable multi-line description (for ``catalogmark presets show NAME``): every setting of the
+    schema with its value and what it means, sources included."""
+    return "\n".join(_describe(PRESET_SCHEMA, p, p, 0))

@@ -1,42 +1,64 @@
-"""The runner: the only module that knows the stage order; drives workers and is the ledger's only writer."""
+"""The runner: the only module that knows the stage order; drives workers and is the ledger's only writer.
+
+A worker takes one source photo with every export of it that needs work (``process_photo``): it reads and hashes
+the file once, decodes it once at the largest geometry its presets need, computes the trace features once, and
+runs each export through the stages. Each export comes back as a record plus an fsynced temp file; the parent
+commits the records and only then renames the temp files to their final names, so no output is ever visible
+without its record.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 import secrets
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline import PIPELINE_VERSION
+from pipeline import PIPELINE_VERSION, files
 from pipeline.catalog import discover
 from pipeline.errors import ConfigError, ImageError
 from pipeline.keys import OwnerKey
-from pipeline.ledger import Ledger
-from pipeline.models import Failure, ImageJob, ImageResult, Owner, Record, Status
+from pipeline.ledger import FileStat, Ledger
+from pipeline.models import (
+    Expected,
+    ExportTask,
+    Failure,
+    ImageJob,
+    ImageResult,
+    Owner,
+    PhotoResult,
+    PhotoTask,
+    Record,
+)
 from pipeline.parallel import map_unordered
-from pipeline.presets import Preset, render_output_name
-from pipeline.stages import export, fingerprint, hashrecord, ingest, watermark
+from pipeline.plan import PhotoPlan, decide, expected_from, job_key, owner_digest, plan_photos, record_id_for
+from pipeline.presets import Preset
+from pipeline.progress import make_progress
+
+if TYPE_CHECKING:
+    from pipeline.stages.ingest import Photo
 
 LEDGER_BATCH = 64  # records per ledger transaction
 LEDGER_FLUSH_SECONDS = 2.0
+#: A file modified this recently is not put in the stat cache: a write within the file system's timestamp
+#: granularity after we hashed it would leave the same stat with other bytes ("racy" entries, as git calls them).
+RACY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class WorkContext:
-    """What every worker needs besides its job (pickled once per task; small)."""
+    """What every worker needs besides its task (pickled once per task; small)."""
 
     owner: Owner
     key: OwnerKey
     timestamp: datetime
-    check: bool = False
-    force: bool = False
+    owner_digest: str
     archive: str | None = None
     single_threaded: bool = False  # True when several worker processes share the cores: no OpenCV thread pools
 
@@ -59,6 +81,17 @@ class RunOptions:
     argv: Sequence[str] = ()
 
 
+@dataclass(frozen=True)
+class CheckItem:
+    """One output that ``--check`` found missing or stale, and why."""
+
+    output: str
+    source: str
+    preset: str
+    status: str  # "missing" | "stale"
+    reason: str
+
+
 @dataclass
 class RunSummary:
     run_id: str | None
@@ -72,6 +105,7 @@ class RunSummary:
     missing: int = 0
     stale: int = 0
     current: int = 0
+    check_items: list[CheckItem] = field(default_factory=list)
     seconds: float = 0.0
     manifests: list[str] = field(default_factory=list)
 
@@ -90,7 +124,11 @@ class RunSummary:
             "outputs": self.outputs,
         }
         if self.check:
-            doc["check"] = {"current": self.current, "missing": self.missing, "stale": self.stale}
+            doc["check"] = {
+                "current": self.current, "missing": self.missing, "stale": self.stale,
+                "items": [{"output": c.output, "source": c.source, "preset": c.preset, "status": c.status,
+                           "reason": c.reason} for c in self.check_items],
+            }
         return doc
 
 
@@ -105,165 +143,184 @@ def source_timestamp() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _owner_digest(owner: Owner) -> str:
-    logo = b""
-    if owner.watermark_logo:
-        try:
-            logo = Path(owner.watermark_logo).read_bytes()
-        except OSError:
-            logo = owner.watermark_logo.encode()
-    blob = json.dumps([owner.name, owner.copyright, owner.url, owner.watermark_text], ensure_ascii=False)
-    return hashlib.sha256(blob.encode() + hashlib.sha256(logo).digest()).hexdigest()
+# ------------------------------------------------------------------------------------------------------------
+# Worker side
 
 
-def job_key(source_sha256: str, job: ImageJob, ctx: WorkContext) -> str:
-    """The rerun key: unchanged source bytes, preset, key, owner, pipeline version and identity -> same key."""
-    parts = [
-        "catalogmark-job:v1",
-        source_sha256,
-        job.preset.digest,
-        ctx.key.fingerprint,
-        PIPELINE_VERSION,
-        job.identity,
-        _owner_digest(ctx.owner),
-        Path(job.output).name,
-    ]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
-def record_id_for(key: str) -> str:
-    return "r" + hashlib.sha256(("record|" + key).encode()).hexdigest()[:23]
-
-
-def _file_sha256(path: str) -> str | None:
+@contextlib.contextmanager
+def _at(stage: str) -> Iterator[None]:
+    """Run one stage: an ImageError without a stage gets this one; any other exception is a bug in the stage,
+    reported as this export's failure (it must not take the run down)."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError:
-        return None
+        yield
+    except ImageError as exc:
+        exc.stage = exc.stage or stage
+        raise
+    except MemoryError:
+        raise ImageError("out of memory while processing this image", stage=stage) from None
+    except Exception as exc:
+        raise ImageError(f"internal error: {type(exc).__name__}: {exc}", stage=stage) from exc
 
 
-def _archive_source(archive: str, source: str, sha: str) -> None:
+def _failed(job: ImageJob, exc: ImageError, started: float) -> ImageResult:
+    return ImageResult(job, "failed", failure=Failure(job.source_display, exc.stage or "ingest", str(exc),
+                                                      job.preset.name), seconds=time.perf_counter() - started)
+
+
+def _archive_source(archive: str, source: str, sha: str, data: bytes) -> None:
     """Keep the original, write-once, content-addressed, bytes (and so EXIF) untouched."""
     target = Path(archive) / sha[:2] / (sha + Path(source).suffix.lower())
     if target.exists():
         return
-    export.write_atomic(target, Path(source).read_bytes())
+    files.write_atomic(target, data)
     os.chmod(target, 0o444)
 
 
-def _trace_data(pixels: Any) -> tuple[bytes, bytes] | None:
-    try:
-        from pipeline.trace.signatures import compute_signature
-    except ImportError:
-        return None
-    sig = compute_signature(pixels)
+def _trace_data(photo: Photo, exported_small: Any) -> tuple[bytes, bytes]:
+    from pipeline.trace.signatures import compute_signature
+
+    sig = compute_signature(exported_small)
     return sig.search_keys(), sig.features()
 
 
-def process_one(item: tuple[ImageJob, dict[str, Any] | None], ctx: WorkContext) -> ImageResult:
-    """Worker: run one job through the five stages (or decide it is up to date). Never raises."""
-    job, expected = item
+def _export(photo: Photo, job: ImageJob, key: str, ctx: WorkContext) -> ImageResult:
+    """One export of a decoded photo through the stages, in order; its output left as a temp file."""
+    from pipeline.stages import export, fingerprint, hashrecord, ingest, watermark
+
     started = time.perf_counter()
-    stage = "ingest"
+    rid = record_id_for(key)
+    try:
+        with _at("ingest"):
+            canvas = ingest.canvas_for(photo, job.preset.canvas)
+        with _at("watermark"):
+            marked = watermark.watermark(canvas, job, ctx.owner, ctx.key)
+        with _at("fingerprint"):
+            fp = fingerprint.fingerprint(marked, canvas, job, ctx.owner, ctx.key, record_id=rid,
+                                         timestamp=ctx.timestamp)
+        with _at("export"):
+            exported = export.encode(marked, fp, job)
+        with _at("hashrecord"):
+            record, small = hashrecord.hashrecord(
+                exported, canvas, marked, fp, job, owner=ctx.owner, key_fingerprint=ctx.key.fingerprint,
+                record_id=rid, job_key=key, timestamp=ctx.timestamp,
+            )
+            trace = _trace_data(photo, small)
+            # the side table is outside the chain; the digest of its blobs in the chained record is not
+            record.extra["trace_sha256"] = hashlib.sha256(trace[0] + trace[1]).hexdigest()
+        with _at("export"):
+            try:
+                tmp = files.write_temp(job.output, exported.data)
+            except OSError as exc:
+                raise ImageError(f"cannot write {job.output}: {exc.strerror or exc}") from exc
+    except ImageError as exc:
+        return _failed(job, exc, started)
+    return ImageResult(job, "processed", record=record, trace=trace, temp_path=str(tmp),
+                       seconds=time.perf_counter() - started)
+
+
+def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
+    """Worker: one source photo, read and decoded once, through every export of it that is not up to date.
+
+    Never raises: every problem is a failed ImageResult of the exports it concerns.
+    """
+    from pipeline.stages import ingest
+
+    started = time.perf_counter()
     if ctx.single_threaded:
         import cv2
 
         cv2.setNumThreads(1)
-
-    def failed(message: str) -> ImageResult:
-        return ImageResult(
-            job, "failed", failure=Failure(job.source_display, stage, message, job.preset.name),
-            seconds=time.perf_counter() - started,
-        )
-
+    name = task.source_display
     try:
-        source_sha = _file_sha256(job.source)
-        if source_sha is None:
-            return failed("cannot read the source file")
-        key = job_key(source_sha, job, ctx)
-        if expected is not None and expected.get("job_key") == key and expected.get("output") == job.output:
-            intact = _file_sha256(job.output) == expected.get("output_sha256")
-            if intact and not ctx.force:
-                up_to_date: Status = "current" if ctx.check else "skipped"
-                return ImageResult(job, up_to_date, seconds=time.perf_counter() - started)
-        if ctx.check:
-            status: Status = "missing" if expected is None or not Path(job.output).exists() else "stale"
-            return ImageResult(job, status, seconds=time.perf_counter() - started)
-
-        canvas = ingest.ingest(job)
-        if ctx.archive:
-            _archive_source(ctx.archive, job.source, canvas.source_sha256)
-        stage = "watermark"
-        marked = watermark.watermark(canvas, job, ctx.owner, ctx.key)
-        stage = "fingerprint"
-        rid = record_id_for(key)
-        fp = fingerprint.fingerprint(marked, canvas, job, ctx.owner, ctx.key, record_id=rid, timestamp=ctx.timestamp)
-        stage = "export"
-        exported = export.encode(marked, fp, job)
-        stage = "hashrecord"
-        record, pixels = hashrecord.hashrecord(
-            exported, canvas, marked, fp, job, owner=ctx.owner, key_fingerprint=ctx.key.fingerprint,
-            record_id=rid, job_key=key, timestamp=ctx.timestamp,
-        )
-        trace = _trace_data(pixels)
-        if trace is not None:  # the side table is outside the chain; its digest in the record is not
-            record.extra["trace_sha256"] = hashlib.sha256(trace[0] + trace[1]).hexdigest()
-        stage = "export"
-        export.write(exported)
-        return ImageResult(job, "processed", record=record, trace=trace, seconds=time.perf_counter() - started)
+        src = ingest.read_source(task.source, name)
     except ImageError as exc:
-        stage = exc.stage or stage
-        return failed(str(exc))
-    except MemoryError:
-        return failed("out of memory while processing this image")
-    except Exception as exc:  # a bug in a stage must not take the run down; report it as this image's failure
-        return failed(f"internal error: {type(exc).__name__}: {exc}")
-
-
-def build_jobs(options: RunOptions) -> tuple[list[ImageJob], list[Failure]]:
-    items = discover(list(options.sources))
-    out_root = Path(options.out_dir).resolve()
-    jobs: list[ImageJob] = []
-    failures: list[Failure] = []
-    claimed: dict[str, str] = {}
-    for preset in options.presets:
-        base = out_root / preset.name
-        for item in items:
-            n = item.position if item.role == "gallery" else 0
-            name = render_output_name(
-                preset, sku=item.sku, role=item.role, n=n, position=item.position, stem=Path(item.source).stem
-            )
-            output = str(base / name)
-            if output in claimed:
-                failures.append(Failure(item.display, "export",
-                                        f"output name {name!r} collides with {claimed[output]} (preset {preset.name})",
-                                        preset.name))
+        return PhotoResult(task.source, None, None, [_failed(t.job, exc, started) for t in task.exports])
+    st, sha = src.stat, src.sha256
+    results: list[ImageResult] = []
+    todo: list[tuple[ImageJob, str]] = []
+    for t in task.exports:
+        key = job_key(sha, t.job, ctx.key.fingerprint, ctx.owner_digest)
+        if not task.force:
+            out_sha = t.output_sha256 or files.file_sha256(t.job.output)
+            status, _reason = decide(t.job, sha, key, ctx.key.fingerprint, t.expected, out_sha)
+            if status == "current":
+                results.append(ImageResult(t.job, "skipped", seconds=time.perf_counter() - started))
                 continue
-            claimed[output] = item.display
-            jobs.append(ImageJob(item.source, item.display, item.sku, item.role, item.position,  # type: ignore[arg-type]
-                                 preset, output))
-    return jobs, failures
+        todo.append((t.job, key))
+    if todo:
+        try:
+            with _at("ingest"):
+                if ctx.archive:
+                    _archive_source(ctx.archive, task.source, sha, src.data)
+                photo, problems = ingest.open_photo(src, name, [job.preset.canvas for job, _ in todo])
+        except ImageError as exc:
+            results.extend(_failed(job, exc, started) for job, _ in todo)
+        else:
+            del src  # the encoded bytes are no longer needed: keep one image in memory, not two
+            for (job, key), problem in zip(todo, problems, strict=True):
+                if problem is not None or photo is None:
+                    results.append(_failed(job, problem or ImageError(f"{name}: cannot be decoded", "ingest"),
+                                           started))
+                else:
+                    results.append(_export(photo, job, key, ctx))
+    stat = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    return PhotoResult(task.source, sha, stat, results)
 
 
-def _output_entry(job: ImageJob, record: Record | dict[str, Any]) -> dict[str, Any]:
-    get = (lambda k: record.get(k)) if isinstance(record, dict) else (lambda k: getattr(record, k))
+# ------------------------------------------------------------------------------------------------------------
+# Parent side
+
+
+class _StatCache:
+    """The ledger's stat cache for this run: lookups up front, new entries written at the end (not in --check)."""
+
+    def __init__(self, ledger: Ledger | None, paths: Sequence[str]) -> None:
+        self._known = ledger.file_stats(paths) if ledger is not None else {}
+        self.new: dict[str, tuple[FileStat, str]] = {}
+
+    def sha(self, path: str, *, hash_if_unknown: bool) -> str | None:
+        """SHA-256 of the file at ``path`` from the cache when its stat is unchanged, else (optionally) by
+        reading it; None if there is no file (or it is unknown and not to be read)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        now = FileStat.of(st)
+        cached = self._known.get(path)
+        if cached is not None and cached[0] == now:
+            return cached[1]
+        if not hash_if_unknown:
+            return None
+        sha = files.file_sha256(path)
+        if sha is not None:
+            self.remember(path, now, sha)
+        return sha
+
+    def remember(self, path: str, st: FileStat, sha: str) -> None:
+        if time.time_ns() - st.mtime_ns > RACY_SECONDS * 1e9 and self._known.get(path) != (st, sha):
+            self.new[path] = (st, sha)
+
+
+def _entry(job: ImageJob, record: Record | Expected) -> dict[str, Any]:
+    sha = record.output_sha256
     return {
         "source": job.source_display,
         "output": job.output,
         "sku": job.sku,
         "role": job.role,
         "preset": job.preset.name,
-        "sha256": get("output_sha256"),
-        "record_id": get("record_id"),
-        "payload": get("payload"),
-        "width": get("width"),
-        "height": get("height"),
-        "bytes": get("output_bytes"),
+        "sha256": sha,
+        "record_id": record.record_id,
+        "payload": record.payload,
+        "width": record.width,
+        "height": record.height,
+        "bytes": record.output_bytes,
     }
 
 
 def _write_manifests(out_dir: str, outputs: list[dict[str, Any]], presets: Sequence[Preset]) -> list[str]:
+    import json
+
     written = []
     for preset in presets:
         folder = Path(out_dir).resolve() / preset.name
@@ -287,94 +344,151 @@ def _write_manifests(out_dir: str, outputs: list[dict[str, Any]], presets: Seque
             ],
         }
         path = folder / "manifest.json"
-        export.write_atomic(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+        files.write_atomic(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
         written.append(str(path))
     return written
 
 
 def _remove_stale_temp_files(out_dir: str, presets: Sequence[Preset]) -> None:
-    """A run killed mid-write leaves ``.<name>.<random>.part`` temp files (never a partial output): tidy them."""
+    """A run killed mid-way leaves ``.<name>.<random>.part`` temp files (never a partial or unrecorded output):
+    remove them."""
     for preset in presets:
         folder = Path(out_dir).resolve() / preset.name
         if folder.is_dir():
-            for tmp in folder.rglob(".*.part"):
+            for tmp in folder.rglob(".*" + files.TEMP_SUFFIX):
                 tmp.unlink(missing_ok=True)
 
 
-def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None = None) -> RunSummary:
-    """Run every (image, preset) job; stream results back, batch them into the ledger, write manifests."""
-    started = time.perf_counter()
-    ctx = WorkContext(options.owner, options.key, source_timestamp(), options.check, options.force, options.archive,
-                      single_threaded=options.jobs > 1)
-    jobs, upfront_failures = build_jobs(options)
-    summary = RunSummary(run_id=None, merkle_root=None, check=options.check, failures=list(upfront_failures))
-    summary.failed = len(upfront_failures)
+def _plan_tasks(plans: Sequence[PhotoPlan], expected: dict[str, Expected], cache: _StatCache, ctx: WorkContext,
+                *, check: bool, force: bool, summary: RunSummary) -> list[PhotoTask]:
+    """Decide in the parent whatever the stat cache allows (nothing read for an unchanged catalog); the rest
+    becomes worker tasks. With ``check`` everything is decided here (sources hashed if need be) and nothing runs."""
+    tasks: list[PhotoTask] = []
+    for plan in plans:
+        sha = None if force else cache.sha(plan.source, hash_if_unknown=check)
+        if sha is None and not check:
+            tasks.append(PhotoTask(plan.source, plan.source_display,
+                                   tuple(ExportTask(j, expected.get(j.output)) for j in plan.jobs), force=force))
+            continue
+        todo: list[ExportTask] = []
+        for job in plan.jobs:
+            exp = expected.get(job.output)
+            if sha is None:  # --check of a source that cannot be read
+                summary.failed += 1
+                summary.failures.append(Failure(job.source_display, "ingest",
+                                                f"{job.source_display}: cannot read the source file", job.preset.name))
+                continue
+            key = job_key(sha, job, ctx.key.fingerprint, ctx.owner_digest)
+            out_sha = cache.sha(job.output, hash_if_unknown=True)
+            status, reason = decide(job, sha, key, ctx.key.fingerprint, exp, out_sha)
+            if status == "current" and exp is not None:
+                if check:
+                    summary.current += 1
+                else:
+                    summary.skipped += 1
+                summary.outputs.append(_entry(job, exp))
+            elif check:
+                summary.check_items.append(CheckItem(job.output, job.source_display, job.preset.name, status, reason))
+                if status == "missing":
+                    summary.missing += 1
+                else:
+                    summary.stale += 1
+            else:
+                todo.append(ExportTask(job, exp, out_sha))
+        if todo:
+            tasks.append(PhotoTask(plan.source, plan.source_display, tuple(todo), force=force))
+    return tasks
 
-    if options.check and not Path(options.ledger_path).exists():
-        ledger = None
-    else:
-        ledger = Ledger.open(options.ledger_path)
+
+class _Committer:
+    """Parent-side ledger writes: the run is begun with its first record (an all-skipped rerun records no run),
+    records and trace data go in batched transactions, and each output is renamed to its final name only after
+    the transaction holding its record has committed."""
+
+    def __init__(self, ledger: Ledger, options: RunOptions, ctx: WorkContext, total: int) -> None:
+        self.ledger, self.options, self.ctx, self.total = ledger, options, ctx, total
+        self.run_id: str | None = None
+        self.pending: list[ImageResult] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, result: ImageResult) -> None:
+        self.pending.append(result)
+        if len(self.pending) >= LEDGER_BATCH or time.monotonic() - self.last_flush > LEDGER_FLUSH_SECONDS:
+            self.flush()
+
+    def _begin(self) -> str:
+        o = self.options
+        run_id = "run-" + self.ctx.timestamp.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+        self.ledger.begin_run(run_id, {
+            "pipeline_version": PIPELINE_VERSION,
+            "key_fingerprint": o.key.fingerprint,
+            "owner": o.owner.name,
+            "presets": {p.name: p.digest for p in o.presets},
+            "sources": list(o.sources),
+            "jobs": self.total,
+            "argv": list(o.argv),
+            "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+        return run_id
+
+    def flush(self) -> None:
+        batch = [r for r in self.pending if r.record is not None]
+        self.pending = []
+        self.last_flush = time.monotonic()
+        if not batch:
+            return
+        if self.run_id is None:
+            self.run_id = self._begin()
+        self.ledger.append(self.run_id, [r.record for r in batch if r.record is not None])
+        self.ledger.put_traces([(r.record.record_id, *r.trace) for r in batch
+                                if r.record is not None and r.trace is not None])
+        for r in batch:
+            if r.temp_path is not None:
+                files.publish(r.temp_path, r.job.output)
+
+    def finish(self, counts: dict[str, int]) -> str | None:
+        self.flush()
+        if self.run_id is None:
+            return None
+        return self.ledger.finish_run(self.run_id, counts)
+
+
+def _tally(summary: RunSummary, result: ImageResult, expected: Expected | None) -> None:
+    if result.status == "processed" and result.record is not None:
+        summary.processed += 1
+        summary.outputs.append(_entry(result.job, result.record))
+    elif result.status == "skipped" and expected is not None:
+        summary.skipped += 1
+        summary.outputs.append(_entry(result.job, expected))
+    elif result.status == "failed" and result.failure is not None:
+        summary.failed += 1
+        summary.failures.append(result.failure)
+
+
+def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None = None) -> RunSummary:
+    """Run every (photo, preset) export; stream results back, commit them to the ledger, write manifests."""
+    started = time.perf_counter()
+    ctx = WorkContext(options.owner, options.key, source_timestamp(), owner_digest(options.owner),
+                      options.archive, single_threaded=options.jobs > 1)
+    plans, upfront = plan_photos(discover(list(options.sources)), options.presets, options.out_dir)
+    summary = RunSummary(run_id=None, merkle_root=None, check=options.check, failures=list(upfront))
+    summary.failed = len(upfront)
+    ledger_missing = not Path(options.ledger_path).exists()
+    ledger = None if options.check and ledger_missing else Ledger.open(options.ledger_path)
     try:
-        expected = {}
-        if ledger is not None:
-            if not options.check:
-                ledger.recover()
-            for job in jobs:
-                expected[job.output] = ledger.latest_for(job.source_display, job.preset.name)
-        run_id = None
+        outputs = [j.output for p in plans for j in p.jobs]
+        if ledger is not None and not options.check:
+            ledger.recover()
+            _remove_stale_temp_files(options.out_dir, options.presets)
+        expected = ({out: expected_from(s) for out, s in ledger.latest_by_outputs(outputs).items()}
+                    if ledger is not None else {})
+        cache = _StatCache(ledger, [p.source for p in plans] + outputs)
+        tasks = _plan_tasks(plans, expected, cache, ctx, check=options.check, force=options.force, summary=summary)
         if not options.check:
             assert ledger is not None
-            _remove_stale_temp_files(options.out_dir, options.presets)
-            run_id = "run-" + ctx.timestamp.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
-            ledger.begin_run(run_id, {
-                "pipeline_version": PIPELINE_VERSION,
-                "key_fingerprint": options.key.fingerprint,
-                "owner": options.owner.name,
-                "presets": {p.name: p.digest for p in options.presets},
-                "sources": list(options.sources),
-                "jobs": len(jobs),
-                "argv": list(options.argv),
-                "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            })
-            summary.run_id = run_id
-
-        pending: list[ImageResult] = []
-        last_flush = time.monotonic()
-
-        def flush() -> None:
-            nonlocal last_flush
-            if ledger is not None and run_id is not None and pending:
-                ledger.append(run_id, [r.record for r in pending if r.record is not None])
-                traces = [(r.record.record_id, *r.trace) for r in pending if r.trace is not None and r.record]
-                if traces:
-                    ledger.put_traces(traces)
-            pending.clear()
-            last_flush = time.monotonic()
-
-        progress = _progress(len(jobs), options.progress)
-        try:
-            for result in map_unordered(
-                process_one, [(j, expected.get(j.output)) for j in jobs], args=(ctx,),
-                jobs=options.jobs, backend=options.backend, scheduler=options.scheduler,
-            ):
-                _tally(summary, result, expected.get(result.job.output))
-                if result.status == "processed":
-                    pending.append(result)
-                if len(pending) >= LEDGER_BATCH or time.monotonic() - last_flush > LEDGER_FLUSH_SECONDS:
-                    flush()
-                if on_result:
-                    on_result(result)
-                progress.update(1)
-                if result.failure is not None:
-                    progress.write(f"catalogmark: {result.failure.path} [{result.job.preset.name}] failed at "
-                                   f"{result.failure.stage}: {result.failure.error}")
-        finally:
-            flush()
-            progress.close()
-        if ledger is not None and run_id is not None:
-            summary.merkle_root = ledger.finish_run(run_id, {
-                "processed": summary.processed, "skipped": summary.skipped, "failed": summary.failed,
-            })
+            _run_tasks(tasks, options, ctx, ledger, expected, cache, summary, on_result)
+            if cache.new:
+                ledger.put_file_stats((path, st, sha) for path, (st, sha) in cache.new.items())
         summary.outputs.sort(key=lambda o: (o["preset"], o["output"]))
         if not options.check:
             summary.manifests = _write_manifests(options.out_dir, summary.outputs, options.presets)
@@ -382,44 +496,36 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
         if ledger is not None:
             ledger.close()
     summary.failures.sort(key=lambda f: (f.path, f.preset))
+    summary.check_items.sort(key=lambda c: (c.preset, c.output))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _tally(summary: RunSummary, result: ImageResult, expected: dict[str, Any] | None) -> None:
-    status = result.status
-    if status == "processed" and result.record is not None:
-        summary.processed += 1
-        summary.outputs.append(_output_entry(result.job, result.record))
-    elif status in ("skipped", "current") and expected is not None:
-        if status == "skipped":
-            summary.skipped += 1
-        else:
-            summary.current += 1
-        summary.outputs.append(_output_entry(result.job, expected))
-    elif status == "failed" and result.failure is not None:
-        summary.failed += 1
-        summary.failures.append(result.failure)
-    elif status == "missing":
-        summary.missing += 1
-    elif status == "stale":
-        summary.stale += 1
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def write(self, message: str) -> None:
-        print(message, file=sys.stderr)
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, desc="catalogmark")
+def _run_tasks(tasks: list[PhotoTask], options: RunOptions, ctx: WorkContext, ledger: Ledger,
+               expected: dict[str, Expected], cache: _StatCache, summary: RunSummary,
+               on_result: Callable[[ImageResult], None] | None) -> None:
+    total = sum(len(t.exports) for t in tasks)
+    committer = _Committer(ledger, options, ctx, total)
+    progress = make_progress(total, enabled=options.progress)
+    try:
+        for photo in map_unordered(process_photo, tasks, args=(ctx,), jobs=options.jobs, backend=options.backend,
+                                   scheduler=options.scheduler):
+            if photo.sha256 is not None and photo.stat is not None:
+                cache.remember(photo.source, FileStat(*photo.stat), photo.sha256)
+            for result in photo.results:
+                _tally(summary, result, expected.get(result.job.output))
+                if result.status == "processed":
+                    committer.add(result)
+                if on_result:
+                    on_result(result)
+                failure = result.failure
+                if failure is not None:  # escaped, on stderr: stdout stays the --json document
+                    progress.fail(f"catalogmark: {failure.path} [{result.job.preset.name}] failed at "
+                                  f"{failure.stage}: {failure.error}")
+                progress.update(1, failed=failure is not None)
+    finally:
+        summary.run_id = committer.run_id
+        summary.merkle_root = committer.finish({"processed": summary.processed, "skipped": summary.skipped,
+                                                "failed": summary.failed})
+        summary.run_id = committer.run_id
+        progress.close()

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 
 from pipeline.keys import OwnerKey, PublicKey
-from pipeline.stages import fingerprint as fp_stage
+from pipeline.metadata.check import MetadataCheck, check_claim
+from pipeline.metadata.read import EmbeddedMetadata, read_embedded
 
 
 def _no_watermark(reason: str) -> dict[str, Any]:
     return {"found": False, "payload": None, "confidence": 0.0, "reason": reason}
 
 
-def _metadata_dict(check: fp_stage.MetadataCheck) -> dict[str, Any]:
+def _metadata_dict(check: MetadataCheck) -> dict[str, Any]:
     return {
         "present": check.present,
         "signature_valid": check.signature_valid,
@@ -63,17 +64,17 @@ def verify_file(path: Path, *, public_key: PublicKey | None, key: OwnerKey | Non
     result: dict[str, Any] = {"file": str(path)}
     if not path.is_file():
         result["error"] = f"{path}: " + ("is a folder, not an image file" if path.is_dir() else "no such file")
-        check = fp_stage.check_claim(fp_stage.EmbeddedMetadata(), None, public_key)
+        check = check_claim(EmbeddedMetadata(), None, public_key)
         result["metadata"] = _metadata_dict(check)
         result["watermark"] = _no_watermark("not a file")
         return result
-    meta = fp_stage.read_embedded(path)
+    meta = read_embedded(path)
     rgb: np.ndarray | None = None
     try:
         rgb, _capture = load_rgb(path)
     except Exception as exc:  # ImageError from ingest, or anything a broken file provokes
         result["error"] = f"{path}: not a readable image: {exc}"
-    result["metadata"] = _metadata_dict(fp_stage.check_claim(meta, rgb, public_key))
+    result["metadata"] = _metadata_dict(check_claim(meta, rgb, public_key))
     result["watermark"] = (read_watermark(rgb, key) if rgb is not None
                            else _no_watermark("pixels could not be decoded"))
     return result

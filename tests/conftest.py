@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline.keys import OwnerKey
 from pipeline.models import ImageJob, Owner
-from pipeline.presets import CanvasSpec, MarkPolicy, MetadataPolicy, Preset, VisibleStyle
+from pipeline.presets import Preset, preset_from_dict
 
 FIXED_SECRET = bytes(range(32))
 OTHER_SECRET = bytes(range(100, 132))
@@ -37,27 +37,26 @@ def owner() -> Owner:
     )
 
 
+#: The test preset as a preset file would say it; everything not set here is the schema's default.
+TEST_PRESET = {
+    "description": "test preset",
+    "sources": ["tests"],
+    "format": "jpeg",
+    "quality": 90,
+    "min_quality": 60,
+    "max_bytes": 2_000_000,
+    "pure_white_roles": ["main"],
+    "canvas": {"width": 800, "height": 800, "fit": "pad"},
+    "marks": {"gallery": {"visible": True}},
+    "naming": {"main": "{sku}.MAIN.{ext}", "gallery": "{sku}.PT{n:02d}.{ext}"},
+}
+# A fixed digest: attributes replaced by the factory's overrides do not recompute it, so no test may rely on it.
+_BASE_PRESET = dataclasses.replace(preset_from_dict(TEST_PRESET, name="test", path="<tests>"), digest="0" * 64)
+
+
 def _preset(**overrides) -> Preset:
-    base = Preset(
-        name="test",
-        description="test preset",
-        path="<tests>",
-        canvas=CanvasSpec(width=800, height=800, fit="pad", background=(255, 255, 255)),
-        format="jpeg",
-        quality=90,
-        min_quality=60,
-        max_bytes=2_000_000,
-        subsampling="4:2:0",
-        colour_space="srgb",
-        pure_white_roles=("main",),
-        marks={"main": MarkPolicy(visible=False, invisible=True), "gallery": MarkPolicy(visible=True, invisible=True)},
-        visible_style=VisibleStyle(),
-        metadata=MetadataPolicy(),
-        naming={"main": "{sku}.MAIN.{ext}", "gallery": "{sku}.PT{n:02d}.{ext}"},
-        sources=("tests",),
-        digest="0" * 64,
-    )
-    return dataclasses.replace(base, **overrides)
+    """The test preset (built through the preset schema) with attributes replaced; overrides are not validated."""
+    return dataclasses.replace(_BASE_PRESET, **overrides)
 
 
 @pytest.fixture

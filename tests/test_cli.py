@@ -196,7 +196,7 @@ def test_rerun_skips_everything_and_check_reports_nothing_to_do(workdir):
     assert code == 0 and second["processed"] == 0 and second["skipped"] == 8
     assert sorted(o["sha256"] for o in second["outputs"]) == sorted(o["sha256"] for o in first["outputs"])
     code, check, err = run_json(workdir, *base, "--check")
-    assert code == 0 and check["check"] == {"current": 8, "missing": 0, "stale": 0}
+    assert code == 0 and check["check"] == {"current": 8, "missing": 0, "stale": 0, "items": []}
     # Delete one output: --check says so and changes nothing; a run redoes just that one.
     victim = Path(first["outputs"][0]["output"])
     victim.unlink()
@@ -289,3 +289,93 @@ def test_python_dash_m_and_console_script_agree():
     a = subprocess.run([exe, "--version"], capture_output=True, text=True)
     b = cm("--version")
     assert a.stdout == b.stdout and a.returncode == b.returncode == 0
+
+
+# --- start-up cost, --jobs, output fit for logs ------------------------------------------------------------------
+
+_IMPORT_PROBE = """
+import json, runpy, sys
+sys.argv = ["catalogmark", *json.loads(sys.argv[1])]
+code = 0
+try:
+    runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted(m for m in sys.modules
+               if m.split(".")[0] in ("cv2", "scipy") or m == "pipeline.trace" or m.startswith("pipeline.trace."))
+sys.stdout.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n")
+"""
+
+
+def heavy_imports(*args: str, cwd: Path | None = None) -> tuple[int | str | None, list[str], str]:
+    """Run the CLI in-process in a fresh interpreter; return (exit code, heavy modules imported, stderr)."""
+    env = os.environ.copy() | {"PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, json.dumps(list(args))], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=300)
+    probe = json.loads(r.stdout.rsplit("\nPROBE ", 1)[1])
+    return probe["code"], probe["heavy"], r.stderr
+
+
+@pytest.mark.parametrize("args", [("--help",), ("presets", "list"), ("run", "--help"), ("trace", "--help")])
+def test_startup_does_not_import_opencv_scipy_or_trace(args):
+    code, heavy, err = heavy_imports(*args)
+    assert code in (0, None), err
+    assert heavy == []
+
+
+def test_run_check_with_nothing_to_do_does_not_import_opencv_scipy_or_trace(workdir):
+    cat = small_catalog(workdir / "lazy")
+    base = [str(cat), "--preset", "amazon", "--out", str(workdir / "lazy" / "o"),
+            "--ledger", str(workdir / "lazy" / "l.sqlite"), "--jobs", "1"]
+    code, first, err = run_json(workdir, *base)
+    assert code == 0 and first["processed"] == 4, err
+    code, heavy, err = heavy_imports("run", *base, "--key-file", str(workdir / "owner.key"), "--check", "--quiet",
+                                     cwd=workdir)
+    assert code in (0, None), err
+    assert heavy == []
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "-8"])
+def test_jobs_below_one_is_a_usage_error(tmp_path, jobs):
+    r = cm("run", str(tmp_path), "--preset", "amazon", "--out", str(tmp_path / "o"), "--jobs", jobs)
+    assert r.returncode == 2
+    assert "--jobs" in r.stderr and "x>=1" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def evil_catalog(root: Path) -> tuple[Path, str]:
+    """One SKU whose only image is a corrupt file with a newline and a terminal escape in its name."""
+    name = "a\nFAILED forged.jpg [amazon] at ingest: fake\x1b[2K.jpg"
+    (root / "cat" / "EVIL-1").mkdir(parents=True)
+    (root / "cat" / "EVIL-1" / name).write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
+    return root / "cat", name
+
+
+def test_failed_names_in_the_summary_cannot_forge_lines(workdir, tmp_path):
+    cat, name = evil_catalog(tmp_path)
+    r = cm("run", str(cat), "--preset", "amazon", "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.sqlite"),
+           "--key-file", str(workdir / "owner.key"), "--jobs", "1", cwd=workdir)
+    assert r.returncode == 1, r.stderr
+    summary = [ln for ln in r.stdout.splitlines() if ln.startswith(f"FAILED {cat}")]
+    assert len(summary) == 1 and "EVIL-1/a\\nFAILED forged.jpg" in summary[0] and "\\x1b[2K" in summary[0]
+    assert "at ingest:" in summary[0]
+
+
+def test_run_json_with_progress_keeps_stdout_clean_and_logs_plain_lines(workdir, tmp_path):
+    cat, name = evil_catalog(tmp_path)
+    r = cm("run", str(cat), "--preset", "amazon", "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.sqlite"),
+           "--key-file", str(workdir / "owner.key"), "--jobs", "1", "--json", cwd=workdir)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)  # failure lines and progress on stderr only
+    assert doc["failed"] == 1 and doc["failures"][0]["path"].endswith(name)
+    # stderr is a pipe, not a terminal: plain lines, no carriage-return bar, names escaped.
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert any("a\\nFAILED forged.jpg" in ln and "failed at ingest" in ln for ln in lines), r.stderr
+    assert lines[-1].startswith("catalogmark: done 1/1 img") and "1 failed" in lines[-1], r.stderr
+    # Without --json: stdout holds the summary only, one FAILED line, nothing unescaped.
+    r = cm("run", str(cat), "--preset", "amazon", "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.sqlite"),
+           "--key-file", str(workdir / "owner.key"), "--jobs", "1", cwd=workdir)
+    assert r.returncode == 1, r.stderr
+    assert len([ln for ln in r.stdout.splitlines() if "FAILED" in ln]) == 1, r.stdout
+    assert "\x1b" not in r.stdout + r.stderr and "\r" not in r.stderr

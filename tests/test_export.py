@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline.errors import ImageError
+from pipeline.metadata.read import read_embedded
 from pipeline.models import Canvas, CaptureInfo, Marked
 from pipeline.stages import export, fingerprint
 
@@ -39,7 +40,7 @@ def test_each_format_encodes_with_metadata(fmt, product_image, make_job, make_pr
     with Image.open(io.BytesIO(out.data)) as im:
         assert im.format == {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]
         assert im.size == (product_image.shape[1], product_image.shape[0])
-    meta = fingerprint.read_embedded(out.data)
+    meta = read_embedded(out.data)
     assert meta.present and meta.claim and meta.claim["record_id"] == "rtest"
     if fmt == "png":
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(out.data)).convert("RGB")), product_image)

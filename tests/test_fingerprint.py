@@ -1,4 +1,9 @@
-"""Tests for the fingerprint stage: EXIF/XMP/IPTC blocks, the signed claim, embedding, reading and checking."""
+"""Tests for the fingerprint stage and the ``pipeline.metadata`` primitives it builds on.
+
+EXIF/XMP/IPTC blocks and the signed claim (built through the stage), embedding (``metadata.embed``), reading
+(``metadata.read``) and checking (``metadata.check``); one file because every test starts from the stage's
+``build`` fixture.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,20 @@ import piexif
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from imagehash import phash as imagehash_phash
 from PIL import Image
 
 from pipeline.errors import ImageError
 from pipeline.keys import OwnerKey
+from pipeline.metadata.check import PHASH_MAX_DISTANCE, check_claim
+from pipeline.metadata.claim import signed_bytes
+from pipeline.metadata.embed import finalize, save_kwargs
+from pipeline.metadata.read import read_embedded
+from pipeline.metadata.text import xml_clean
+from pipeline.metadata.xmp import parse_xmp
 from pipeline.models import Canvas, CaptureInfo, Fingerprint, ImageJob, Marked, Owner
 from pipeline.presets import MetadataPolicy
-from pipeline.stages import fingerprint as F
+from pipeline.stages.fingerprint import fingerprint
 from tests.conftest import product_on_white
 
 TS = datetime(2026, 11, 23, 12, 30, 5, tzinfo=UTC)
@@ -42,8 +54,8 @@ def encode(pixels: np.ndarray, fp: Fingerprint, fmt: str, *, quality: int = 90) 
     """What the export stage does: Pillow save with save_kwargs, then finalize."""
     buf = io.BytesIO()
     opts = {} if fmt == "png" else {"quality": quality}
-    Image.fromarray(pixels).save(buf, PIL_FORMAT[fmt], **opts, **F.save_kwargs(fp, fmt))
-    return F.finalize(buf.getvalue(), fp, fmt)
+    Image.fromarray(pixels).save(buf, PIL_FORMAT[fmt], **opts, **save_kwargs(fp, fmt))
+    return finalize(buf.getvalue(), fp, fmt)
 
 
 def decode(data: bytes | Path) -> np.ndarray:
@@ -75,7 +87,7 @@ def build(owner: Owner, owner_key: OwnerKey, make_preset, make_job, tmp_path: Pa
         h, w = px.shape[:2]
         canvas = Canvas(px, (0, 0, w, h), SOURCE_SHA, capture or CaptureInfo())
         marked = Marked(px, (0, 0, w, h), None, payload)
-        fp = F.fingerprint(marked, canvas, job, who or owner, key or owner_key, record_id=RECORD_ID, timestamp=TS)
+        fp = fingerprint(marked, canvas, job, who or owner, key or owner_key, record_id=RECORD_ID, timestamp=TS)
         return fp, job
 
     return factory
@@ -147,12 +159,12 @@ def test_claim_fields_and_signature(build, owner, owner_key, pixels):
     c = fp.claim
     assert c == {
         "v": 1, "owner": owner.name, "key": owner_key.fingerprint, "record_id": RECORD_ID,
-        "payload": f"{PAYLOAD:010x}", "phash": F.phash_hex(pixels), "source_sha256": SOURCE_SHA, "sku": "SKU1",
+        "payload": f"{PAYLOAD:010x}", "phash": str(imagehash_phash(Image.fromarray(pixels))), "source_sha256": SOURCE_SHA, "sku": "SKU1",
         "preset": job.preset.name, "created": "2026-11-23T12:30:05Z",
     }
     assert len(c["phash"]) == 16
-    assert F.canonical_json(c) == json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
-    assert owner_key.public.verify(F.canonical_json(c), fp.signature)
+    assert signed_bytes(c) == json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
+    assert owner_key.public.verify(signed_bytes(c), fp.signature)
     assert build(payload=None)[0].claim["payload"] is None
 
 
@@ -169,15 +181,15 @@ def test_metadata_policy_flags(build, pixels):
     off = MetadataPolicy(exif=False, xmp=False, iptc=False)
     fp, _ = build(metadata=off)
     assert fp.exif == b"" and fp.xmp == b"" and fp.iptc == b"" and fp.signature
-    assert F.save_kwargs(fp, "jpeg") == {}
+    assert save_kwargs(fp, "jpeg") == {}
     data = encode(pixels, fp, "jpeg")
-    meta = F.read_embedded(data)
+    meta = read_embedded(data)
     assert not meta.present and meta.claim is None
-    assert not F.check_claim(meta, pixels, None).present
+    assert not check_claim(meta, pixels, None).present
     # IPTC only where the format allows it (JPEG).
     assert build("png")[0].iptc == b"" and build("webp")[0].iptc == b"" and build("jpeg")[0].iptc
     only_xmp = build(metadata=MetadataPolicy(exif=False, iptc=False))[0]
-    assert set(F.save_kwargs(only_xmp, "jpeg")) == {"xmp"}
+    assert set(save_kwargs(only_xmp, "jpeg")) == {"xmp"}
 
 
 def test_capture_date_and_camera_follow_policy(build):
@@ -196,11 +208,11 @@ def test_xmp_is_well_formed_and_escaped(build):
     for name in NASTY_NAMES + ["ctrl\x00\x01\x1b chars\ufffe"]:
         who = Owner(name=name, copyright=f"© {name}", url="https://example.com/?a=1&b=<2>")
         fp, _ = build(who=who)
-        props = F.parse_xmp(fp.xmp)  # defusedxml: raises if not well-formed
-        assert props["dc:creator"] == [F.xml_clean(name)]
-        assert props["dc:rights"] == F.xml_clean(f"© {name}")
+        props = parse_xmp(fp.xmp)  # defusedxml: raises if not well-formed
+        assert props["dc:creator"] == [xml_clean(name)]
+        assert props["dc:rights"] == xml_clean(f"© {name}")
         assert props["xmpRights:WebStatement"] == "https://example.com/?a=1&b=<2>"
-        assert props["catalogmark:Owner"] == fp.claim["owner"] == F.xml_clean(name)
+        assert props["catalogmark:Owner"] == fp.claim["owner"] == xml_clean(name)
         assert fp.xmp.startswith(b"<?xpacket begin=") and fp.xmp.endswith(b'<?xpacket end="w"?>')
 
 
@@ -301,9 +313,9 @@ def test_exiftool_rewrite_keeps_the_claim_valid(build, write, exiftool, owner_ke
     for fmt in ("jpeg", "webp"):
         path = write(build(fmt)[0], fmt)
         subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-dc:Subject+=shoes", str(path)], check=True)
-        meta = F.read_embedded(path)
+        meta = read_embedded(path)
         assert meta.xmp["dc:subject"] == ["shoes"]
-        check = F.check_claim(meta, decode(path), owner_key.public)
+        check = check_claim(meta, decode(path), owner_key.public)
         assert check.signature_valid and check.pixels_match, check.problems
 
 
@@ -326,18 +338,18 @@ def test_finalize_inserts_app13_after_app0_app1(build, pixels):
     assert markers[:4] == [0xE0, 0xE1, 0xE1, 0xED], [hex(m) for m in markers]
     assert markers.count(0xED) == 1
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=90, **F.save_kwargs(fp, "jpeg"))
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90, **save_kwargs(fp, "jpeg"))
     assert np.array_equal(decode(data), decode(buf.getvalue()))  # same pixels: only a segment was added
-    assert F.finalize(b"abc", fp, "png") == b"abc" and F.finalize(b"abc", fp, "webp") == b"abc"
-    assert F.finalize(data, dataclasses.replace(fp, iptc=b""), "jpeg") == data
+    assert finalize(b"abc", fp, "png") == b"abc" and finalize(b"abc", fp, "webp") == b"abc"
+    assert finalize(data, dataclasses.replace(fp, iptc=b""), "jpeg") == data
     with pytest.raises(ImageError, match="SOI"):
-        F.finalize(b"not a jpeg", fp, "jpeg")
+        finalize(b"not a jpeg", fp, "jpeg")
 
 
 def test_iptc_values_are_truncated_on_character_boundaries(build, pixels):
     long_name = "Ååå Photo Studio Ünïcødé Long Name GmbH & Co. KG"
     fp, _ = build(who=Owner(name=long_name, copyright="c" * 300))
-    iptc = F.read_embedded(encode(pixels, fp, "jpeg")).iptc
+    iptc = read_embedded(encode(pixels, fp, "jpeg")).iptc
     assert len(iptc["By-line"].encode()) <= 32 and long_name.startswith(iptc["By-line"])
     assert "\ufffd" not in iptc["By-line"]
     assert iptc["CopyrightNotice"] == "c" * 128
@@ -351,10 +363,10 @@ def test_iptc_values_are_truncated_on_character_boundaries(build, pixels):
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
 def test_round_trip_verifies(build, write, fmt, owner, owner_key):
     path = write(build(fmt)[0], fmt)
-    meta = F.read_embedded(path)
+    meta = read_embedded(path)
     assert meta.present and meta.owner == owner.name and meta.copyright == owner.copyright
     assert meta.exif["Artist"] == owner.name and meta.exif["ImageUniqueID"] == RECORD_ID
-    check = F.check_claim(meta, decode(path), owner_key.public)
+    check = check_claim(meta, decode(path), owner_key.public)
     assert check.ok and check.signature_valid and check.signer_verified and check.problems == []
     assert (check.owner, check.payload, check.record_id) == (owner.name, f"{PAYLOAD:010x}", RECORD_ID)
     assert check.phash_distance is not None and check.phash_distance <= 4
@@ -369,8 +381,8 @@ def test_editing_one_byte_of_an_xmp_value_breaks_the_claim(build, write, prop, o
     data = bytearray(path.read_bytes())
     at = data.index(f"<catalogmark:{prop}>".encode()) + len(prop) + 14
     data[at] = ord("b") if data[at] != ord("b") else ord("c")  # same length: the JPEG stays well-formed
-    meta = F.read_embedded(bytes(data))
-    check = F.check_claim(meta, decode(bytes(data)), owner_key.public)
+    meta = read_embedded(bytes(data))
+    check = check_claim(meta, decode(bytes(data)), owner_key.public)
     assert not check.ok and not check.signature_valid, (prop, check)
     assert check.problems
 
@@ -382,13 +394,13 @@ def test_removing_or_rewriting_claim_fields_breaks_it(build, write, owner_key, p
     thief = fp.xmp.replace(b"Example Studio", b"Copycat Store")  # consistently, in every field
     for xmp in (no_payload, thief):
         path = write(dataclasses.replace(fp, xmp=xmp), "png")
-        check = F.check_claim(F.read_embedded(path), decode(path), owner_key.public)
+        check = check_claim(read_embedded(path), decode(path), owner_key.public)
         assert not check.signature_valid and not check.ok
 
 
 def test_wrong_public_key_fails(build, write, other_key):
     path = write(build()[0], "jpeg")
-    check = F.check_claim(F.read_embedded(path), decode(path), other_key.public)
+    check = check_claim(read_embedded(path), decode(path), other_key.public)
     assert not check.signature_valid and not check.ok
     assert any("not the expected key" in p for p in check.problems)
 
@@ -396,10 +408,10 @@ def test_wrong_public_key_fails(build, write, other_key):
 def test_a_claim_signed_by_someone_else_with_their_key_embedded(build, write, owner_key, other_key):
     fp, _ = build(key=other_key)  # a thief signs a claim naming the owner, with the thief's own key
     path = write(fp, "jpeg")
-    meta = F.read_embedded(path)
-    against_owner = F.check_claim(meta, decode(path), owner_key.public)
+    meta = read_embedded(path)
+    against_owner = check_claim(meta, decode(path), owner_key.public)
     assert not against_owner.signature_valid
-    self_signed = F.check_claim(meta, decode(path), None)  # checks out only against the file's own key
+    self_signed = check_claim(meta, decode(path), None)  # checks out only against the file's own key
     assert self_signed.signature_valid and not self_signed.signer_verified and not self_signed.ok
     assert self_signed.signer == other_key.fingerprint
     assert any("signer unverified" in p for p in self_signed.problems)
@@ -418,33 +430,33 @@ def test_replaced_pixels_fail_the_phash_check(build, write, owner_key, pixels, r
     }[replacement]
     fp, _ = build()
     path = write(fp, "jpeg", px=other)  # the original's metadata on someone else's pixels
-    check = F.check_claim(F.read_embedded(path), decode(path), owner_key.public)
+    check = check_claim(read_embedded(path), decode(path), owner_key.public)
     assert check.signature_valid  # the claim itself is intact...
     assert not check.pixels_match and not check.ok  # ...but it is not about these pixels
-    assert check.phash_distance is not None and check.phash_distance > F.PHASH_MAX_DISTANCE
+    assert check.phash_distance is not None and check.phash_distance > PHASH_MAX_DISTANCE
     assert any("pHash distance" in p for p in check.problems)
 
 
 def test_benign_reencoding_and_resizing_still_match(build, owner_key, pixels):
     fp, _ = build()
     data = encode(pixels, fp, "jpeg")
-    meta = F.read_embedded(data)
+    meta = read_embedded(data)
     small = np.asarray(Image.fromarray(decode(data)).resize((80, 60), Image.Resampling.LANCZOS))
     low_q = io.BytesIO()
     Image.fromarray(pixels).save(low_q, "JPEG", quality=40)
     for px in (small, decode(low_q.getvalue())):
-        check = F.check_claim(meta, px, owner_key.public)
+        check = check_claim(meta, px, owner_key.public)
         assert check.pixels_match and check.ok, check
 
 
 def test_check_without_pixels_or_claim(build, pixels, owner_key):
     fp, _ = build()
-    meta = F.read_embedded(encode(pixels, fp, "jpeg"))
-    no_px = F.check_claim(meta, None, owner_key.public)
+    meta = read_embedded(encode(pixels, fp, "jpeg"))
+    no_px = check_claim(meta, None, owner_key.public)
     assert no_px.signature_valid and not no_px.pixels_match and not no_px.ok
     plain = io.BytesIO()
     Image.fromarray(pixels).save(plain, "PNG")
-    bare = F.check_claim(F.read_embedded(plain.getvalue()), pixels, owner_key.public)
+    bare = check_claim(read_embedded(plain.getvalue()), pixels, owner_key.public)
     assert not bare.present and not bare.signature_valid and "no catalogmark claim" in bare.problems[0]
 
 
@@ -453,10 +465,10 @@ def test_check_without_pixels_or_claim(build, pixels, owner_key):
 def test_any_owner_name_round_trips_and_verifies(build, owner_key, name, sku, payload):
     px = product_on_white((48, 32))
     fp, _ = build(who=Owner(name=name, copyright=f"(c) {name}", url=""), px=px, sku=sku, payload=payload)
-    meta = F.read_embedded(encode(px, fp, "jpeg"))
+    meta = read_embedded(encode(px, fp, "jpeg"))
     assert meta.claim == fp.claim
-    assert meta.claim["owner"] == F.xml_clean(name)
-    check = F.check_claim(meta, px, owner_key.public)
+    assert meta.claim["owner"] == xml_clean(name)
+    check = check_claim(meta, px, owner_key.public)
     assert check.signature_valid and check.pixels_match
 
 
@@ -483,13 +495,13 @@ def test_read_embedded_never_raises_on_garbage(tmp_path, build, pixels):
         "png with junk": png.getvalue()[:-30] + b"\x00" * 30,
     }
     for name, data in cases.items():
-        meta = F.read_embedded(data)
+        meta = read_embedded(data)
         assert meta.claim is None, name
-        check = F.check_claim(meta, None, None)
+        check = check_claim(meta, None, None)
         assert not check.present and not check.signature_valid, name
-    assert not F.read_embedded(b"").present and not F.read_embedded(b"hello").present
-    assert not F.read_embedded(tmp_path / "missing.jpg").present
-    assert F.read_embedded(bomb_xmp).problems  # defusedxml refused the entities, and said so
+    assert not read_embedded(b"").present and not read_embedded(b"hello").present
+    assert not read_embedded(tmp_path / "missing.jpg").present
+    assert read_embedded(bomb_xmp).problems  # defusedxml refused the entities, and said so
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -497,16 +509,16 @@ def test_read_embedded_never_raises_on_garbage(tmp_path, build, pixels):
 def test_truncated_or_corrupted_files_never_raise(build, pixels, cut, flip):
     good = encode(pixels, build()[0], "jpeg")
     truncated = good[: int(len(good) * cut)]
-    meta = F.read_embedded(truncated)  # must not raise
-    F.check_claim(meta, pixels, None)
+    meta = read_embedded(truncated)  # must not raise
+    check_claim(meta, pixels, None)
     corrupted = bytearray(good)
     corrupted[flip % len(good)] ^= 0xFF
-    F.check_claim(F.read_embedded(bytes(corrupted)), pixels, None)
+    check_claim(read_embedded(bytes(corrupted)), pixels, None)
 
 
 def test_truncated_file_still_yields_its_claim(build, pixels, owner_key):
     """The metadata sits before the pixels, so a copy cut short keeps a claim that still verifies."""
     good = encode(pixels, build()[0], "jpeg")
-    meta = F.read_embedded(good[: len(good) // 2])
+    meta = read_embedded(good[: len(good) // 2])
     assert meta.claim is not None
-    assert F.check_claim(meta, pixels, owner_key.public).ok
+    assert check_claim(meta, pixels, owner_key.public).ok

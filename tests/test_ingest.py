@@ -540,8 +540,8 @@ def test_draft_path_equals_full_decode(large_jpeg, monkeypatch, target):
         s = target / max(w, h)
         return round(w * s), round(h * s)
 
-    fast, _ = ingest_mod._decode(data, "large.jpg", target=tgt, background=(255, 255, 255), check=None)
-    slow, _ = ingest_mod._decode(data, "large.jpg", target=tgt, background=(255, 255, 255), check=None,
+    fast, _ = ingest_mod._decode(data, "large.jpg", target=tgt, check=None, flatten=(255, 255, 255), orient=True)
+    slow, _ = ingest_mod._decode(data, "large.jpg", target=tgt, check=None, flatten=(255, 255, 255), orient=True,
                                  use_draft=False)
     assert len(sizes) == 1  # the slow path never drafts
     drafted = sizes[0]

@@ -489,6 +489,8 @@ def test_opening_an_old_version_migrates_and_keeps_data(filled):
     path, recs = filled
     con = raw(path)  # make it what a v1 ledger looks like: no trace side table, user_version 1
     con.execute("DROP TABLE traces")
+    con.execute("DROP TABLE file_stats")
+    con.execute("DROP INDEX records_output")
     con.execute("PRAGMA user_version = 1")
     con.close()
     with Ledger.open(path) as led:

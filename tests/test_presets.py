@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -14,17 +15,24 @@ from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError, PresetError
 from pipeline.presets import (
+    PRESET_SCHEMA,
     PRESETS_DIR_ENV,
+    REQUIRED,
     ROLES,
+    SCHEMA,
     CanvasSpec,
+    Field,
     MetadataPolicy,
+    PerRole,
     Preset,
+    Table,
     VisibleStyle,
     builtin_presets_dir,
     describe_preset,
     list_presets,
     load_preset,
     preset_as_dict,
+    preset_from_dict,
     render_output_name,
 )
 
@@ -154,6 +162,79 @@ def test_env_var_overrides_builtin_dir(tmp_path: Path, monkeypatch: pytest.Monke
     assert [p.name for p in list_presets()] == ["mine"]
     with pytest.raises(PresetError, match="available: mine"):
         load_preset("amazon")
+
+
+# ---------------------------------------------------------------------------------------------- the field table
+
+
+def _table_leaves() -> list[tuple[tuple[str, ...], Field]]:
+    """(path in the resolved dict, field) for every attribute leaf of the schema table."""
+    out: list[tuple[tuple[str, ...], Field]] = []
+    for item in PRESET_SCHEMA:
+        if isinstance(item, Field):
+            if item.attribute:
+                out.append(((), item))
+        elif isinstance(item, Table):
+            out += [((item.key,), f) for f in item.fields]
+        else:
+            assert isinstance(item, PerRole)
+            sub = item.item
+            for role in ROLES:
+                if isinstance(sub, Table):
+                    out += [((item.key, role), f) for f in sub.fields]
+                else:
+                    out.append(((item.key,), dataclasses.replace(sub, key=role)))
+    return out
+
+
+def test_table_drives_defaults_dict_and_describe(write) -> None:
+    """Every setting of the table is in preset_as_dict and describe_preset, and its default is what loads."""
+    p = load_preset(str(write("minimal.toml", MINIMAL)))
+    d, text = preset_as_dict(p), describe_preset(p)
+    set_in_minimal = {(), ("canvas",), ("naming",)}
+    for where, f in _table_leaves():
+        node = d
+        for k in where:
+            node = node[k]
+        assert f.key in node, (where, f.key)
+        if f.key not in ("name", "path", "digest"):
+            assert f.key in text, f.key
+        assert f.doc and f.doc in text, f"{where} {f.key}: no description, or describe_preset leaves it out"
+        if f.default is not REQUIRED and f.check is not None and f.inherited and f.key not in MINIMAL:
+            assert node[f.key] == f.dump(f.load(f.default)), (where, f.key)
+        elif f.default is REQUIRED and f.inherited:
+            assert where in set_in_minimal, f"{where} {f.key} is required but MINIMAL does not set it"
+    # the TOML layout is the table's: every TOML key of the table is a key of SCHEMA, and nothing else
+    toml_leaves = {(*w, f.key) for w, f in _table_leaves() if f.check is not None} | {("extends",)}
+    schema_leaves: set[tuple[str, ...]] = set()
+
+    def walk(node: dict, prefix: tuple[str, ...]) -> None:
+        for k, v in node.items():
+            walk(v, (*prefix, k)) if isinstance(v, dict) else schema_leaves.add((*prefix, k))
+
+    walk(SCHEMA, ())
+    assert schema_leaves == toml_leaves
+
+
+def test_dataclass_defaults_are_the_tables() -> None:
+    assert CanvasSpec(width=1, height=1, fit="fit").background == (255, 255, 255)
+    tables = {i.key: i for i in PRESET_SCHEMA if isinstance(i, Table)}
+    for cls, key in ((VisibleStyle, "visible_style"), (MetadataPolicy, "metadata")):
+        assert dataclasses.asdict(cls()) == {f.key: f.default for f in tables[key].fields}
+
+
+def test_preset_from_dict_is_a_preset_file(write) -> None:
+    doc = tomllib.loads(MINIMAL)
+    from_file = load_preset(str(write("same.toml", MINIMAL)))
+    from_dict = preset_from_dict(doc, name="same", path="<mine>")
+    assert from_dict.digest == from_file.digest
+    assert dataclasses.replace(from_dict, path=from_file.path) == from_file
+    with pytest.raises(PresetError, match=r"^<mine>: \[canvas\] widht: unknown key; did you mean 'width'\?"):
+        preset_from_dict(doc | {"canvas": {"widht": 5}}, path="<mine>")
+    with pytest.raises(PresetError, match=r"^<mine>: quality: missing \(required"):
+        preset_from_dict({k: v for k, v in doc.items() if k != "quality"}, path="<mine>")
+    with pytest.raises(PresetError, match=r"^<mine>: extends: not supported"):
+        preset_from_dict(doc | {"extends": "amazon"}, path="<mine>")
 
 
 # ---------------------------------------------------------------------------------------------- extends
@@ -475,3 +556,21 @@ def test_round_trip_random_valid_values(doc: dict[str, object], tmp_path: Path) 
     path2.parent.mkdir(exist_ok=True)
     path2.write_text(_toml(back), encoding="utf-8")
     assert load_preset(str(path2)).digest == p.digest
+
+
+# ---------------------------------------------------------------------------------------------- citations
+
+
+def test_presets_cite_only_the_repository_and_public_pages(builtins: dict[str, Preset]) -> None:
+    """Comments point at docs/storefronts.md sections that exist; nothing points outside the repository."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "storefronts.md").read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in doc.splitlines() if line.startswith("## ")
+    }
+    for p in builtins.values():
+        text = Path(p.path).read_text(encoding="utf-8")
+        assert not re.search(r"/work/|shared/|research/|perf-baselines|section \d", text), p.path
+        cited = re.findall(r"docs/storefronts\.md#([a-z0-9-]+)", text)
+        assert cited, f"{p.path} does not cite its section of docs/storefronts.md"
+        assert set(cited) <= anchors, (p.path, set(cited) - anchors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -66,20 +67,6 @@ def test_a_crashing_stage_is_a_failure_not_a_crash(options, monkeypatch):
     assert not any("S1" in o["output"] for o in summary.outputs)
 
 
-def test_job_key_changes_with_every_input(options, make_preset, other_key, owner):
-    import dataclasses
-
-    jobs, _ = runner.build_jobs(options())
-    job = jobs[0]
-    ctx = runner.WorkContext(owner, options().key, runner.source_timestamp())
-    base = runner.job_key("aa", job, ctx)
-    assert base == runner.job_key("aa", job, ctx)
-    assert base != runner.job_key("ab", job, ctx)
-    assert base != runner.job_key("aa", dataclasses.replace(job, preset=make_preset(digest="1" * 64)), ctx)
-    assert base != runner.job_key("aa", job, dataclasses.replace(ctx, key=other_key))
-    assert base != runner.job_key("aa", job, dataclasses.replace(ctx, owner=dataclasses.replace(owner, url="x")))
-
-
 def test_output_name_collisions_fail_the_later_image(options, make_preset):
     preset = make_preset(naming={"main": "{sku}.jpg", "gallery": "{sku}.jpg"})
     summary = runner.run(options(presets=[preset]))
@@ -103,6 +90,95 @@ def test_archive_keeps_originals_write_once(options, catalog, tmp_path):
     originals = {p.read_bytes() for p in catalog.rglob("*.*")}
     assert {p.read_bytes() for p in kept} == originals
     assert all(not os.access(p, os.W_OK) or os.geteuid() == 0 for p in kept)
+
+
+def _age(root: Path) -> None:
+    """Date the files back: the stat cache does not trust files modified in the last seconds (racy entries)."""
+    old = time.time() - 3600
+    for p in root.rglob("*"):
+        os.utime(p, (old, old))
+
+
+def test_each_photo_is_read_and_decoded_once_for_all_its_presets(options, make_preset, monkeypatch):
+    from pipeline.stages import ingest
+
+    reads: list[str] = []
+    opens: list[int] = []
+    real_read, real_open = ingest.read_source, ingest.open_photo
+    monkeypatch.setattr(ingest, "read_source", lambda path, name: reads.append(path) or real_read(path, name))
+    monkeypatch.setattr(ingest, "open_photo",
+                        lambda src, name, specs: opens.append(len(specs)) or real_open(src, name, specs))
+    presets = [make_preset(name="p1"), make_preset(name="p2", canvas=dataclasses.replace(
+        make_preset().canvas, width=500, height=300, fit="cover"))]
+    summary = runner.run(options(presets=presets))
+    assert summary.processed == 12 and summary.failed == 0
+    assert len(reads) == 6 and len(set(reads)) == 6
+    assert opens == [2] * 6
+
+
+def test_rerun_is_independent_of_how_the_path_was_typed(options, catalog, tmp_path, monkeypatch):
+    first = runner.run(options())
+    assert first.processed == 6
+    monkeypatch.chdir(catalog.parent)
+    again = runner.run(options(sources=[os.path.relpath(catalog)]))
+    assert (again.processed, again.skipped) == (0, 6)
+    assert again.run_id is None and again.merkle_root is None  # nothing new: no empty run in the ledger
+    with Ledger.open(options().ledger_path) as led:
+        assert len(list(led.iter_records())) == 6 and len(led.runs()) == 1
+
+
+def test_no_change_rerun_and_check_read_no_file(options, catalog, monkeypatch):
+    from pipeline import files
+    from pipeline.stages import ingest
+
+    _age(catalog)
+    runner.run(options())
+    _age(Path(options().out_dir))
+    runner.run(options())  # caches the outputs' hashes (too new to trust during the first run)
+    calls: list[str] = []
+    monkeypatch.setattr(files, "file_sha256", lambda p: calls.append(str(p)))
+    monkeypatch.setattr(ingest, "read_source", lambda *a: calls.append(str(a)))
+    assert runner.run(options()).skipped == 6
+    summary = runner.run(options(check=True))
+    assert (summary.current, summary.missing, summary.stale) == (6, 0, 0) and summary.ok
+    assert calls == []
+
+
+def test_check_names_each_missing_or_stale_output_with_its_reason(options, catalog):
+    _age(catalog)
+    first = runner.run(options())
+    outs = sorted(o["output"] for o in first.outputs)
+    Path(outs[0]).unlink()
+    Path(outs[1]).write_bytes(Path(outs[1]).read_bytes() + b"x")
+    src = next(o["source"] for o in first.outputs if o["output"] == outs[2])
+    Image.fromarray(product_on_white((500, 400), seed=77)).save(src)
+    summary = runner.run(options(check=True))
+    assert (summary.current, summary.missing, summary.stale) == (3, 1, 2) and not summary.ok
+    reasons = {Path(c.output).name: (c.status, c.reason) for c in summary.check_items}
+    assert reasons == {
+        Path(outs[0]).name: ("missing", "the output file was deleted"),
+        Path(outs[1]).name: ("stale", "the output file was modified after export"),
+        Path(outs[2]).name: ("stale", "the source changed"),
+    }
+    assert runner.run(options()).processed == 3
+    assert runner.run(options(check=True)).ok
+
+
+def test_no_output_is_published_before_its_record_is_committed(options, monkeypatch):
+    from pipeline.errors import LedgerError
+
+    def broken(self, run_id, records):
+        raise LedgerError("disk full")
+
+    monkeypatch.setattr(Ledger, "append", broken)
+    with pytest.raises(LedgerError):
+        runner.run(options())
+    out = Path(options().out_dir)
+    assert [p for p in out.rglob("*") if p.is_file() and not p.name.endswith(".part")] == []
+    monkeypatch.undo()
+    summary = runner.run(options())
+    assert summary.processed == 6
+    assert not list(out.rglob("*.part"))
 
 
 def test_killed_run_restarts_to_a_complete_verifying_ledger(tmp_path):

@@ -14,8 +14,9 @@ from PIL import Image
 
 from pipeline import invisible
 from pipeline.keys import OwnerKey
+from pipeline.metadata.embed import finalize, save_kwargs
 from pipeline.models import Canvas, CaptureInfo, Marked, Owner
-from pipeline.stages import fingerprint as F
+from pipeline.stages.fingerprint import fingerprint
 from pipeline.verify import describe, verify_file, verify_ok
 from tests.conftest import product_on_white
 
@@ -39,14 +40,14 @@ def export_file(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make_preset, 
         h, w = pixels.shape[:2]
         marked = Marked(pixels, (0, 0, w, h), None, PAYLOAD if watermark else None)
         canvas = Canvas(rgb, (0, 0, w, h), "cd" * 32, CaptureInfo())
-        fp = F.fingerprint(marked, canvas, job, owner, key, record_id=RECORD_ID,
-                           timestamp=datetime(2026, 11, 23, tzinfo=UTC))
+        fp = fingerprint(marked, canvas, job, owner, key, record_id=RECORD_ID,
+                         timestamp=datetime(2026, 11, 23, tzinfo=UTC))
         buf = io.BytesIO()
         pil = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]
         Image.fromarray(pixels).save(buf, pil, **({} if fmt == "png" else {"quality": 90}),
-                                     **F.save_kwargs(fp, fmt))
+                                     **save_kwargs(fp, fmt))
         path = tmp_path / f"{name}.{preset.extension}"
-        path.write_bytes(F.finalize(buf.getvalue(), fp, fmt))
+        path.write_bytes(finalize(buf.getvalue(), fp, fmt))
         return path, pixels
 
     return factory

@@ -16,6 +16,7 @@ from PIL import Image
 
 from pipeline.errors import ImageError
 from pipeline.keys import OwnerKey
+from pipeline.marks.visible import render_mark
 from pipeline.models import PAYLOAD_BITS, Canvas, CaptureInfo, ImageJob, VisibleMark
 from pipeline.presets import MarkPolicy, VisibleStyle
 from pipeline.stages import watermark as wm
@@ -161,7 +162,7 @@ def test_mark_sits_over_the_product(owner_key, owner, visible_preset, job_for, p
     img = small_product()
     marked = wm.watermark(make_canvas(img), job_for(visible_preset, position=position), owner, owner_key)
     mask = wm.product_mask(img, (255, 255, 255), (0, 0, 400, 300))
-    layer = wm.render_mark(owner, marked.visible, (400, 300))
+    layer = render_mark(owner, marked.visible, (400, 300))
     ink = layer[..., 3] > 0.5 * 255 * marked.visible.opacity  # the glyphs' core, not the outline fringe
     assert ink.sum() > 100
     # the product covers 16% of the canvas; the mark's ink must fall mostly on it
@@ -272,7 +273,7 @@ def test_non_white_preset_background_is_respected(owner_key, owner, make_preset,
 
 
 def _glyph_delta(owner, marked, img) -> float:
-    layer = wm.render_mark(owner, marked.visible, img.shape[1::-1])
+    layer = render_mark(owner, marked.visible, img.shape[1::-1])
     core = layer[..., 3] > 0.8 * 255 * marked.visible.opacity
     assert core.sum() > 50
     return float(np.abs(marked.pixels[core].astype(int) - img[core].astype(int)).mean()), core
@@ -286,7 +287,7 @@ def test_contrast_adapts_to_what_is_under_the_mark(owner_key, owner, visible_pre
     delta, core = _glyph_delta(owner, marked, img)
     assert delta >= 25, delta  # visible: at least ~10% of full scale under the glyphs
     # translucent: the glyph never fully replaces the pixels (alpha <= opacity < 1)
-    assert wm.render_mark(owner, marked.visible, (400, 300))[..., 3].max() <= round(255 * marked.visible.opacity) + 1
+    assert render_mark(owner, marked.visible, (400, 300))[..., 3].max() <= round(255 * marked.visible.opacity) + 1
     lighter = marked.pixels[core].astype(int).mean() > grey
     assert lighter == (tone == "light")
 
@@ -312,7 +313,7 @@ def test_text_logo_and_both(owner_key, owner, visible_preset, job_for, logo_file
     }[kind]
     img = np.full((400, 400, 3), 90, np.uint8)
     marked = wm.watermark(make_canvas(img), job_for(visible_preset), who, owner_key)
-    layer = wm.render_mark(who, dataclasses.replace(marked.visible, rotation=0.0, warp=()), (400, 400))
+    layer = render_mark(who, dataclasses.replace(marked.visible, rotation=0.0, warp=()), (400, 400))
     ys, xs = np.nonzero(layer[..., 3] > 0.5 * 255 * marked.visible.opacity)  # the ink, not the outline
     width, height = xs.max() - xs.min(), ys.max() - ys.min()
     assert abs(width - marked.visible.scale * 400) <= 0.15 * marked.visible.scale * 400 + 12
@@ -324,8 +325,8 @@ def test_text_logo_and_both(owner_key, owner, visible_preset, job_for, logo_file
 
 def test_logo_and_text_marks_differ(owner, logo_file):
     mark = VisibleMark(x=0.5, y=0.5, scale=0.6, rotation=0.0, opacity=0.3)
-    text = wm.render_mark(owner, mark, (300, 300))
-    both = wm.render_mark(dataclasses.replace(owner, watermark_logo=str(logo_file)), mark, (300, 300))
+    text = render_mark(owner, mark, (300, 300))
+    both = render_mark(dataclasses.replace(owner, watermark_logo=str(logo_file)), mark, (300, 300))
     assert not np.array_equal(text, both)
 
 
@@ -342,7 +343,7 @@ def test_unreadable_logo_is_a_per_image_error(owner_key, owner, visible_preset, 
 def test_compositing_render_mark_reproduces_the_stage(owner_key, owner, visible_preset, job_for):
     img = product_on_white((400, 300), seed=5)
     marked = wm.watermark(make_canvas(img), job_for(visible_preset), owner, owner_key)
-    layer = wm.render_mark(owner, marked.visible, (400, 300)).astype(np.float32)
+    layer = render_mark(owner, marked.visible, (400, 300)).astype(np.float32)
     a = layer[..., 3:] / 255
     again = layer[..., :3] * a + img.astype(np.float32) * (1 - a)
     assert np.abs(again - marked.pixels.astype(np.float32)).max() <= 2.5
@@ -353,8 +354,8 @@ def test_mark_at_the_edge_is_clipped_not_shifted(owner, x, y):
     size = 400
     centred = VisibleMark(x=0.5, y=0.5, scale=0.6, rotation=12.0, opacity=0.3, warp=(0.03,) * 8)
     edge = dataclasses.replace(centred, x=x, y=y)
-    ref = wm.render_mark(owner, centred, (size, size))
-    got = wm.render_mark(owner, edge, (size, size))
+    ref = render_mark(owner, centred, (size, size))
+    got = render_mark(owner, edge, (size, size))
     assert got.shape == (size, size, 4)
     # the edge layer is the centred layer moved by a whole number of pixels, cut at the canvas border
     dx, dy = round((x - 0.5) * size), round((y - 0.5) * size)

@@ -12,8 +12,8 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.errors import ImageError
+from pipeline.metadata import embed
 from pipeline.models import Exported, Fingerprint, ImageJob, Marked
-from pipeline.stages import fingerprint as fingerprint_stage
 
 STAGE = "export"
 _PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -31,8 +31,8 @@ def _encode_once(img: Image.Image, job: ImageJob, fp: Fingerprint, quality: int)
     elif fmt == "png":
         opts = {"optimize": False, "compress_level": 9}
     buf = io.BytesIO()
-    img.save(buf, _PIL_FORMAT[fmt], **opts, **fingerprint_stage.save_kwargs(fp, fmt))
-    return fingerprint_stage.finalize(buf.getvalue(), fp, fmt)
+    img.save(buf, _PIL_FORMAT[fmt], **opts, **embed.save_kwargs(fp, fmt))
+    return embed.finalize(buf.getvalue(), fp, fmt)
 
 
 def encode(marked: Marked, fp: Fingerprint, job: ImageJob) -> Exported:

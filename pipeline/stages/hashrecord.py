@@ -7,17 +7,14 @@ import io
 from datetime import datetime
 from typing import Any
 
-import cv2
-import imagehash
 import numpy as np
-import pdqhash
 from PIL import Image
 
 from pipeline.errors import ImageError
+from pipeline.imaging import hashes
 from pipeline.models import Canvas, Exported, Fingerprint, ImageJob, Marked, Owner, Record
 
 STAGE = "hashrecord"
-PDQ_SIDE = 512  # PDQ is computed on a 512 px downscale: same hash quality, 8x cheaper (perf-baselines §3d)
 
 
 def pixel_sha256(rgb: np.ndarray) -> str:
@@ -26,21 +23,6 @@ def pixel_sha256(rgb: np.ndarray) -> str:
     digest = hashlib.sha256(f"catalogmark-pixels:v1:{w}x{h}:RGB8:".encode())
     digest.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
     return digest.hexdigest()
-
-
-def pdq_hex(rgb: np.ndarray) -> tuple[str, int]:
-    """PDQ hash (64 hex chars) and quality (0-100) of an RGB image."""
-    h, w = rgb.shape[:2]
-    scale = PDQ_SIDE / max(h, w)
-    small = rgb if scale >= 1 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                              interpolation=cv2.INTER_AREA)
-    bits, quality = pdqhash.compute(np.ascontiguousarray(small))
-    packed = np.packbits(np.asarray(bits, dtype=np.uint8))
-    return packed.tobytes().hex(), int(quality)
-
-
-def phash_hex(rgb: np.ndarray) -> str:
-    return str(imagehash.phash(Image.fromarray(rgb)))
 
 
 def decode_output(data: bytes) -> np.ndarray:
@@ -65,9 +47,13 @@ def hashrecord(
     timestamp: datetime,
     extra: dict[str, Any] | None = None,
 ) -> tuple[Record, np.ndarray]:
-    """Hash the exported bytes and their decoded pixels; return the Record and the decoded pixels (for trace data)."""
+    """Hash the exported bytes and their decoded pixels; return the Record and the decoded pixels.
+
+    pHash is the one signed in the claim (of the marked pixels); PDQ is of the decoded output, both computed once.
+    """
     pixels = decode_output(exported.data)
-    pdq, pdq_quality = pdq_hex(pixels)
+    small = hashes.downscale(pixels, hashes.HASH_SIDE)
+    pdq, pdq_quality = hashes.pdq(small)
     record = Record(
         record_id=record_id,
         job_key=job_key,
@@ -85,8 +71,8 @@ def hashrecord(
         width=exported.width,
         height=exported.height,
         format=exported.format,
-        phash=phash_hex(pixels),
-        pdq=pdq,
+        phash=str(fp.claim["phash"]),
+        pdq=pdq.hex(),
         pdq_quality=pdq_quality,
         payload=None if marked.payload is None else f"{marked.payload:010x}",
         owner=owner.name,

@@ -22,10 +22,11 @@ import hashlib
 import io
 import os
 import re
+import stat
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageCms, features
 
 from pipeline.errors import ImageError
+from pipeline.files import SourceBytes
 from pipeline.models import Canvas, CaptureInfo, ImageJob
 from pipeline.presets import CanvasSpec
 
@@ -67,42 +69,139 @@ _MAX_TEXT = 128  # longest EXIF text value kept (a malformed or hostile EXIF may
 # Public API
 
 
+@dataclass
+class Photo:
+    """A source photo decoded once for all its exports: 8-bit sRGB pixels in *stored* orientation at a resolution
+    that covers every export's geometry (JPEG: DCT-scaled by ``draft``), alpha not yet flattened (the background is
+    per preset)."""
+
+    pixels: np.ndarray  # H x W x 3 or 4, uint8, stored orientation
+    orientation: int  # EXIF orientation (1-8) still to apply
+    capture: CaptureInfo
+    source_sha256: str
+    source_bytes: int
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        return self.capture.original_width, self.capture.original_height
+
+
+def read_source(path: str, name: str) -> SourceBytes:
+    """Read a source file once (size-checked): its bytes, their SHA-256, and the stat of the descriptor read."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
+            if st.st_size > MAX_SOURCE_BYTES:
+                raise ImageError(
+                    f"{name}: file too large ({st.st_size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})", stage=STAGE
+                )
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found", stage=STAGE) from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory, not an image file", stage=STAGE) from None
+    except PermissionError:
+        raise ImageError(f"{name}: cannot read the file (permission denied)", stage=STAGE) from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read the file ({exc.strerror or exc})", stage=STAGE) from None
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)", stage=STAGE)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise ImageError(f"{name}: file too large (over {MAX_SOURCE_BYTES:,} bytes)", stage=STAGE)
+    return SourceBytes(data, hashlib.sha256(data).hexdigest(), st)
+
+
+def check_size(w: int, h: int, spec: CanvasSpec, name: str) -> None:
+    """ImageError if an upright ``w`` x ``h`` photo is below the preset's minimum long side on its canvas."""
+    plan = plan_geometry(w, h, spec)
+    x0, y0, x1, y1 = plan.content_box
+    long_side = max(x1 - x0, y1 - y0)
+    if spec.min_long_side and long_side < spec.min_long_side:
+        raise ImageError(
+            f"{name}: image too small: {w}x{h} px gives a {x1 - x0}x{y1 - y0} px photo on the "
+            f"{spec.width}x{spec.height} {spec.fit} canvas, below the preset's minimum long side of "
+            f"{spec.min_long_side} px" + ("" if spec.upscale else " (the preset does not upscale)"),
+            stage=STAGE,
+        )
+
+
+def open_photo(source: SourceBytes, name: str, specs: Sequence[CanvasSpec]
+               ) -> tuple[Photo | None, list[ImageError | None]]:
+    """Decode a source once for every canvas in ``specs``; also say, per spec, why the photo cannot go there
+    (``None`` where it can; the photo is ``None`` when it can go to none of them, and is then not decoded).
+
+    The decode covers the largest ``plan_geometry(...).scaled`` among the specs the photo passes. Raises
+    ImageError(stage="ingest") when the file itself is bad (every export of it fails with that message).
+    """
+    problems: list[ImageError | None] = []
+
+    def target(w: int, h: int) -> tuple[int, int]:
+        problems.clear()  # called again when a draft decode falls back to a full one
+        best = (0, 0)
+        for spec in specs:
+            try:
+                check_size(w, h, spec, name)
+            except ImageError as exc:
+                problems.append(exc)
+                continue
+            problems.append(None)
+            sw, sh = plan_geometry(w, h, spec).scaled
+            best = (max(best[0], sw), max(best[1], sh))
+        if best == (0, 0):
+            raise _Rejected(list(problems))  # too small for every preset: no need to decode it
+        return best
+
+    try:
+        pixels, capture = _decode(source.data, name, target=target, check=None, flatten=None, orient=False)
+    except _Rejected as rejected:
+        return None, rejected.problems
+    return Photo(pixels, capture.orientation, capture, source.sha256, len(source.data)), problems
+
+
+class _Rejected(Exception):
+    def __init__(self, problems: list[ImageError | None]) -> None:
+        super().__init__("rejected by every preset")
+        self.problems = problems
+
+
+def upright(photo: Photo, size: tuple[int, int], background: tuple[int, int, int]) -> np.ndarray:
+    """The whole photo, alpha flattened onto ``background``, resampled to upright ``size`` (w, h)."""
+    a = photo.pixels
+    if a.shape[2] == 4:
+        a = _flatten(a, background)
+    need = (size[1], size[0]) if photo.orientation in _SWAPS else size
+    try:
+        a = _resize(a, need)
+    except cv2.error as exc:
+        raise ImageError(f"cannot resample to {need[0]}x{need[1]} ({_short(exc)})", stage=STAGE) from None
+    return _orient(a, photo.orientation)
+
+
+def canvas_for(photo: Photo, spec: CanvasSpec) -> Canvas:
+    """The working canvas of one export: the photo at ``spec``'s geometry (fit / pad / cover)."""
+    plan = plan_geometry(*photo.upright_size, spec)
+    scaled = upright(photo, plan.scaled, spec.background)
+    return Canvas(
+        pixels=_place(scaled, plan, spec.background),
+        content_box=plan.content_box,
+        source_sha256=photo.source_sha256,
+        capture=photo.capture,
+        source_bytes=photo.source_bytes,
+    )
+
+
 def ingest(job: ImageJob) -> Canvas:
-    """Read ``job.source``, validate and normalise it, and return the working canvas at ``job.preset.canvas``.
+    """One export's canvas from its source file alone (read, validate, decode at its own geometry).
 
     Raises ImageError(stage="ingest") for any problem with the file.
     """
     name = job.source_display or job.source
-    spec = job.preset.canvas
-    data = _read_bytes(job.source, name)
-    sha = hashlib.sha256(data).hexdigest()
-
-    def target(w: int, h: int) -> tuple[int, int]:
-        sw, sh = plan_geometry(w, h, spec).scaled
-        return sw, sh
-
-    def check(w: int, h: int) -> None:
-        plan = plan_geometry(w, h, spec)
-        x0, y0, x1, y1 = plan.content_box
-        long_side = max(x1 - x0, y1 - y0)
-        if spec.min_long_side and long_side < spec.min_long_side:
-            raise ImageError(
-                f"{name}: image too small: {w}x{h} px gives a {x1 - x0}x{y1 - y0} px photo on the "
-                f"{spec.width}x{spec.height} {spec.fit} canvas, below the preset's minimum long side of "
-                f"{spec.min_long_side} px" + ("" if spec.upscale else " (the preset does not upscale)"),
-                stage=STAGE,
-            )
-
-    pixels, capture = _decode(data, name, target=target, background=spec.background, check=check)
-    plan = plan_geometry(capture.original_width, capture.original_height, spec)
-    canvas = _place(pixels, plan, spec.background)
-    return Canvas(
-        pixels=canvas,
-        content_box=plan.content_box,
-        source_sha256=sha,
-        capture=capture,
-        source_bytes=len(data),
-    )
+    photo, problems = open_photo(read_source(job.source, name), name, [job.preset.canvas])
+    if photo is None or problems[0] is not None:
+        raise problems[0] or ImageError(f"{name}: cannot be decoded", stage=STAGE)
+    return canvas_for(photo, job.preset.canvas)
 
 
 def load_rgb(
@@ -119,7 +218,7 @@ def load_rgb(
             raise ImageError(f"{name}: empty file (0 bytes)", stage=STAGE)
     else:
         name = str(source)
-        data = _read_bytes(name, name)
+        data = read_source(name, name).data
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
 
@@ -129,7 +228,7 @@ def load_rgb(
         s = max_side / max(w, h)
         return _scaled_size(w, h, s)
 
-    return _decode(data, name, target=target, background=(255, 255, 255), check=None)
+    return _decode(data, name, target=target, check=None, flatten=(255, 255, 255), orient=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,30 +299,6 @@ def _place(pixels: np.ndarray, plan: Plan, background: tuple[int, int, int]) -> 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Reading and opening
-
-
-def _read_bytes(path: str, name: str) -> bytes:
-    try:
-        size = os.stat(path).st_size
-        if size > MAX_SOURCE_BYTES:
-            raise ImageError(
-                f"{name}: file too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})", stage=STAGE
-            )
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_SOURCE_BYTES + 1)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: file not found", stage=STAGE) from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: is a directory, not an image file", stage=STAGE) from None
-    except PermissionError:
-        raise ImageError(f"{name}: cannot read the file (permission denied)", stage=STAGE) from None
-    except OSError as exc:
-        raise ImageError(f"{name}: cannot read the file ({exc.strerror or exc})", stage=STAGE) from None
-    if not data:
-        raise ImageError(f"{name}: empty file (0 bytes)", stage=STAGE)
-    if len(data) > MAX_SOURCE_BYTES:
-        raise ImageError(f"{name}: file too large (over {MAX_SOURCE_BYTES:,} bytes)", stage=STAGE)
-    return data
 
 
 # Magic numbers, only to name the format in error messages (Pillow decides what actually decodes). Hand-written
@@ -546,14 +621,19 @@ def _decode(
     name: str,
     *,
     target: Callable[[int, int], tuple[int, int]],
-    background: tuple[int, int, int],
     check: Callable[[int, int], None] | None,
+    flatten: tuple[int, int, int] | None,
+    orient: bool,
     use_draft: bool = True,
 ) -> tuple[np.ndarray, CaptureInfo]:
-    """Bytes -> (upright sRGB uint8 RGB array at ``target(upright_w, upright_h)``, CaptureInfo)."""
+    """Bytes -> (sRGB uint8 array covering ``target(upright_w, upright_h)``, CaptureInfo).
+
+    With ``flatten`` (a background colour) and ``orient`` the result is upright RGB at exactly the target size;
+    without, it keeps alpha (RGBA) and the stored orientation, and is resampled only by the JPEG draft scale.
+    """
     im = _open(data, name)
     try:
-        return _decode_opened(im, data, name, target=target, background=background, check=check,
+        return _decode_opened(im, data, name, target=target, check=check, flatten=flatten, orient=orient,
                               use_draft=use_draft)
     finally:
         im.close()
@@ -565,8 +645,9 @@ def _decode_opened(
     name: str,
     *,
     target: Callable[[int, int], tuple[int, int]],
-    background: tuple[int, int, int],
     check: Callable[[int, int], None] | None,
+    flatten: tuple[int, int, int] | None,
+    orient: bool,
     use_draft: bool,
 ) -> tuple[np.ndarray, CaptureInfo]:
     fmt = str(im.format or "")
@@ -602,7 +683,7 @@ def _decode_opened(
     if drafted and (im.size[0] < need[0] or im.size[1] < need[1]):
         # The DCT-scaled decode came out smaller than the target (cannot happen with Pillow's rounding, but the
         # contract is "never below target"): decode again at full size.
-        return _decode(data, name, target=target, background=background, check=None, use_draft=False)
+        return _decode(data, name, target=target, check=None, flatten=flatten, orient=orient, use_draft=False)
 
     try:
         norm, icc_note = _normalise(im, icc, name)
@@ -615,13 +696,16 @@ def _decode_opened(
         raise ImageError(f"{name}: cannot convert {im.mode} pixels to sRGB ({_short(exc)})", stage=STAGE) from None
     if a.ndim != 3 or a.dtype != np.uint8 or a.shape[2] not in (3, 4):
         raise ImageError(f"{name}: unexpected decoded pixel layout {a.shape} {a.dtype}", stage=STAGE)
-    if a.shape[2] == 4:
-        a = _flatten(a, background)
-    try:
-        a = _resize(a, need)
-    except cv2.error as exc:
-        raise ImageError(f"{name}: cannot resample to {need[0]}x{need[1]} ({_short(exc)})", stage=STAGE) from None
-    a = _orient(a, orientation)
+    if flatten is not None:
+        if a.shape[2] == 4:
+            a = _flatten(a, flatten)
+        try:
+            a = _resize(a, need)
+        except cv2.error as exc:
+            raise ImageError(f"{name}: cannot resample to {need[0]}x{need[1]} ({_short(exc)})",
+                             stage=STAGE) from None
+    if orient:
+        a = _orient(a, orientation)
 
     capture = CaptureInfo(
         datetime_original=fields.get("datetime_original"),
@@ -637,5 +721,5 @@ def _decode_opened(
     return a, capture
 
 
-__all__ = ["MAX_PIXELS", "MAX_SOURCE_BYTES", "SUPPORTED_FORMATS", "Plan", "ingest", "load_rgb", "plan_geometry",
-           "sniff_format"]
+__all__ = ["MAX_PIXELS", "MAX_SOURCE_BYTES", "SUPPORTED_FORMATS", "Photo", "Plan", "canvas_for", "check_size",
+           "ingest", "load_rgb", "open_photo", "plan_geometry", "read_source", "sniff_format", "upright"]

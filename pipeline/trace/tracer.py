@@ -248,11 +248,12 @@ class Tracer:
         if data is None:
             return None
         try:
-            from pipeline.stages import fingerprint as fp_stage
+            from pipeline.metadata.check import check_claim
+            from pipeline.metadata.read import read_embedded
             from pipeline.verify import _metadata_dict
 
-            meta = fp_stage.read_embedded(data)
-            return _metadata_dict(fp_stage.check_claim(meta, rgb, self.public_key))
+            meta = read_embedded(data)
+            return _metadata_dict(check_claim(meta, rgb, self.public_key))
         except Exception as exc:  # metadata is a supporting signal: never let it stop a trace
             return {"present": False, "error": f"{type(exc).__name__}: {exc}"}
 

@@ -29,7 +29,7 @@ def mark_mask(record: dict[str, Any], thumb_shape: tuple[int, int], owner: Any =
     ew, eh = int(record.get("width") or tw), int(record.get("height") or th)
     if owner is not None:
         try:
-            from pipeline.stages.watermark import render_mark
+            from pipeline.marks.visible import render_mark
 
             alpha = render_mark(owner, VisibleMark.from_dict(vm), (ew, eh))[..., 3]
             small = cv2.resize(alpha, (tw, th), interpolation=cv2.INTER_AREA)

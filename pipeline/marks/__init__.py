@@ -1,0 +1,1 @@
+"""Mark primitives shared by the watermark stage and trace: ``visible`` (rendering the keyed visible mark)."""

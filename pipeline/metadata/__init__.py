@@ -1,0 +1,8 @@
+"""Embedded-metadata primitives shared by the fingerprint and export stages, ``verify`` and ``trace``.
+
+One job per module: ``text`` (value hygiene every block shares), ``claim`` (the signed claim: fields, signed
+bytes, sign, verify), ``exif`` (EXIF writer), ``xmp`` (XMP writer and parser), ``iptc`` (IPTC IIM encoder),
+``embed`` (the encoder arguments and the post-encode step per format), ``read`` (embedded metadata back from a
+file's bytes) and ``check`` (a file's claim against a trusted key and its pixels). Nothing here knows the
+ledger or the stage order.
+"""

@@ -1,0 +1,94 @@
+"""The EXIF writer: the EXIF block of an output, built from scratch (never copied from the source).
+
+Serialised with Pillow's ``Image.Exif`` rather than piexif: piexif 1.1.3 (unmaintained since 2019) writes the
+Exif sub-IFD without its 4-byte next-IFD offset, so the first out-of-line value overlaps the IFD
+(``exiftool -validate``: "Value for ExifIFD tag ... overlaps IFD") and values are not word-aligned. Pillow
+writes a conformant TIFF structure.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from datetime import datetime
+
+from PIL import Image
+from PIL.ExifTags import IFD, Base
+from PIL.TiffImagePlugin import IFDRational
+
+from pipeline.errors import ImageError
+from pipeline.metadata.text import SOFTWARE, description, truncate_utf8, utc, xml_clean
+from pipeline.models import Canvas, ImageJob, Marked, Owner
+
+#: Stage named by the ImageError a block that cannot be serialised raises.
+STAGE = "fingerprint"
+_EXIF_DATETIME = re.compile(r"^\d{4}:\d{2}:\d{2} \d{2}:\d{2}:\d{2}$")
+
+
+def _exif_text(text: str, limit: int = 2000) -> bytes:
+    """EXIF 'ASCII' value as UTF-8 bytes (what exiftool and most readers expect; Pillow writes bytes as-is)."""
+    raw = xml_clean(text).replace("\x00", "").encode("utf-8")
+    return truncate_utf8(raw, limit)
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "ignore").decode("ascii").replace("\x00", "")
+
+
+def _capture_date(value: str | None) -> str | None:
+    """A capture date as EXIF wants it ("YYYY:MM:DD HH:MM:SS"), from EXIF or ISO-8601 text; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if _EXIF_DATETIME.match(value):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.strftime("%Y:%m:%d %H:%M:%S")
+
+
+def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, record_id: str,
+               timestamp: datetime) -> bytes:
+    """EXIF built from scratch (never copied from the source): no thumbnail (IFD1), GPS, MakerNote or serials.
+
+    IFD0 text tags take UTF-8 bytes as-is (their type is known); Exif sub-IFD tags get ``str`` values
+    (ASCII-only here) so Pillow types them ASCII.
+    """
+    h, w = marked.pixels.shape[:2]
+    policy = job.preset.metadata
+    exif = Image.Exif()
+    exif[Base.ImageDescription] = _exif_text(description(job, owner, record_id))
+    exif[Base.Orientation] = 1
+    exif[Base.XResolution] = IFDRational(72, 1)
+    exif[Base.YResolution] = IFDRational(72, 1)
+    exif[Base.ResolutionUnit] = 2  # inches
+    exif[Base.Software] = _exif_text(SOFTWARE)
+    exif[Base.DateTime] = utc(timestamp).strftime("%Y:%m:%d %H:%M:%S")
+    exif[Base.Artist] = _exif_text(owner.name)
+    exif[Base.Copyright] = _exif_text(owner.copyright)
+    capture = canvas.capture
+    if policy.keep_camera:  # make and model only: serial numbers never reach an output
+        if capture.make:
+            exif[Base.Make] = _exif_text(capture.make, 64)
+        if capture.model:
+            exif[Base.Model] = _exif_text(capture.model, 64)
+    if job.preset.format == "jpeg":
+        exif[Base.YCbCrPositioning] = 1  # required for JPEG by EXIF 2.32 (centred: what libjpeg does)
+    sub = exif.get_ifd(IFD.Exif)
+    sub[Base.ExifVersion] = b"0232"
+    if job.preset.format == "jpeg":
+        sub[Base.FlashPixVersion] = b"0100"
+    if policy.keep_capture_date:
+        original = _capture_date(capture.datetime_original)
+        if original is not None:
+            sub[Base.DateTimeOriginal] = original
+    sub[Base.ColorSpace] = 1  # sRGB: ingest converts every canvas to sRGB
+    sub[Base.ExifImageWidth] = w
+    sub[Base.ExifImageHeight] = h
+    sub[Base.ImageUniqueID] = _ascii(record_id)[:32]  # EXIF: 33 bytes incl. NUL
+    try:
+        return exif.tobytes()
+    except (ValueError, TypeError, struct.error) as exc:
+        raise ImageError(f"{job.source_display}: cannot build EXIF ({exc})", stage=STAGE) from exc

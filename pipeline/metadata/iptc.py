@@ -1,0 +1,69 @@
+"""The IPTC IIM encoder: the data sets an output carries and their JPEG APP13 "Photoshop 3.0" carrier.
+
+Hand-written: no maintained Python library writes IPTC IIM into a Pillow-encoded JPEG (Pillow only reads it;
+iptcinfo3 is unmaintained and rewrites whole files). The format is a flat list of tag-length-value records,
+a few lines to encode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from pipeline.errors import ImageError
+from pipeline.metadata.text import truncate_utf8, xml_clean
+from pipeline.models import Owner
+
+#: Stage named by the ImageError an oversized block raises.
+STAGE = "fingerprint"
+
+#: IPTC IIM data sets we write: (record, dataset) -> (name, max bytes per the IIM 4.2 spec).
+IPTC_SETS = {
+    (1, 90): ("CodedCharacterSet", 32),
+    (2, 0): ("ApplicationRecordVersion", 2),
+    (2, 5): ("ObjectName", 64),
+    (2, 80): ("By-line", 32),
+    (2, 110): ("Credit", 32),
+    (2, 116): ("CopyrightNotice", 128),
+    (2, 120): ("Caption-Abstract", 2000),
+}
+IPTC_UTF8 = b"\x1b%G"  # ISO 2022 escape for UTF-8, the value of 1:90
+_PHOTOSHOP_SIG = b"Photoshop 3.0\x00"
+
+
+def _iim_dataset(record: int, dataset: int, value: bytes) -> bytes:
+    limit = IPTC_SETS[(record, dataset)][1]
+    value = truncate_utf8(value, limit)
+    return struct.pack(">BBBH", 0x1C, record, dataset, len(value)) + value
+
+
+def build_iptc(owner: Owner, *, desc: str, sku: str) -> bytes:
+    """IPTC IIM data sets (the payload of the Photoshop 8BIM 0x0404 resource), UTF-8 declared in 1:90."""
+    return b"".join(
+        [
+            _iim_dataset(1, 90, IPTC_UTF8),
+            _iim_dataset(2, 0, struct.pack(">H", 4)),
+            _iim_dataset(2, 5, xml_clean(sku).encode("utf-8")),
+            _iim_dataset(2, 80, xml_clean(owner.name).encode("utf-8")),
+            _iim_dataset(2, 110, xml_clean(owner.name).encode("utf-8")),
+            _iim_dataset(2, 116, xml_clean(owner.copyright).encode("utf-8")),
+            _iim_dataset(2, 120, xml_clean(desc).encode("utf-8")),
+        ]
+    )
+
+
+def _irb(resource_id: int, data: bytes) -> bytes:
+    """One Photoshop image resource block: '8BIM', id, empty Pascal name (padded to even), size, data (padded)."""
+    pad = b"\x00" if len(data) % 2 else b""
+    return b"8BIM" + struct.pack(">H", resource_id) + b"\x00\x00" + struct.pack(">I", len(data)) + data + pad
+
+
+def app13_segment(iim: bytes) -> bytes:
+    """A JPEG APP13 'Photoshop 3.0' segment with the IIM (0x0404) and its MD5 digest (0x0425).
+
+    The digest tells MWG-aware readers (Lightroom, Bridge, exiftool) that IPTC and XMP are in sync.
+    """
+    body = _PHOTOSHOP_SIG + _irb(0x0404, iim) + _irb(0x0425, hashlib.md5(iim).digest())
+    if len(body) + 2 > 0xFFFF:
+        raise ImageError(f"IPTC block too large for one JPEG segment ({len(body)} bytes)", stage=STAGE)
+    return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
