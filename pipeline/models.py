@@ -109,6 +109,8 @@ class Canvas:
     source_sha256: str
     capture: CaptureInfo
     source_bytes: int = 0
+    scaled: tuple[int, int] = (0, 0)  # size the whole upright photo was resampled to
+    offset: tuple[int, int] = (0, 0)  # where its top-left lands on the canvas (negative: cropped by cover)
 
 
 @dataclass(frozen=True)

@@ -735,3 +735,38 @@ def test_sample_catalog_has_the_required_cases():
     assert white_mains >= 3, "fewer than three main images on pure white"
     assert thumb, "no JPEG with an embedded EXIF thumbnail"
     assert camera, "no JPEG with camera EXIF"
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "I;16"])
+def test_large_png_is_band_reduced_like_a_full_decode(mode, monkeypatch):
+    """A PNG at least twice the target is decoded band by band (bounded memory), within two levels (rounding of
+    the box reduce before the area resample) of the full decode."""
+    from pipeline.imaging import pngband
+
+    base = textured(400, 300, seed=3)
+    big = cv2.resize(base, (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    if mode == "RGB":
+        im = Image.fromarray(big)
+    elif mode == "RGBA":
+        im = Image.fromarray(np.dstack([big, np.full(big.shape[:2], 180, np.uint8)]))
+    elif mode == "L":
+        im = Image.fromarray(big[..., 1])
+    else:
+        im = Image.fromarray(big[..., 1].astype(np.uint16) * 257)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    data = buf.getvalue()
+    calls: list[int] = []
+    real = pngband.reduce_png
+    monkeypatch.setattr(pngband, "reduce_png", lambda fp, k, **kw: calls.append(k) or real(fp, k, **kw))
+
+    def tgt(w: int, h: int) -> tuple[int, int]:
+        return 500, 375
+
+    fast, _ = ingest_mod._decode(data, "big.png", target=tgt, check=None, flatten=(255, 255, 255), orient=True)
+    slow, _ = ingest_mod._decode(data, "big.png", target=tgt, check=None, flatten=(255, 255, 255), orient=True,
+                                 use_draft=False)
+    assert calls == [3]
+    assert fast.shape == slow.shape == (375, 500, 3)
+    diff = np.abs(fast.astype(int) - slow.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.5

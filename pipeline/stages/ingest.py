@@ -37,6 +37,7 @@ from PIL import Image, ImageCms, features
 
 from pipeline.errors import ImageError
 from pipeline.files import SourceBytes
+from pipeline.imaging import pngband
 from pipeline.models import Canvas, CaptureInfo, ImageJob
 from pipeline.presets import CanvasSpec
 
@@ -189,6 +190,8 @@ def canvas_for(photo: Photo, spec: CanvasSpec) -> Canvas:
         source_sha256=photo.source_sha256,
         capture=photo.capture,
         source_bytes=photo.source_bytes,
+        scaled=plan.scaled,
+        offset=plan.offset,
     )
 
 
@@ -616,6 +619,16 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 _SWAPS = (5, 6, 7, 8)  # orientations that swap width and height
 
 
+def _reduce_png(data: bytes, name: str, factor: int) -> Image.Image | None:
+    """The PNG box-reduced by ``factor`` with bounded memory, or None if it cannot be band-decoded."""
+    try:
+        return pngband.reduce_png(io.BytesIO(data), factor)
+    except pngband.NotBandDecodable:
+        return None
+    except pngband.PngError as exc:
+        raise ImageError(f"{name}: corrupt or truncated PNG data ({_short(exc)})", stage=STAGE) from None
+
+
 def _decode(
     data: bytes,
     name: str,
@@ -667,6 +680,13 @@ def _decode_opened(
             drafted = im.size != (sw0, sh0)
         except Exception:
             drafted = False
+    factor = min(sw0 // max(1, need[0]), sh0 // max(1, need[1]))
+    if use_draft and fmt == "PNG" and factor >= 2:
+        # PNG has no DCT scale: decode band by band, box-reducing each band, so a 100 MP PNG never exists in
+        # memory at full size (pngband.py); interlaced files fall back to the full decode below.
+        reduced = _reduce_png(data, name, factor)
+        if reduced is not None:
+            im = reduced
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as in _open: nothing Pillow warns about here is fatal
