@@ -1,4 +1,4 @@
-# catalogmark — `make demo` runs the pipeline on sample_images/, `make test` runs the test suite.
+# catalogmark — `make demo` runs the pipeline on sample_images/, `make test` runs lint, types and the test suite.
 # Needs only Python 3.11+ and make; everything else is installed into .venv from pyproject.toml.
 
 PYTHON ?= python3
@@ -35,7 +35,8 @@ demo: setup
 	@echo "         $(BIN)/catalogmark trace --ledger $(DEMO)/ledger.sqlite --key-file $(DEMO)/demo.key \\"
 	@echo "             --config demo/catalogmark.toml $(DEMO)/ebay --report $(DEMO)/evidence.html"
 
-test: setup sysdeps
+# The README's test command: lint, types and the whole suite (CI runs exactly this).
+test: setup sysdeps lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: setup
@@ -44,7 +45,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: test
 
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py

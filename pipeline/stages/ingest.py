@@ -413,6 +413,10 @@ def _read_exif(im: Image.Image) -> tuple[int, dict[str, str | None]]:
     """(orientation, text fields) from the image's EXIF; malformed or absent EXIF gives what could be read."""
     fields: dict[str, str | None] = {}
     orientation = 1
+    if im.format == "PNG" and "exif" not in im.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixel data: that
+        # would undo the band-wise decode of a large PNG. EXIF before the pixel data is in info already.
+        return orientation, fields
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF; we fall back instead
         try:
