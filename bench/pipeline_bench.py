@@ -19,7 +19,7 @@ Everything is a whole process (wall time includes interpreter start-up and impor
   memory       peak RSS of `catalogmark run --jobs 1` (the pipeline runs in-process with one job) on one 50 MP
                JPEG and one 100 MP PNG, each in a fresh wrapper process (getrusage(RUSAGE_CHILDREN).ru_maxrss).
 
-Fairness (as in /work/shared/research/perf-baselines.md): every contestant gets OMP_NUM_THREADS=1 and friends
+Fairness: every contestant gets OMP_NUM_THREADS=1 and friends
 (BLAS, OpenCV, ImageMagick, libvips thread pools = 1); one-process contestants are pinned to one CPU with taskset
 (--no-pin to turn that off); inputs are read once beforehand so all of them come from the page cache.
 
@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline import PIPELINE_VERSION, __version__  # noqa: E402
 from pipeline.presets import Preset, load_preset  # noqa: E402
+from pipeline.timefmt import now_iso  # noqa: E402
 
 ONE_PRESET = ("aliexpress",)
 THREE_PRESETS = ("amazon", "shopify", "ebay")
@@ -232,7 +233,7 @@ def _scene(w: int, h: int, rng: np.random.Generator) -> Image.Image:
 
 
 def _grain(img: Image.Image, rng: np.random.Generator, luma: float = 4.0, chroma: float = 1.4) -> Image.Image:
-    """Sensor-like grain (as perf-baselines.md's corpus: sigma 4 luma, 1.4 chroma), done in row strips."""
+    """Sensor-like grain (Gaussian, sigma 4 on luma and 1.4 on chroma), done in row strips."""
     a = np.asarray(img, np.uint8).copy()
     h = a.shape[0]
     step = 512
@@ -915,7 +916,7 @@ def build_report(args: argparse.Namespace, env: Env, contestants: list[Contestan
     w(f"JSON: {env.out / 'pipeline-bench.json'}   logs: {env.logs}")
 
     doc = {
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "when": now_iso(),
         "catalogmark": __version__, "pipeline_version": PIPELINE_VERSION, "git": _git_revision(),
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "config": {"images": len(files), "size": [args.width, args.height], "rounds": args.rounds,
@@ -990,7 +991,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--memory-presets", default=",".join(THREE_PRESETS),
                     help="presets for the peak-RSS runs (default amazon,shopify,ebay)")
     ap.add_argument("--bare-filter", choices=("lanczos", "bicubic", "bilinear"), default="lanczos",
-                    help="resize filter of the bare Pillow loop (default lanczos, as perf-baselines.md)")
+                    help="resize filter of the bare Pillow loop (default lanczos)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin one-process contestants to one CPU")
     ap.add_argument("--out-dir", type=Path, default=REPO / "bench-out", help="cache, runs and results (bench-out/)")
     args = ap.parse_args(argv)

@@ -2,8 +2,9 @@
 
     python bench/trace_bench.py [--records 100000] [--suspects 40] [--bases 200]
     python bench/trace_bench.py --calibrate [--products 120]
+    python bench/trace_bench.py --cost [--presets aliexpress,amazon,shopify]
 
-The synthetic ledger is realistic in what the index sees: real signatures (``compute_signature``) of ``--bases``
+The synthetic ledger is realistic in what the index sees: real trace data (``tests.synthetic.trace_blobs``) of ``--bases``
 product shots on white and photos, and from them ``--records`` distinct records whose hashes and ORB sketch
 have the same bit statistics (each bit of a base hash flipped with p = 0.35, each ORB descriptor bit with
 p = 0.2 — far enough that no synthetic record is a near-duplicate of its base, so they are distractors, close
@@ -39,8 +40,9 @@ from pipeline.trace import index as ix  # noqa: E402
 from pipeline.trace import signatures as sg  # noqa: E402
 from pipeline.trace import verdict as vd  # noqa: E402
 from pipeline.trace.register import SuspectFeatures, register  # noqa: E402
-from pipeline.trace.tracer import MemoryStore, Tracer  # noqa: E402
+from pipeline.trace.tracer import Tracer  # noqa: E402
 from tests import synthetic  # noqa: E402
+from tests.synthetic import MemoryStore  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -88,21 +90,23 @@ def bench(records: int, n_suspects: int, n_bases: int) -> None:
 
     t0 = time.perf_counter()
     bases = base_images(n_bases)
-    base_sigs = [sg.compute_signature(im) for im in bases]
-    print(f"base signatures: {len(bases)} in {time.perf_counter() - t0:.1f} s "
-          f"(compute_signature: {(time.perf_counter() - t0) / len(bases) * 1000:.0f} ms per 800 px export)")
-    sizes_k = [len(s.search_keys()) for s in base_sigs]
-    sizes_f = [len(s.features()) for s in base_sigs]
+    base_blobs = [synthetic.trace_blobs(im) for im in bases]
+    print(f"base trace data: {len(bases)} in {time.perf_counter() - t0:.1f} s "
+          f"({(time.perf_counter() - t0) / len(bases) * 1000:.0f} ms per 800 px photo with one export)")
+    sizes_k = [len(k) for k, _f in base_blobs]
+    sizes_f = [len(f) for _k, f in base_blobs]
     print(f"search keys {sizes_k[0]} B per record; features median {int(np.median(sizes_f))} B, max {max(sizes_f)} B")
 
     store = MemoryStore()
     t0 = time.perf_counter()
-    keys = synthetic_keys([s.search_keys() for s in base_sigs], records)
+    keys = synthetic_keys([k for k, _f in base_blobs], records)
     for i, blob in enumerate(keys):
-        b = i % len(base_sigs)
+        b = i % len(base_blobs)
+        h, w = bases[b].shape[:2]
         store.records[f"syn{i}"] = {"record_id": f"syn{i}", "payload": f"{i:010x}", "sku": f"S{i}",
-                                    "preset": "bench", "source": f"syn/{i}.jpg", "output": f"out/{i}.jpg"}
-        store.traces[f"syn{i}"] = (blob, base_sigs[b].features())
+                                    "preset": "bench", "source": f"syn/{i}.jpg", "output": f"out/{i}.jpg",
+                                    "extra": {"frame": synthetic.identity_frame(w, h)}}
+        store.traces[f"syn{i}"] = (blob, base_blobs[b][1])
     targets = []
     for j in range(max(4, n_suspects // 4)):
         im = synthetic.product_shot(50_000 + j, (800, 800))
@@ -110,7 +114,8 @@ def bench(records: int, n_suspects: int, n_bases: int) -> None:
         marked = invisible.embed(im, key, payload, None)
         rid = f"target{j}"
         store.add({"record_id": rid, "payload": f"{payload:010x}", "sku": f"T{j}", "preset": "bench",
-                   "source": f"targets/{j}.jpg", "output": f"out/t{j}.jpg"}, sg.compute_signature(marked))
+                   "source": f"targets/{j}.jpg", "output": f"out/t{j}.jpg",
+                   "extra": {"frame": synthetic.identity_frame(800, 800)}}, *synthetic.trace_blobs(marked, im))
         targets.append((rid, marked))
     print(f"synthetic ledger: {len(store.traces)} records built in {time.perf_counter() - t0:.1f} s")
 
@@ -170,9 +175,9 @@ def calibrate(n_products: int) -> None:
     names = ["jpeg50", "resize50", "thumb30", "crop80", "crop50", "hflip", "rot3", "screenshot", "banner",
              "bright_contrast", "blur_noise", "chain", "paint_out", "aspect15", "pad20", "letterbox"]
     ims = [synthetic.product_shot(i, (640, 640)) for i in range(n_products)]
-    sigs = [sg.TraceSignature.from_bytes(*(lambda s: (s.search_keys(), s.features()))(sg.compute_signature(im)))
-            for im in ims]
-    index = ix.TraceIndex.build((str(i), s.search_keys()) for i, s in enumerate(sigs))
+    blobs = [synthetic.trace_blobs(im) for im in ims]
+    sigs = [sg.export_trace(k, f, sg.Frame.identity(640, 640)) for k, f in blobs]
+    index = ix.TraceIndex.build((str(i), k) for i, (k, _f) in enumerate(blobs))
     pos: list[tuple[float, float]] = []
     tiers: dict[str, int] = {}
     missed = 0
@@ -214,6 +219,42 @@ def calibrate(n_products: int) -> None:
           f"(verdict.REG_CAL_PAIRS = {vd.REG_CAL_PAIRS})")
 
 
+def cost(preset_names: list[str]) -> None:
+    """CPU cost of the trace data of a run: ``photo_features`` once per photo (the upright photo at the working
+    resolution of the largest preset, as the runner decodes it) and ``export_search_keys`` per export (with its
+    512 px downscale; the export's own PDQ/pHash, which the runner computes anyway, are not counted)."""
+    from pipeline.imaging import hashes
+    from pipeline.presets import load_preset
+    from pipeline.stages.ingest import load_rgb, plan_geometry
+
+    samples = Path(__file__).resolve().parents[1] / "sample_images"
+    files = sorted(p for p in samples.rglob("*") if p.suffix.lower() in {".jpg", ".png", ".webp"})
+    specs = [load_preset(n).canvas for n in preset_names]
+    per_photo, per_export, sizes = [], [], []
+    for f in files:
+        photo, _ = load_rgb(f)
+        side = max(max(plan_geometry(photo.shape[1], photo.shape[0], sp).scaled) for sp in specs)
+        photo = hashes.downscale(photo, side)
+        t = time.process_time()
+        blob = sg.photo_features(photo)
+        per_photo.append(time.process_time() - t)
+        sizes.append(len(blob))
+        for sp in specs:
+            canvas, _frame = synthetic.place_photo(photo, sp)
+            small = hashes.downscale(canvas, hashes.HASH_SIDE)  # the runner's, not counted
+            pdq, q = hashes.pdq(small)
+            ph = hashes.phash(small)
+            t2 = time.process_time()
+            sg.export_search_keys(small, width=canvas.shape[1], height=canvas.shape[0], pdq=pdq, pdq_quality=q,
+                                  phash=ph)
+            per_export.append(time.process_time() - t2)
+    print(f"{len(files)} photos ({', '.join(preset_names)}), CPU time on one core:")
+    print(f"  photo_features       median {np.median(per_photo) * 1000:6.1f} ms  max {max(per_photo) * 1000:6.1f} ms"
+          f"  ({int(np.median(sizes))} B per photo)")
+    print(f"  export_search_keys   median {np.median(per_export) * 1000:6.1f} ms  max {max(per_export) * 1000:6.1f} ms"
+          " per export (plus the runner's 512 px downscale + PDQ)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000)
@@ -221,8 +262,12 @@ def main() -> None:
     ap.add_argument("--bases", type=int, default=200)
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--products", type=int, default=120)
+    ap.add_argument("--cost", action="store_true", help="CPU cost of the trace data per photo and per export")
+    ap.add_argument("--presets", default="aliexpress,amazon,shopify")
     args = ap.parse_args()
-    if args.calibrate:
+    if args.cost:
+        cost(args.presets.split(","))
+    elif args.calibrate:
         calibrate(args.products)
     else:
         bench(args.records, args.suspects, args.bases)

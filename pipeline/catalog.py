@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError, InputError
 
+#: What counts as an image file in a source folder (and in a folder of suspects); HEIC/HEIF are listed so that
+#: they are reported (no decoder installed) rather than silently left out.
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".avif", ".heic", ".heif"}
 )
@@ -28,7 +30,8 @@ def _natural_key(name: str) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def _is_image(path: Path) -> bool:
+def is_image_file(path: Path) -> bool:
+    """A file with an image suffix (:data:`IMAGE_SUFFIXES`, any case) whose name is not hidden."""
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
@@ -84,7 +87,7 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
         if not src_path.exists():
             raise InputError(f"{src}: no such file or directory")
         if src_path.is_file():
-            if not _is_image(src_path):
+            if not is_image_file(src_path):
                 raise InputError(f"{src}: not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
             found.append((str(src_path.resolve()), _printable(str(src)), _safe_sku(_printable(src_path.stem), str(src)),
                           None))
@@ -92,7 +95,7 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
         overrides = _read_catalog_csv(src_path) if (src_path / CATALOG_CSV).is_file() else {}
         for path in sorted(src_path.rglob("*"), key=lambda p: _natural_key(p.relative_to(src_path).as_posix())):
             rel = path.relative_to(src_path)
-            if any(part.startswith(".") for part in rel.parts) or not _is_image(path):
+            if any(part.startswith(".") for part in rel.parts) or not is_image_file(path):
                 continue
             display = _printable(str(Path(src) / rel))
             if rel.as_posix() in overrides:

@@ -14,7 +14,7 @@ from pipeline import __version__
 from pipeline.errors import CatalogmarkError, ConfigError
 from pipeline.progress import make_progress, printable
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED = 0, 1  # a usage error exits 2 (click); a CatalogmarkError exits with its exit_code
 ENV_LEDGER = "CATALOGMARK_LEDGER"
 
 
@@ -164,11 +164,20 @@ def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, 
 
 def _print_run_summary(summary: Any, options: Any, report_path: Path | None) -> None:
     if summary.check:
+        for item in summary.check_items:
+            click.echo(f"{item.status.upper():8} {printable(item.output)} [{item.preset}]: {printable(item.reason)} "
+                       f"(source {printable(item.source)})")
+        for f in summary.failures:
+            click.echo(f"FAILED   {printable(f.path)} [{f.preset}] at {f.stage}: {printable(f.error)}")
         click.echo(f"check: {summary.current} up to date, {summary.missing} missing, {summary.stale} stale, "
                    f"{summary.failed} failed")
         return
-    click.echo(f"run {summary.run_id}: {summary.processed} processed, {summary.skipped} skipped, "
-               f"{summary.failed} failed in {summary.seconds:.1f}s")
+    if summary.run_id is None and summary.processed == 0:
+        click.echo(f"nothing to do: {summary.skipped} up to date, {summary.failed} failed "
+                   f"(no run recorded) in {summary.seconds:.1f}s")
+    else:
+        click.echo(f"run {summary.run_id}: {summary.processed} processed, {summary.skipped} skipped, "
+                   f"{summary.failed} failed in {summary.seconds:.1f}s")
     click.echo(f"outputs:     {printable(Path(options.out_dir).resolve())}/<preset>/ (manifest.json in each)")
     click.echo(f"ledger:      {printable(options.ledger_path)}")
     click.echo(f"merkle root: {summary.merkle_root}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ConfigError
 from pipeline.models import Owner
+from pipeline.timefmt import source_timestamp
 
 CONFIG_NAME = "catalogmark.toml"
 PYPROJECT = "pyproject.toml"
@@ -121,13 +120,7 @@ def _check_logo(logo: Path, where: str) -> str:
 
 def _current_year() -> int:
     """The year for the default copyright: from SOURCE_DATE_EPOCH when set (reproducible builds)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        try:
-            return time.gmtime(int(epoch)).tm_year
-        except (ValueError, OverflowError, OSError):
-            raise ConfigError(f"SOURCE_DATE_EPOCH: expected a Unix timestamp, got {epoch!r}") from None
-    return time.gmtime().tm_year
+    return source_timestamp().year
 
 
 def load_owner(

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from pipeline.stages.export import write_atomic
+from pipeline.files import write_atomic
 
 THUMB_SIDE = 220
 MAX_THUMBS = 600  # beyond this the sheet lists outputs without pictures, to keep the file openable

@@ -25,12 +25,6 @@ class LedgerError(CatalogmarkError):
     """The ledger cannot be opened, migrated or written."""
 
 
-class LedgerIntegrityError(LedgerError):
-    """The ledger's hash chain or a run's Merkle root does not verify."""
-
-    exit_code = 1
-
-
 class InputError(CatalogmarkError):
     """A command-line input (source folder, suspect file) does not exist or cannot be used."""
 

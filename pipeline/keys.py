@@ -9,7 +9,6 @@ import os
 import stat
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pipeline.errors import KeyFileError
+from pipeline.timefmt import now_iso
 
 ENV_KEY_FILE = "CATALOGMARK_KEY_FILE"
 KEY_FILE_VERSION = 1
@@ -118,7 +118,7 @@ def write_key(key: OwnerKey, path: Path, *, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path}: a key file already exists; refusing to overwrite it (use --force)")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = now_iso()
     text = (
         "# catalogmark owner key. Keep it secret and back it up: without it you cannot read your\n"
         "# invisible watermarks or prove new exports are yours.\n"

@@ -30,7 +30,6 @@ the ledger does not contain. Appends are batched, so FULL costs one WAL fsync pe
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import operator
@@ -39,7 +38,6 @@ import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -47,6 +45,7 @@ from typing import Any, TextIO
 from pipeline.canonical import canonical_json
 from pipeline.errors import LedgerError
 from pipeline.models import Record
+from pipeline.timefmt import now_iso
 
 GENESIS = "0" * 64
 RECORD_FORMAT = 1
@@ -68,7 +67,6 @@ NULLABLE_FIELDS = frozenset({"payload", "visible_mark"})
 CHAIN_FIELDS: tuple[str, ...] = ("seq", "run_id", "fmt", "prev_hash")
 # The columns covered by the record hash, per record format.
 HASHED_COLUMNS: dict[int, tuple[str, ...]] = {1: CHAIN_FIELDS + RECORD_FIELDS}
-RUN_STATUSES = ("running", "finished", "interrupted")
 
 _RECORD_COLUMNS_SQL = ",\n".join(
     f"    {name} {'INTEGER' if name in INT_FIELDS else 'TEXT'}{'' if name in NULLABLE_FIELDS else ' NOT NULL'}"
@@ -193,10 +191,6 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -233,7 +227,7 @@ def apply_migrations(conn: sqlite3.Connection, path: str, *, target: int | None 
                 for statement in statements:
                     conn.execute(statement)
                 if step == 1:
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (_now(),))
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now_iso(),))
                 conn.execute(f"PRAGMA user_version = {int(step)}")
             conn.execute("COMMIT")
         except BaseException:
@@ -396,7 +390,7 @@ class Ledger:
             info_text = canonical_json(info)
         except (TypeError, ValueError) as exc:
             raise LedgerError(f"ledger {self.path}: run {run_id}: info is not plain JSON data: {exc}") from exc
-        started = str(info.get("started_at") or _now())
+        started = str(info.get("started_at") or now_iso())
         with self._write(f"starting run {run_id}") as db:
             if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise LedgerError(f"ledger {self.path}: run {run_id} already exists")
@@ -461,7 +455,7 @@ class Ledger:
         db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, merkle_root = ?, record_count = ?, counts = ? "
             "WHERE run_id = ?",
-            (status, _now(), root, len(hashes), None if counts is None else canonical_json(counts), run_id),
+            (status, now_iso(), root, len(hashes), None if counts is None else canonical_json(counts), run_id),
         )
         return root
 
@@ -572,30 +566,6 @@ class Ledger:
             row = cur.fetchone()
             return None if row is None else _record_dict([d[0] for d in cur.description], row)
 
-    def latest_for(self, source: str, preset: str) -> dict[str, Any] | None:
-        """Newest record for (source path as recorded, preset name), or None."""
-        return self._one("SELECT * FROM records WHERE source = ? AND preset = ? ORDER BY seq DESC LIMIT 1",
-                         (source, preset))
-
-    def latest_by_job_keys(self, job_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Newest record per job_key, for the given keys (one indexed query via a temp table; fine for 100k)."""
-        db = self._db
-        with self._guard("looking up job keys"):
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS cm_lookup_keys (k TEXT PRIMARY KEY) WITHOUT ROWID")
-            db.execute("DELETE FROM temp.cm_lookup_keys")
-            try:
-                db.executemany("INSERT OR IGNORE INTO temp.cm_lookup_keys (k) VALUES (?)", ((k,) for k in job_keys))
-                found = {
-                    r["job_key"]: r
-                    for r in self._records(
-                        "SELECT * FROM records WHERE seq IN (SELECT max(seq) FROM records "
-                        "WHERE job_key IN (SELECT k FROM temp.cm_lookup_keys) GROUP BY job_key)"
-                    )
-                }
-            finally:
-                db.execute("DELETE FROM temp.cm_lookup_keys")
-        return found
-
     def get(self, record_id: str) -> dict[str, Any] | None:
         """Newest record with that record_id, or None."""
         return self._one("SELECT * FROM records WHERE record_id = ? ORDER BY seq DESC LIMIT 1", (record_id,))
@@ -612,24 +582,11 @@ class Ledger:
                                    (record_id,)).fetchone()
         return None if row is None else (bytes(row[0]), bytes(row[1]))
 
-    def iter_traces(self) -> Iterator[tuple[str, bytes, bytes]]:
-        """Every (record_id, search_keys, features) in the trace side table."""
-        with self._guard("reading trace data"):
-            for rid, keys, feats in self._db.execute("SELECT record_id, search_keys, features FROM traces "
-                                                     "ORDER BY record_id"):
-                yield str(rid), bytes(keys), bytes(feats)
-
     def iter_search_keys(self) -> Iterator[tuple[str, bytes]]:
         """Every (record_id, search_keys): only the small blobs a candidate search loads for all records."""
         with self._guard("reading trace search keys"):
             for rid, keys in self._db.execute("SELECT record_id, search_keys FROM traces ORDER BY record_id"):
                 yield str(rid), bytes(keys)
-
-    def iter_records(self, *, run_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every record (of one run, if given) in seq order."""
-        if run_id is None:
-            return self._records("SELECT * FROM records ORDER BY seq")
-        return self._records("SELECT * FROM records WHERE run_id = ? ORDER BY seq", (run_id,))
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run, oldest first, with info/counts parsed."""
@@ -800,8 +757,3 @@ def _run_dict(description: Any, row: Sequence[Any]) -> dict[str, Any]:
     for name in ("info", "counts"):
         doc[name] = _loads_or_raw(doc.get(name))
     return doc
-
-
-def record_fields_match_model() -> bool:
-    """True if RECORD_FIELDS lists exactly pipeline.models.Record's fields, in order."""
-    return tuple(f.name for f in dataclasses.fields(Record)) == RECORD_FIELDS

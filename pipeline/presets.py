@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from pipeline.canonical import canonical_json
 from pipeline.errors import PresetError
 
 Fit = Literal["fit", "pad", "cover"]
@@ -711,8 +712,7 @@ def _with_digest(preset: Preset) -> Preset:
     body.pop("path")
     body.pop("digest")
     body["schema"] = SCHEMA_VERSION
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return dataclasses.replace(preset, digest=hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+    return dataclasses.replace(preset, digest=hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest())
 
 
 def load_preset(name_or_path: str, *, search_dir: Path | None = None) -> Preset:

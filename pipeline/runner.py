@@ -16,13 +16,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import PIPELINE_VERSION, files
 from pipeline.catalog import discover
-from pipeline.errors import ConfigError, ImageError
+from pipeline.errors import ImageError
 from pipeline.keys import OwnerKey
 from pipeline.ledger import FileStat, Ledger
 from pipeline.models import (
@@ -40,6 +40,7 @@ from pipeline.parallel import map_unordered
 from pipeline.plan import PhotoPlan, decide, expected_from, job_key, owner_digest, plan_photos, record_id_for
 from pipeline.presets import Preset
 from pipeline.progress import make_progress
+from pipeline.timefmt import now_iso, source_timestamp
 
 if TYPE_CHECKING:
     from pipeline.stages.ingest import Photo
@@ -132,17 +133,6 @@ class RunSummary:
         return doc
 
 
-def source_timestamp() -> datetime:
-    """``SOURCE_DATE_EPOCH`` if set (reproducible builds convention), else now; whole seconds, UTC."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env is not None:
-        try:
-            return datetime.fromtimestamp(int(env), UTC)
-        except (ValueError, OverflowError, OSError) as exc:
-            raise ConfigError(f"SOURCE_DATE_EPOCH must be a Unix timestamp in seconds, got {env!r}") from exc
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # Worker side
 
@@ -176,16 +166,22 @@ def _archive_source(archive: str, source: str, sha: str, data: bytes) -> None:
     os.chmod(target, 0o444)
 
 
-def _trace_data(photo: Photo, exported_small: Any) -> tuple[bytes, bytes]:
-    from pipeline.trace.signatures import compute_signature
+def _photo_features(photo: Photo) -> bytes:
+    """The photo's trace features (registration keypoints and thumbnail), computed once for all its exports."""
+    from pipeline.stages import ingest
+    from pipeline.trace import signatures as sg
 
-    sig = compute_signature(exported_small)
-    return sig.search_keys(), sig.features()
+    uw, uh = photo.upright_size
+    f = min(1.0, max(sg.FEATURE_SIDE, sg.THUMB_SIDE) / max(uw, uh))
+    size = (max(1, round(uw * f)), max(1, round(uh * f)))
+    return sg.photo_features(ingest.upright(photo, size, sg.WHITE))
 
 
-def _export(photo: Photo, job: ImageJob, key: str, ctx: WorkContext) -> ImageResult:
+def _export(photo: Photo, features: Callable[[], bytes], job: ImageJob, key: str, ctx: WorkContext
+            ) -> ImageResult:
     """One export of a decoded photo through the stages, in order; its output left as a temp file."""
     from pipeline.stages import export, fingerprint, hashrecord, ingest, watermark
+    from pipeline.trace import signatures as sg
 
     started = time.perf_counter()
     rid = record_id_for(key)
@@ -204,7 +200,13 @@ def _export(photo: Photo, job: ImageJob, key: str, ctx: WorkContext) -> ImageRes
                 exported, canvas, marked, fp, job, owner=ctx.owner, key_fingerprint=ctx.key.fingerprint,
                 record_id=rid, job_key=key, timestamp=ctx.timestamp,
             )
-            trace = _trace_data(photo, small)
+            keys = sg.export_search_keys(small, width=record.width, height=record.height,
+                                         pdq=bytes.fromhex(record.pdq), pdq_quality=record.pdq_quality,
+                                         phash=bytes.fromhex(record.phash))
+            trace = (keys, features())
+            record.extra["frame"] = {"scaled": list(canvas.scaled), "offset": list(canvas.offset),
+                                     "canvas": [record.width, record.height],
+                                     "background": list(job.preset.canvas.background)}
             # the side table is outside the chain; the digest of its blobs in the chained record is not
             record.extra["trace_sha256"] = hashlib.sha256(trace[0] + trace[1]).hexdigest()
         with _at("export"):
@@ -257,12 +259,20 @@ def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
             results.extend(_failed(job, exc, started) for job, _ in todo)
         else:
             del src  # the encoded bytes are no longer needed: keep one image in memory, not two
+            cache: list[bytes] = []
+
+            def features() -> bytes:  # once per photo, and only if some export of it gets that far
+                if not cache:
+                    assert photo is not None
+                    cache.append(_photo_features(photo))
+                return cache[0]
+
             for (job, key), problem in zip(todo, problems, strict=True):
                 if problem is not None or photo is None:
                     results.append(_failed(job, problem or ImageError(f"{name}: cannot be decoded", "ingest"),
                                            started))
                 else:
-                    results.append(_export(photo, job, key, ctx))
+                    results.append(_export(photo, features, job, key, ctx))
     stat = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     return PhotoResult(task.source, sha, stat, results)
 
@@ -427,7 +437,7 @@ class _Committer:
             "sources": list(o.sources),
             "jobs": self.total,
             "argv": list(o.argv),
-            "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started_at": now_iso(),
         })
         return run_id
 

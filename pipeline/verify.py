@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.canonical import payload_hex
 from pipeline.keys import OwnerKey, PublicKey
 from pipeline.metadata.check import MetadataCheck, check_claim
 from pipeline.metadata.read import EmbeddedMetadata, read_embedded
@@ -35,10 +36,8 @@ def read_watermark(rgb: np.ndarray, key: OwnerKey | None) -> dict[str, Any]:
     """The invisible watermark, read blind from the pixels with the owner's secret key."""
     if key is None:
         return _no_watermark("no owner key given (--key-file): the invisible watermark needs the secret key")
-    try:
-        from pipeline import invisible
-    except ImportError as exc:
-        return _no_watermark(f"invisible watermark reader unavailable ({exc})")
+    from pipeline import invisible  # heavy (OpenCV): only once a watermark is to be read
+
     try:
         det = invisible.read(rgb, key)
     except Exception as exc:  # a reader bug or an odd image must not stop verifying the other files
@@ -46,7 +45,7 @@ def read_watermark(rgb: np.ndarray, key: OwnerKey | None) -> dict[str, Any]:
     payload = det.payload
     out: dict[str, Any] = {
         "found": bool(det.found),
-        "payload": None if payload is None or not det.found else f"{int(payload):010x}",
+        "payload": None if payload is None or not det.found else payload_hex(payload),
         "confidence": round(float(det.confidence), 4),
     }
     return out

@@ -9,7 +9,8 @@ with that suite.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -230,3 +231,88 @@ def attack_suite(seed: int = 0) -> dict[str, Callable[[np.ndarray], np.ndarray]]
         "chain": lambda im: jpeg(resize(crop_area(im, 0.8, rng), 800 / max(im.shape[:2])), 70),
         "paint_out": lambda im: jpeg(paint_out(im, (0.55, 0.1, 0.9, 0.3)), 85),
     }
+
+
+# ------------------------------------------------------------------------------ exports of a photo, for trace
+
+
+def place_photo(photo: np.ndarray, spec: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """An export canvas of the upright ``photo`` on a preset canvas spec (``pipeline.presets.CanvasSpec``), the way
+    the runner derives it (``ingest.plan_geometry``: scale the whole photo, then pad/crop at the plan's offset), and
+    its trace frame (``record["extra"]["frame"]``)."""
+    from pipeline.stages.ingest import plan_geometry
+
+    h, w = photo.shape[:2]
+    plan = plan_geometry(w, h, spec)
+    sw, sh = plan.scaled
+    cw, ch = plan.canvas
+    ox, oy = plan.offset
+    interp = cv2.INTER_AREA if sw <= w else cv2.INTER_LINEAR
+    scaled = photo if (sw, sh) == (w, h) else cv2.resize(photo, (sw, sh), interpolation=interp)
+    canvas = np.empty((ch, cw, 3), np.uint8)
+    canvas[:] = spec.background
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(cw, ox + sw), min(ch, oy + sh)
+    canvas[y0:y1, x0:x1] = scaled[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    frame = {"scaled": [sw, sh], "offset": [ox, oy], "canvas": [cw, ch], "background": list(spec.background)}
+    return canvas, frame
+
+
+def trace_blobs(export: np.ndarray, photo: np.ndarray | None = None, *,
+                features: bytes | None = None) -> tuple[bytes, bytes]:
+    """(search keys, features) of one export as the per-photo runner makes them: features of the unmarked
+    ``photo`` (or ``features`` already computed for it, as the runner does once per photo; without either, the
+    export is its own photo: identity frame) and the export's search keys from its 512 px frame with its own
+    global PDQ and pHash."""
+    from pipeline.trace import signatures as sg
+
+    if features is None:
+        features = sg.photo_features(export if photo is None else photo)
+    return search_keys(export), features
+
+
+def search_keys(export: np.ndarray) -> bytes:
+    """One export's search keys as the runner makes them (its global PDQ at 512 px and pHash reused)."""
+    from pipeline.imaging import hashes
+    from pipeline.trace import signatures as sg
+
+    h, w = export.shape[:2]
+    small = hashes.downscale(export, hashes.HASH_SIDE)
+    pdq, quality = hashes.pdq(small)
+    return sg.export_search_keys(small, width=w, height=h, pdq=pdq, pdq_quality=quality, phash=hashes.phash(export))
+
+
+def identity_frame(w: int, h: int) -> dict[str, Any]:
+    """The frame of a ``w`` x ``h`` export that is its photo (no scaling, no padding)."""
+    return {"scaled": [w, h], "offset": [0, 0], "canvas": [w, h], "background": [255, 255, 255]}
+
+
+class MemoryStore:
+    """A ledger stand-in held in memory (tests and benchmarks): records as dicts plus their trace blobs."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.traces: dict[str, tuple[bytes, bytes]] = {}
+        self.run_list: list[dict[str, Any]] = []
+
+    def add(self, record: dict[str, Any], search_keys: bytes, features: bytes) -> None:
+        rid = str(record["record_id"])
+        self.records[rid] = record
+        self.traces[rid] = (search_keys, features)
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        return self.records.get(record_id)
+
+    def get_trace(self, record_id: str) -> tuple[bytes, bytes] | None:
+        return self.traces.get(record_id)
+
+    def iter_search_keys(self) -> Iterator[tuple[str, bytes]]:
+        for rid, (keys, _features) in self.traces.items():
+            yield rid, keys
+
+    def find_by_payload(self, payload_hex: str) -> list[dict[str, Any]]:
+        want = payload_hex.strip().lower()
+        return [r for r in self.records.values() if str(r.get("payload") or "").lower() == want]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self.run_list)

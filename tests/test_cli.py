@@ -16,15 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import product_on_white, screenshot_html
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "sample_images"
-
-
-def cm(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = os.environ.copy() | {"PYTHONPATH": str(REPO)} | (env or {})
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+from tests.helpers import REPO, SAMPLES, cm
 
 
 @pytest.fixture(scope="module")
@@ -379,3 +371,19 @@ def test_run_json_with_progress_keeps_stdout_clean_and_logs_plain_lines(workdir,
     assert r.returncode == 1, r.stderr
     assert len([ln for ln in r.stdout.splitlines() if "FAILED" in ln]) == 1, r.stdout
     assert "\x1b" not in r.stdout + r.stderr and "\r" not in r.stderr
+
+
+def test_check_lists_each_stale_output_with_its_reason(workdir):
+    cat = small_catalog(workdir / "checklist")
+    out, led = workdir / "checklist" / "out", workdir / "checklist" / "l.sqlite"
+    base = ["run", str(cat), "--preset", "ebay", "--out", str(out), "--ledger", str(led),
+            "--key-file", str(workdir / "owner.key")]
+    assert cm(*base, "--quiet", cwd=workdir).returncode == 0
+    again = cm(*base, cwd=workdir)
+    assert again.returncode == 0 and again.stdout.startswith("nothing to do: 4 up to date, 0 failed (no run recorded)")
+    victim = sorted(out.rglob("*.jpg"))[0]
+    victim.unlink()
+    r = cm(*base, "--check", cwd=workdir)
+    assert r.returncode == 1
+    assert f"MISSING  {victim} [ebay]: the output file was deleted (source " in r.stdout
+    assert r.stdout.splitlines()[-1] == "check: 3 up to date, 1 missing, 0 stale, 0 failed"

@@ -1,10 +1,8 @@
-"""Tests for the export stage: formats, byte-cap quality search, metadata embedding, atomic writes."""
+"""Tests for the export stage: formats, byte-cap quality search, metadata embedding."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import os
 from datetime import UTC, datetime
 
 import numpy as np
@@ -79,27 +77,3 @@ def test_cap_always_respected(quality):
     job = ImageJob("/x.jpg", "/x.jpg", "S", "gallery", 1, preset, "/tmp/unused.jpg")
     out = _encode(pixels, job, Owner("O", "(c) O"), OwnerKey(FIXED_SECRET))
     assert out.size_bytes <= 40_000
-
-
-def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    target = tmp_path / "a" / "b.jpg"
-    export.write_atomic(target, b"first")
-    assert target.read_bytes() == b"first"
-
-    def boom(*_a, **_k):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
-        export.write_atomic(target, b"second")
-    assert target.read_bytes() == b"first"
-    assert [p.name for p in target.parent.iterdir()] == ["b.jpg"]
-
-
-def test_write_failure_becomes_image_error(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    out = dataclasses.replace(
-        export.Exported(str(blocker / "sub" / "o.jpg"), "", 1, 1, 1, "jpeg", 90, b"x"))
-    with pytest.raises(ImageError, match="cannot write"):
-        export.write(out)

@@ -46,10 +46,10 @@ def test_record_carries_every_hash(exported, product_image, make_job, jpeg_file,
     ts = datetime(2026, 1, 1, tzinfo=UTC)
     record, pixels = hr.hashrecord(exported, canvas, marked, fp, job, owner=owner, key_fingerprint="cm1:x",
                                    record_id="r1", job_key="k1", timestamp=ts)
-    assert np.array_equal(pixels, product_image)
-    small = hashes.downscale(product_image, hashes.HASH_SIDE)
+    assert pixels.shape == (384, 512, 3)  # the decoded output at hashes.HASH_SIDE, for trace's search keys
+    assert np.array_equal(pixels, hashes.downscale(product_image, hashes.HASH_SIDE))
     assert record.phash == "8f373714acfcf4d0"  # the one signed in the claim, not computed again
-    assert (record.pdq, record.pdq_quality) == (hashes.pdq(small)[0].hex(), hashes.pdq(small)[1])
+    assert (record.pdq, record.pdq_quality) == (hashes.pdq(pixels)[0].hex(), hashes.pdq(pixels)[1])
     assert record.output_sha256 == exported.sha256 and record.source_sha256 == "ab" * 32
     assert record.pixel_sha256 == hr.pixel_sha256(product_image)
     assert record.payload == "123456789a"

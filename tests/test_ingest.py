@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps, features
 
+from pipeline.catalog import is_image_file
 from pipeline.errors import ImageError
 from pipeline.models import Canvas
 from pipeline.presets import CanvasSpec
@@ -26,7 +27,6 @@ from pipeline.stages.ingest import MAX_PIXELS, ingest, load_rgb, plan_geometry, 
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_images"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".gif", ".avif"}
 HYPO = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -679,7 +679,7 @@ def save_bytes(path: Path, data: bytes) -> Path:
 
 
 def sample_files() -> list[Path]:
-    return sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in SAMPLES.rglob("*") if is_image_file(p))
 
 
 def test_sample_catalog_layout_size_and_sources():

@@ -22,13 +22,14 @@ from hypothesis import strategies as st
 from pipeline.errors import LedgerError
 from pipeline.ledger import (
     GENESIS,
+    RECORD_FIELDS,
     SCHEMA_VERSION,
     Ledger,
     apply_migrations,
     merkle_root,
-    record_fields_match_model,
 )
 from pipeline.models import CaptureInfo, Record, VisibleMark
+from tests.helpers import ledger_records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,7 +139,7 @@ def verify(path: Path):
 # --- basics ----------------------------------------------------------------------------------------------------
 
 def test_record_columns_match_the_model():
-    assert record_fields_match_model()
+    assert tuple(f.name for f in dataclasses.fields(Record)) == RECORD_FIELDS
 
 
 def test_open_creates_folder_wal_and_schema(ledger_path: Path):
@@ -159,7 +160,7 @@ def test_round_trip_of_records(ledger_path: Path):
         led.begin_run("run-1", {"pipeline_version": "1"})
         out = led.append("run-1", recs)
         assert [seq for seq, _ in out] == list(range(1, 8))
-        got = list(led.iter_records())
+        got = ledger_records(led)
         assert len(got) == 7
         for rec, doc, (seq, digest) in zip(recs, got, out, strict=True):
             expected = dataclasses.asdict(rec)
@@ -170,8 +171,8 @@ def test_round_trip_of_records(ledger_path: Path):
         assert led.get(recs[2].record_id)["seq"] == 3
         assert led.get("r-nope") is None
         assert [d["seq"] for d in led.find_by_payload(recs[4].payload.upper())] == [5]
-        assert led.latest_for(recs[1].source, "amazon")["record_id"] == recs[1].record_id
-        assert led.latest_for(recs[1].source, "shopify") is None
+        assert led.latest_by_outputs([recs[1].output])[recs[1].output].record.record_id == recs[1].record_id
+        assert led.latest_by_outputs([recs[1].output.replace("amazon", "shopify")]) == {}
     # dict columns are canonical JSON text in the file
     con = raw(ledger_path)
     capture, mark = con.execute("SELECT capture, visible_mark FROM records WHERE seq = 2").fetchone()
@@ -187,15 +188,15 @@ def test_newest_record_wins(ledger_path: Path):
             led.append(run, [rec])
             led.finish_run(run, {})
         assert led.get(old.record_id)["output_sha256"] == "f" * 64
-        assert led.latest_for(old.source, old.preset)["run_id"] == "run-2"
-        assert led.latest_by_job_keys([old.job_key])[old.job_key]["seq"] == 2
+        newest = led.latest_by_outputs([old.output])[old.output]
+        assert (newest.run_id, newest.seq, newest.record.output_sha256) == ("run-2", 2, "f" * 64)
         assert len(led.find_by_payload(old.payload)) == 2
 
 
 def test_chain_and_merkle_recomputed_independently(filled):
     path, recs = filled
     with Ledger.open(path) as led:
-        docs = list(led.iter_records())
+        docs = ledger_records(led)
         runs = {r["run_id"]: r for r in led.runs()}
         assert led.verify().ok
     prev = GENESIS
@@ -249,7 +250,7 @@ def test_api_misuse_is_a_ledger_error(ledger_path: Path):
         with pytest.raises(LedgerError, match="source.*Unicode"):
             led.append("r1", [dataclasses.replace(make_record(3), source="shoot/\udcff.jpg")])
         # a failed batch leaves nothing behind; numpy integers are fine
-        assert list(led.iter_records()) == []
+        assert ledger_records(led) == []
         led.append("r1", [dataclasses.replace(make_record(4), width=np.int64(640),
                                               capture={"w": np.int64(6000), "gain": np.float32(0.5)})])
         assert led.get(make_record(4).record_id)["capture"] == {"w": 6000, "gain": 0.5}
@@ -265,21 +266,21 @@ def test_api_misuse_is_a_ledger_error(ledger_path: Path):
         led.get("x")
 
 
-def test_latest_by_job_keys_10k(ledger_path: Path):
-    recs = [make_record(i, job_key=f"job{i:06d}") for i in range(10_000)]
+def test_latest_by_outputs_10k(ledger_path: Path):
+    recs = [make_record(i, sku=f"S{i:05d}") for i in range(10_000)]  # one output path each
     with Ledger.open(ledger_path) as led:
         led.begin_run("big", {})
         for start in range(0, len(recs), 2000):
             led.append("big", recs[start:start + 2000])
         led.begin_run("again", {})
         led.append("again", [dataclasses.replace(recs[7], output_sha256="e" * 64)])
-        keys = [f"job{i:06d}" for i in range(0, 20_000, 2)]  # half exist, half do not
-        found = led.latest_by_job_keys(iter(keys))
+        wanted = [make_record(i, sku=f"S{i:05d}").output for i in range(0, 20_000, 2)]  # half exist, half do not
+        found = led.latest_by_outputs(iter(wanted))
         assert len(found) == 5_000
-        assert found["job000008"]["record_id"] == recs[8].record_id
-        assert "job000007" not in found
-        assert led.latest_by_job_keys(["job000007"])["job000007"]["output_sha256"] == "e" * 64
-        assert led.latest_by_job_keys([]) == {}
+        assert found[recs[8].output].record.record_id == recs[8].record_id
+        assert recs[7].output not in found
+        assert led.latest_by_outputs([recs[7].output])[recs[7].output].record.output_sha256 == "e" * 64
+        assert led.latest_by_outputs([]) == {}
         led.finish_run("big", {})
         led.finish_run("again", {})
         assert led.verify().ok
@@ -287,11 +288,12 @@ def test_latest_by_job_keys_10k(ledger_path: Path):
 
 def test_traces_side_table(ledger_path: Path):
     with Ledger.open(ledger_path) as led:
-        led.put_trace("r1", b"\x01\x02", b"feat")
-        led.put_traces([("r2", b"k2", b"f2"), ("r1", b"k1", b"f1")])
-        assert led.get_trace("r1") == (b"k1", b"f1")
+        led.put_traces([("r1", b"\x01\x02", b"feat")])
+        led.put_traces([("r2", b"k2", b"f2"), ("r1", b"k1", b"f1")])  # replaces r1
+        led.put_traces([])
+        assert led.get_trace("r1") == (b"k1", b"f1") and led.get_trace("r2") == (b"k2", b"f2")
         assert led.get_trace("nope") is None
-        assert list(led.iter_traces()) == [("r1", b"k1", b"f1"), ("r2", b"k2", b"f2")]
+        assert list(led.iter_search_keys()) == [("r1", b"k1"), ("r2", b"k2")]
 
 
 def test_export_jsonl_parses_back_and_recomputes(filled):
@@ -360,7 +362,7 @@ def test_verify_catches_a_recomputed_hash_because_the_link_breaks(filled):
     con = raw(path)
     con.execute("UPDATE records SET sku = 'STOLEN' WHERE seq = 7")
     with Ledger.open(path) as led:
-        doc = next(d for d in led.iter_records() if d["seq"] == 7)
+        doc = next(d for d in ledger_records(led) if d["seq"] == 7)
     con.execute("UPDATE records SET record_hash = ? WHERE seq = 7", (_auditor_hash(doc | {"fmt": 1}),))
     report = verify(path)
     assert "record 8: prev_hash does not link to record 7" in report.problems
@@ -439,7 +441,7 @@ def test_verify_catches_an_inserted_forged_row(filled):
     """A forger who knows the recipe and chains a well-formed row onto the end of a finished run."""
     path, _ = filled
     with Ledger.open(path) as led:
-        last = list(led.iter_records())[-1]
+        last = ledger_records(led)[-1]
     forged = dataclasses.asdict(make_record(99, sku="FORGED")) | {
         "seq": 13, "run_id": "run-c", "fmt": 1, "prev_hash": last["record_hash"]}
     forged["record_hash"] = _auditor_hash(forged)
@@ -495,8 +497,8 @@ def test_opening_an_old_version_migrates_and_keeps_data(filled):
     con.close()
     with Ledger.open(path) as led:
         assert led.stats()["schema_version"] == SCHEMA_VERSION
-        led.put_trace(recs[0].record_id, b"k", b"f")
-        assert led.verify().ok and len(list(led.iter_records())) == 12
+        led.put_traces([(recs[0].record_id, b"k", b"f")])
+        assert led.verify().ok and len(ledger_records(led)) == 12
 
 
 def test_migrations_apply_in_order_from_a_fresh_v1_file(tmp_path: Path):
@@ -572,7 +574,7 @@ def test_reader_while_another_process_writes_then_recover_after_its_crash(ledger
         # the writer is alive with an unfinished run: a second process can read, and does not steal its run
         with Ledger.open(ledger_path) as led:
             assert led.recover() == []
-            assert led.latest_for(make_record(4).source, "amazon")["seq"] == 6
+            assert led.latest_by_outputs([make_record(4).output])[make_record(4).output].seq == 6
             report = led.verify()
             assert report.ok and report.records == 6
             assert {r["run_id"]: r["status"] for r in led.runs()} == {"done": "finished", "crashed": "running"}
@@ -586,7 +588,7 @@ def test_reader_while_another_process_writes_then_recover_after_its_crash(ledger
         assert led.recover() == ["crashed"]
         assert led.recover() == []
         run = next(r for r in led.runs() if r["run_id"] == "crashed")
-        hashes = [d["record_hash"] for d in led.iter_records(run_id="crashed")]
+        hashes = [d["record_hash"] for d in ledger_records(led, run_id="crashed")]
         assert run["status"] == "interrupted" and run["record_count"] == 5 == len(hashes)
         assert run["merkle_root"] == _rfc6962_root(hashes)
         assert led.verify().ok
@@ -652,7 +654,7 @@ def test_random_appends_across_runs_always_verify(ops):
             report = led.verify()
             assert report.ok, report.problems
             assert report.records == counter
-            seqs = [d["seq"] for d in led.iter_records()]
+            seqs = [d["seq"] for d in ledger_records(led)]
             assert seqs == list(range(1, counter + 1))
             for run_id, root in roots.items():
                 assert root == _rfc6962_root(appended[run_id])

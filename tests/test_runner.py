@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pipeline import runner
 from pipeline.ledger import Ledger
 from pipeline.stages import watermark
 from tests.conftest import product_on_white
+from tests.helpers import ledger_records
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,7 +49,7 @@ def test_run_processes_every_image_and_records_it(options):
     assert (summary.processed, summary.failed, summary.skipped) == (6, 0, 0)
     with Ledger.open(options().ledger_path) as led:
         assert led.verify().ok
-        assert {r["record_id"] for r in led.iter_records()} == {o["record_id"] for o in summary.outputs}
+        assert {r["record_id"] for r in ledger_records(led)} == {o["record_id"] for o in summary.outputs}
     assert all(Path(o["output"]).is_file() for o in summary.outputs)
 
 
@@ -65,6 +67,26 @@ def test_a_crashing_stage_is_a_failure_not_a_crash(options, monkeypatch):
     assert {f.stage for f in summary.failures} == {"watermark"}
     assert all("internal error: RuntimeError: boom" in f.error for f in summary.failures)
     assert not any("S1" in o["output"] for o in summary.outputs)
+
+
+def test_an_output_that_cannot_be_written_fails_its_export(options, monkeypatch):
+    from pipeline import files
+
+    real = files.write_temp
+
+    def full_disk(path, data):
+        if "S1" in str(path):
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(files, "write_temp", full_disk)
+    summary = runner.run(options())
+    assert summary.processed == 4 and summary.failed == 2
+    assert {f.stage for f in summary.failures} == {"export"}
+    assert all(f.error.startswith("cannot write ") and "No space left on device" in f.error
+               for f in summary.failures)
+    with Ledger.open(options().ledger_path) as led:
+        assert led.verify().ok and led.verify().records == 4  # no record without its output
 
 
 def test_output_name_collisions_fail_the_later_image(options, make_preset):
@@ -89,7 +111,8 @@ def test_archive_keeps_originals_write_once(options, catalog, tmp_path):
     assert len(kept) == 6
     originals = {p.read_bytes() for p in catalog.rglob("*.*")}
     assert {p.read_bytes() for p in kept} == originals
-    assert all(not os.access(p, os.W_OK) or os.geteuid() == 0 for p in kept)
+    # the mode bits, not os.access (which is always True for root)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in kept)
 
 
 def _age(root: Path) -> None:
@@ -124,7 +147,7 @@ def test_rerun_is_independent_of_how_the_path_was_typed(options, catalog, tmp_pa
     assert (again.processed, again.skipped) == (0, 6)
     assert again.run_id is None and again.merkle_root is None  # nothing new: no empty run in the ledger
     with Ledger.open(options().ledger_path) as led:
-        assert len(list(led.iter_records())) == 6 and len(led.runs()) == 1
+        assert len(ledger_records(led)) == 6 and len(led.runs()) == 1
 
 
 def test_no_change_rerun_and_check_read_no_file(options, catalog, monkeypatch):
@@ -220,7 +243,7 @@ def test_killed_run_restarts_to_a_complete_verifying_ledger(tmp_path):
     assert verify.returncode == 0, verify.stdout
     with Ledger.open(ledger) as led:
         statuses = [r["status"] for r in led.runs()]
-        outputs = {r["output"] for r in led.iter_records()}
+        outputs = {r["output"] for r in ledger_records(led)}
     assert statuses == ["interrupted", "finished"]
     assert len(outputs) == 48 and all(Path(o).is_file() for o in outputs)
     assert not list((tmp_path / "out").rglob("*.part"))

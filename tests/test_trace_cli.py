@@ -23,12 +23,12 @@ import skimage.data
 from PIL import Image
 
 from pipeline.ledger import Ledger
+from pipeline.marks.visible import render_mark
 from pipeline.models import Owner, VisibleMark
-from pipeline.stages.watermark import render_mark
 from tests.attacks import ATTACKS, _crop_sides
 from tests.conftest import product_on_white, screenshot_html
+from tests.helpers import REPO, SAMPLES, cm
 from tests.synthetic import product_shot
-from tests.test_cli import REPO, SAMPLES, cm
 
 PRESETS = ("amazon", "shopify")  # amazon: invisible mark only (pure white main); shopify: visible mark as well
 ATTACKS_PER_OUTPUT = 4
@@ -151,6 +151,10 @@ def test_every_attacked_copy_is_traced_to_its_export(attacked, swept):
         got = (doc["match"] or {}).get("record_id")
         if doc["verdict"] != "match" or got != want:
             wrong.append((attacked["attack_of"][doc["suspect"]], Path(doc["suspect"]).name, doc["verdict"], got))
+    timings = [d["signals"].get("timings_ms", {}).get("total", 0.0) for d in docs]
+    print(f"\ntrace e2e: top-1 {len(docs) - len(wrong)}/{len(docs)} attacked copies; per-suspect total ms "
+          f"p50 {np.percentile(timings, 50):.0f} p95 {np.percentile(timings, 95):.0f} max {max(timings):.0f}; "
+          f"wrong: {wrong}")
     assert 1 - len(wrong) / len(docs) >= 0.99, wrong
     assert swept["code"] == (1 if any(d["verdict"] != "match" for d in docs) else 0)
     covered = set(attacked["attack_of"].values())
@@ -184,6 +188,8 @@ def test_painted_out_visible_mark_is_still_traced_and_reported(exported, attacke
     # the report says the mark was removed (never that it is still there) ...
     status = {Path(d["suspect"]).name: d["signals"]["visible_mark"]["status"] for d in painted}
     assert all(v in ("removed", "altered") for v in status.values()), status
+    print(f"\ntrace e2e: painted-out marks {sum(v == 'removed' for v in status.values())}/{len(status)} 'removed', "
+          f"exact export {len(exact)}/{len(painted)}")
     assert sum(v == "removed" for v in status.values()) >= 0.8 * len(status), status
     # ... and that it is in place on intact copies of marked exports (where the copy still covers it)
     overlays = {"painted-out", "logo15", "banner18"}  # these may cover the mark on purpose
@@ -196,6 +202,7 @@ def test_painted_out_visible_mark_is_still_traced_and_reported(exported, attacke
 def test_unrelated_pictures_never_match(exported, attacked):
     code, docs, err = trace_json(exported, attacked["unrelated"])
     assert len(docs) == len(list(attacked["unrelated"].iterdir())), err
+    print(f"\ntrace e2e: unrelated pictures matched: {sum(d['verdict'] != 'no-match' for d in docs)}/{len(docs)}")
     assert [d["suspect"] for d in docs if d["verdict"] != "no-match"] == []
     assert all(d["match"] is None for d in docs)
     assert code == 1  # trace exits 1 when some suspect has no match

@@ -44,9 +44,9 @@ def originals() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def index(originals: dict[str, np.ndarray]) -> ix.TraceIndex:
-    items = [(rid, sg.compute_signature(im, features=False).search_keys()) for rid, im in originals.items()]
+    items = [(rid, synthetic.search_keys(im)) for rid, im in originals.items()]
     seeds = [s for s in range(100, 100 + N_DISTRACTORS + len(TARGETS)) if s not in TARGETS][:N_DISTRACTORS]
-    items += [(f"other{s}", sg.compute_signature(synthetic.product_shot(s, (560, 560)), features=False).search_keys())
+    items += [(f"other{s}", synthetic.search_keys(synthetic.product_shot(s, (560, 560))))
               for s in seeds]
     return ix.TraceIndex.build(items)
 

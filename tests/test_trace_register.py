@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.presets import CanvasSpec
 from pipeline.trace import signatures as sg
 from pipeline.trace import verdict as vd
-from pipeline.trace.register import SuspectFeatures, register
+from pipeline.trace.register import SuspectFeatures, fit_photo, register, register_export
 from tests import synthetic
 
 SIZE = 640
@@ -22,9 +23,9 @@ def export() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def signature(export: np.ndarray) -> sg.TraceSignature:
-    sig = sg.compute_signature(export)
-    return sg.TraceSignature.from_bytes(sig.search_keys(), sig.features())  # what the ledger gives back
+def signature(export: np.ndarray) -> sg.ExportTrace:
+    keys, feats = synthetic.trace_blobs(export)
+    return sg.export_trace(keys, feats, sg.Frame.identity(SIZE, SIZE))  # what the ledger gives back
 
 
 def _similarity(scale: float, angle: float, flip: bool) -> tuple[np.ndarray, tuple[int, int]]:
@@ -43,7 +44,7 @@ def _apply(export: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarr
                           else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
 
 
-def _check(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle: float, flip: bool) -> None:
+def _check(export: np.ndarray, signature: sg.ExportTrace, scale: float, angle: float, flip: bool) -> None:
     m, size = _similarity(scale, angle, flip)
     suspect = synthetic.jpeg(_apply(export, m, size), 90)
     reg = register(SuspectFeatures.compute(suspect), signature)
@@ -61,7 +62,7 @@ def _check(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle
 
 @pytest.mark.parametrize("scale, angle, flip", [(1.0, 0.0, False), (0.5, 0.0, False), (0.8, 7.0, False),
                                                 (1.3, -3.0, False), (0.7, 0.0, True), (0.9, 5.0, True)])
-def test_recovers_known_similarity(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle: float,
+def test_recovers_known_similarity(export: np.ndarray, signature: sg.ExportTrace, scale: float, angle: float,
                                    flip: bool) -> None:
     _check(export, signature, scale, angle, flip)
 
@@ -69,12 +70,12 @@ def test_recovers_known_similarity(export: np.ndarray, signature: sg.TraceSignat
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                 HealthCheck.too_slow])
 @given(scale=st.floats(0.45, 1.4), angle=st.floats(-12, 12), flip=st.booleans())
-def test_recovers_random_similarity(export: np.ndarray, signature: sg.TraceSignature, scale: float, angle: float,
+def test_recovers_random_similarity(export: np.ndarray, signature: sg.ExportTrace, scale: float, angle: float,
                                     flip: bool) -> None:
     _check(export, signature, scale, angle, flip)
 
 
-def test_recovers_a_crop(export: np.ndarray, signature: sg.TraceSignature) -> None:
+def test_recovers_a_crop(export: np.ndarray, signature: sg.ExportTrace) -> None:
     crop = synthetic.jpeg(export[100:500, 60:460], 80)  # 400 x 400 window at (60, 100)
     reg = register(SuspectFeatures.compute(crop), signature)
     assert vd.registration_tier(reg) == "strong"
@@ -86,18 +87,44 @@ def test_recovers_a_crop(export: np.ndarray, signature: sg.TraceSignature) -> No
 
 
 @pytest.mark.parametrize("seed", [8, 14, 20, 3])  # 8/14/20: the same shape, label layout and fonts as seed 2
-def test_other_products_on_white_do_not_verify(signature: sg.TraceSignature, seed: int) -> None:
+def test_other_products_on_white_do_not_verify(signature: sg.ExportTrace, seed: int) -> None:
     other = synthetic.jpeg(synthetic.product_shot(seed, (SIZE, SIZE)), 85)
     reg = register(SuspectFeatures.compute(other), signature)
     assert vd.registration_tier(reg) in ("none", "weak"), (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
 
 
-def test_blank_suspect_fails_cleanly(signature: sg.TraceSignature) -> None:
+def test_blank_suspect_fails_cleanly(signature: sg.ExportTrace) -> None:
     reg = register(SuspectFeatures.compute(np.full((300, 300, 3), 255, np.uint8)), signature)
     assert not reg.ok and "match" in reg.reason
 
 
-def test_candidate_without_features_fails_cleanly(export: np.ndarray, signature: sg.TraceSignature) -> None:
-    bare = sg.TraceSignature.from_bytes(signature.search_keys())
-    reg = register(SuspectFeatures.compute(export), bare)
+def test_candidate_without_features_fails_cleanly(export: np.ndarray, signature: sg.ExportTrace) -> None:
+    empty = sg.PhotoFeatures((SIZE, SIZE), (SIZE, SIZE), np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8),
+                             b"")
+    reg = register(SuspectFeatures.compute(export), sg.ExportTrace(signature.frame, empty))
     assert not reg.ok and "no registration features" in reg.reason
+
+
+@pytest.mark.parametrize("spec", [CanvasSpec(1000, 1000, "pad"), CanvasSpec(560, 760, "cover")], ids=["pad", "cover"])
+def test_one_photo_fit_maps_into_each_export(spec: CanvasSpec) -> None:
+    """Features of the photo, a copy of one of its exports: the photo fit mapped through the export's frame gives
+    suspect -> export pixels, and the copy lies in that export's frame (and overhangs a tighter twin's)."""
+    photo = synthetic.product_shot(4, (900, 700))
+    canvas, frame = synthetic.place_photo(photo, spec)
+    keys, feats = synthetic.trace_blobs(canvas, photo)
+    view = sg.export_trace(keys, feats, sg.Frame.from_dict(frame))
+    x0, y0 = canvas.shape[1] // 8, canvas.shape[0] // 10
+    crop = synthetic.jpeg(canvas[y0:, x0:], 85)  # a crop of the export: suspect px + (x0, y0) = export px
+    feats_s = SuspectFeatures.compute(crop)
+    fit = fit_photo(feats_s, view.photo)
+    reg = register_export(fit, feats_s, view)
+    assert vd.registration_tier(reg) == "strong", (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
+    pts = np.array([[x, y, 1.0] for x in (50, 200, 400) for y in (60, 300)])
+    truth = pts[:, :2] + [x0, y0]
+    assert np.abs((pts @ reg.matrix.T)[:, :2] - truth).max() <= 1.5
+    assert vd.fits_frame(reg)
+    # the same photo fit through an identity frame (the photo itself): the copy is scaled into the photo
+    twin = sg.ExportTrace(sg.Frame.identity(*photo.shape[1::-1]), view.photo)
+    t = register_export(fit, feats_s, twin)
+    s = frame["scaled"][0] / photo.shape[1]
+    assert t.ok and t.transform["scale"] == pytest.approx(s, rel=0.02)

@@ -18,9 +18,9 @@ from pipeline import invisible
 from pipeline.errors import InputError
 from pipeline.keys import OwnerKey
 from pipeline.ledger import Ledger
+from pipeline.marks.visible import render_mark
 from pipeline.models import Owner, Record, VisibleMark
-from pipeline.stages.watermark import render_mark
-from pipeline.trace import compute_signature, trace_files
+from pipeline.trace import trace_files
 from tests import synthetic
 from tests.conftest import FIXED_SECRET
 
@@ -49,6 +49,7 @@ def _record(seed: int, visible: bool) -> Record:
         capture={"datetime_original": "2026:10:01 12:34:56", "make": "Canon", "model": "EOS R6",
                  "original_width": 6000, "original_height": 4000},
         visible_mark=MARK.as_dict() if visible else None, created_at="2026-11-20T10:00:00Z",
+        extra={"frame": {"scaled": list(SIZE), "offset": [0, 0], "canvas": list(SIZE), "background": [255, 255, 255]}},
     )
 
 
@@ -61,8 +62,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ledger.begin_run("run-1", {"pipeline": "test"})
     ledger.append("run-1", [_record(s, s == 2) for s in exports])
     for s, im in exports.items():
-        sig = compute_signature(im)
-        ledger.put_trace(f"rid{s:04d}", sig.search_keys(), sig.features())
+        ledger.put_trace(f"rid{s:04d}", *synthetic.trace_blobs(im, synthetic.product_shot(s, SIZE)))
     root = ledger.finish_run("run-1", {"processed": 3})
     sus = base / "suspects"
     (sus / "sub").mkdir(parents=True)

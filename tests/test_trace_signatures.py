@@ -1,4 +1,4 @@
-"""Trace signatures: byte round trips, fixed sizes, bad blobs, the content box."""
+"""Trace signatures: per-export search keys, per-photo features, the frame between them, bad blobs, the content box."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.imaging import hashes
+from pipeline.presets import CanvasSpec
 from pipeline.trace import signatures as sg
 from tests import synthetic
 
@@ -17,56 +19,73 @@ def product() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def signature(product: np.ndarray) -> sg.TraceSignature:
-    return sg.compute_signature(product)
+def blobs(product: np.ndarray) -> tuple[bytes, bytes]:
+    return synthetic.trace_blobs(product)
 
 
-def test_search_keys_are_fixed_size_and_features_small(signature: sg.TraceSignature) -> None:
-    keys, feats = signature.search_keys(), signature.features()
+def _keys(rgb: np.ndarray) -> sg.TraceSignature:
+    small = hashes.downscale(rgb, hashes.HASH_SIDE)
+    pdq, q = hashes.pdq(small)
+    return sg.export_signature(small, width=rgb.shape[1], height=rgb.shape[0], pdq=pdq, pdq_quality=q,
+                               phash=hashes.phash(rgb))
+
+
+def test_search_keys_are_fixed_size_and_features_small(blobs: tuple[bytes, bytes]) -> None:
+    keys, feats = blobs
     assert len(keys) == sg.SEARCH_KEYS_SIZE <= 1400
-    assert 0 < len(feats) <= 48_000
-    assert len(signature.sketch_desc) == sg.SKETCH_K
-    assert 50 <= len(signature.kp_xy) <= sg.SIFT_MAX
-    assert signature.thumbnail[:4] == b"RIFF"  # WebP
+    assert 0 < len(feats) <= 40_000
+    photo = sg.PhotoFeatures.from_bytes(feats)
+    assert 50 <= len(photo.uv) <= sg.SIFT_MAX
+    assert photo.thumbnail[:4] == b"RIFF"  # WebP
+    assert len(sg.TraceSignature.from_bytes(keys).sketch_desc) == sg.SKETCH_K
 
 
-def test_round_trip_keeps_every_field(signature: sg.TraceSignature) -> None:
-    back = sg.TraceSignature.from_bytes(signature.search_keys(), signature.features())
-    assert (back.width, back.height) == (signature.width, signature.height) == (600, 520)
-    assert back.pdq == signature.pdq and back.phash == signature.phash
-    assert back.pdq_trim == signature.pdq_trim and back.pdq_regions == signature.pdq_regions
-    assert back.pdq_quality == signature.pdq_quality
-    assert np.array_equal(back.sketch_desc, signature.sketch_desc)
+def test_search_keys_reuse_the_exports_own_hashes(product: np.ndarray) -> None:
+    small = hashes.downscale(product, hashes.HASH_SIDE)
+    pdq, q = hashes.pdq(small)
+    ph = hashes.phash(product)
+    sig = sg.TraceSignature.from_bytes(sg.export_search_keys(small, width=600, height=520, pdq=pdq, pdq_quality=q,
+                                                             phash=ph))
+    assert (sig.pdq, sig.pdq_quality, sig.phash) == (pdq, q, ph)
+    with pytest.raises(ValueError, match="downscaled"):
+        sg.export_search_keys(product, width=600, height=520, pdq=pdq, pdq_quality=q, phash=ph)
+    with pytest.raises(ValueError, match="32 bytes"):
+        sg.export_search_keys(small, width=600, height=520, pdq=pdq[:8], pdq_quality=q, phash=ph)
+
+
+def test_round_trip_keeps_every_field(product: np.ndarray) -> None:
+    sig = _keys(product)
+    back = sg.TraceSignature.from_bytes(sig.search_keys())
+    assert (back.width, back.height) == (sig.width, sig.height) == (600, 520)
+    assert back.pdq == sig.pdq and back.phash == sig.phash
+    assert back.pdq_trim == sig.pdq_trim and back.pdq_regions == sig.pdq_regions
+    assert back.pdq_quality == sig.pdq_quality
+    assert np.array_equal(back.sketch_desc, sig.sketch_desc)
     # positions are quantised to 1/255 of the side, angles to 360/256 degrees
-    assert np.abs(back.sketch_geo[:, 0] - signature.sketch_geo[:, 0]).max() <= 600 / 255
-    assert np.abs(back.sketch_geo[:, 1] - signature.sketch_geo[:, 1]).max() <= 520 / 255
-    dang = np.abs((back.sketch_geo[:, 2] - signature.sketch_geo[:, 2] + 180) % 360 - 180)
+    assert np.abs(back.sketch_geo[:, 0] - sig.sketch_geo[:, 0]).max() <= 600 / 255
+    assert np.abs(back.sketch_geo[:, 1] - sig.sketch_geo[:, 1]).max() <= 520 / 255
+    dang = np.abs((back.sketch_geo[:, 2] - sig.sketch_geo[:, 2] + 180) % 360 - 180)
     assert dang.max() <= 360 / 256
-    assert np.array_equal(back.sketch_geo[:, 3], signature.sketch_geo[:, 3])
-    assert np.array_equal(back.kp_xy, signature.kp_xy) and np.array_equal(back.kp_desc, signature.kp_desc)
-    assert back.thumbnail == signature.thumbnail
-    thumb = back.thumbnail_rgb()
+    assert np.array_equal(back.sketch_geo[:, 3], sig.sketch_geo[:, 3])
+    assert back.search_keys() == sig.search_keys()
+
+
+def test_photo_features_round_trip(product: np.ndarray) -> None:
+    feats = sg.photo_features(product)
+    photo = sg.PhotoFeatures.from_bytes(feats)
+    assert photo.size == (600, 520) and max(photo.feature_size) == sg.feature_side(600, 520) <= 600
+    assert photo.to_bytes() == feats
+    assert ((photo.uv >= 0) & (photo.uv <= 1)).all()
+    thumb = photo.thumbnail_rgb
     assert thumb is not None and max(thumb.shape[:2]) == sg.THUMB_SIDE
-    # the blobs themselves are stable
-    assert back.search_keys() == signature.search_keys()
-    assert back.features() == signature.features()
+    # feature-frame px -> unit is the inverse of feature_xy
+    xy = photo.feature_xy()
+    back = np.c_[xy, np.ones(len(xy))] @ photo.to_unit().T
+    assert np.allclose(back[:, :2], photo.uv, atol=1e-5)
 
 
-def test_search_keys_alone_give_no_features(signature: sg.TraceSignature) -> None:
-    back = sg.TraceSignature.from_bytes(signature.search_keys())
-    assert len(back.kp_xy) == 0 and back.thumbnail == b"" and back.thumbnail_rgb() is None
-
-
-def test_compute_is_deterministic(product: np.ndarray, signature: sg.TraceSignature) -> None:
-    again = sg.compute_signature(product)
-    assert again.search_keys() == signature.search_keys()
-    assert again.features() == signature.features()
-
-
-def test_without_features_only_search_keys(product: np.ndarray, signature: sg.TraceSignature) -> None:
-    light = sg.compute_signature(product, features=False)
-    assert light.search_keys() == signature.search_keys()
-    assert len(light.kp_xy) == 0 and light.thumbnail == b""
+def test_compute_is_deterministic(product: np.ndarray, blobs: tuple[bytes, bytes]) -> None:
+    assert synthetic.trace_blobs(product) == blobs
 
 
 @pytest.mark.parametrize("blob, match", [
@@ -79,19 +98,64 @@ def test_bad_search_keys_are_rejected(blob: bytes, match: str) -> None:
         sg.TraceSignature.from_bytes(blob)
 
 
-def test_bad_features_are_rejected(signature: sg.TraceSignature) -> None:
-    feats = signature.features()
+def test_bad_features_are_rejected(blobs: tuple[bytes, bytes]) -> None:
+    feats = blobs[1]
     with pytest.raises(sg.SignatureError, match="expected"):
-        sg.TraceSignature.from_bytes(signature.search_keys(), feats[:-3])
+        sg.PhotoFeatures.from_bytes(feats[:-3])
     with pytest.raises(sg.SignatureError, match="bad magic"):
-        sg.TraceSignature.from_bytes(signature.search_keys(), b"NOPE" + feats[4:])
+        sg.PhotoFeatures.from_bytes(b"NOPE" + feats[4:])
+
+
+def test_features_of_the_per_export_format_say_so() -> None:
+    old = b"CMF1" + bytes(40)  # what catalogmark wrote before per-photo trace data (keypoints in export pixels)
+    with pytest.raises(sg.SignatureError, match="before per-photo"):
+        sg.PhotoFeatures.from_bytes(old)
 
 
 def test_rejects_non_rgb_or_tiny_input() -> None:
     with pytest.raises(ValueError, match="H x W x 3 uint8"):
-        sg.compute_signature(np.zeros((10, 10), np.uint8))
+        sg.photo_features(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="too small"):
-        sg.compute_signature(np.zeros((1, 400, 3), np.uint8))
+        sg.photo_features(np.zeros((1, 400, 3), np.uint8))
+    with pytest.raises(ValueError, match="too small"):
+        sg.export_search_keys(np.zeros((8, 400, 3), np.uint8), width=400, height=8, pdq=bytes(32), pdq_quality=0,
+                              phash=bytes(8))
+
+
+@pytest.mark.parametrize("spec", [
+    CanvasSpec(1000, 1000, "pad"), CanvasSpec(500, 700, "cover"), CanvasSpec(400, 400, "fit"),
+    CanvasSpec(900, 900, "pad", background=(240, 240, 240)),
+], ids=["pad", "cover", "fit", "pad-grey"])
+def test_photo_thumbnail_renders_into_the_export_frame(spec: CanvasSpec) -> None:
+    photo = synthetic.product_shot(5, (900, 640))
+    canvas, frame = synthetic.place_photo(photo, spec)
+    keys, feats = synthetic.trace_blobs(canvas, photo)
+    view = sg.export_trace(keys, feats, sg.Frame.from_dict(frame))
+    assert (view.width, view.height) == (canvas.shape[1], canvas.shape[0])
+    thumb = view.thumbnail_rgb()
+    assert thumb is not None and thumb.shape[:2] == view.thumb_size[::-1]
+    tw, th = view.thumb_size
+    ref = hashes.downscale(canvas, max(tw, th)) if max(tw, th) < max(canvas.shape[:2]) else canvas
+    assert ref.shape == thumb.shape
+    # the rendered thumbnail is the export at thumbnail size (WebP and resampling aside)
+    err = np.abs(ref.astype(int) - thumb.astype(int))
+    assert np.median(err) <= 2 and np.percentile(err, 99) <= 40
+    # keypoints map into the export where the photo's features are
+    f2e = view.feature_to_export()
+    xy = view.photo.feature_xy()
+    ex = np.c_[xy, np.ones(len(xy))] @ f2e.T
+    fw, fh = view.photo.feature_size
+    sw, sh = frame["scaled"]
+    assert np.allclose(ex[:, 0], (xy[:, 0] + 0.5) / fw * sw + frame["offset"][0] - 0.5, atol=1e-3)
+    assert np.allclose(ex[:, 1], (xy[:, 1] + 0.5) / fh * sh + frame["offset"][1] - 0.5, atol=1e-3)
+
+
+def test_frame_from_record() -> None:
+    assert sg.frame_of({"extra": {}}) is None and sg.frame_of(None) is None
+    f = sg.frame_of({"extra": {"frame": {"scaled": [800, 600], "offset": [100, 200], "canvas": [1000, 1000]}}})
+    assert f == sg.Frame((800, 600), (100, 200), (1000, 1000), (255, 255, 255))  # no background recorded: white
+    with pytest.raises(sg.SignatureError, match="malformed"):
+        sg.frame_of({"extra": {"frame": {"scaled": [800]}}})
 
 
 def test_content_box_finds_the_picture_inside_padding(product: np.ndarray) -> None:
@@ -113,9 +177,9 @@ def test_content_box_of_blank_or_full_images() -> None:
 def test_round_trip_any_size(w: int, h: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     img = np.clip(rng.normal(128, 60, (h, w, 3)), 0, 255).astype(np.uint8)
-    sig = sg.compute_signature(img)
-    back = sg.TraceSignature.from_bytes(sig.search_keys(), sig.features())
-    assert back.search_keys() == sig.search_keys() and back.features() == sig.features()
+    keys, feats = synthetic.trace_blobs(img)
+    back = sg.TraceSignature.from_bytes(keys)
+    assert back.search_keys() == keys and sg.PhotoFeatures.from_bytes(feats).to_bytes() == feats
     assert (back.width, back.height) == (w, h)
     x0, y0, x1, y1 = back.trim
     assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h

@@ -9,13 +9,13 @@ import pytest
 
 from pipeline import invisible
 from pipeline.keys import OwnerKey
-from pipeline.trace import signatures as sg
 from pipeline.trace import verdict as vd
 from pipeline.trace.index import Candidate
 from pipeline.trace.register import Registration
-from pipeline.trace.tracer import MemoryStore, Tracer
+from pipeline.trace.tracer import Tracer
 from tests import attacks, synthetic
 from tests.conftest import FIXED_SECRET, OTHER_SECRET
+from tests.synthetic import MemoryStore
 
 STORED = (0, 1, 2, 3, 4, 5)  # product seeds exported (one of each of the six shapes)
 SIZE = (640, 640)
@@ -28,7 +28,7 @@ def _payload(seed: int) -> int:
 def _record(seed: int, **extra: Any) -> dict[str, Any]:
     return {"record_id": f"rec{seed}", "payload": f"{_payload(seed):010x}", "sku": f"SKU{seed}", "preset": "test",
             "role": "main", "source": f"shoot/{seed}.jpg", "output": f"out/SKU{seed}.jpg", "width": SIZE[0],
-            "height": SIZE[1], "visible_mark": None, **extra}
+            "height": SIZE[1], "visible_mark": None, "extra": {"frame": synthetic.identity_frame(*SIZE)}, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def exports(key: OwnerKey) -> dict[int, np.ndarray]:
 def tracer(exports: dict[int, np.ndarray], key: OwnerKey) -> Tracer:
     store = MemoryStore()
     for s, im in exports.items():
-        store.add(_record(s), sg.compute_signature(im))
+        store.add(_record(s), *synthetic.trace_blobs(im, synthetic.product_shot(s, SIZE)))
     return Tracer(store, key)
 
 
@@ -209,3 +209,15 @@ def test_nothing_at_all_is_no_match() -> None:
                                              (b"\x00\x00\x00\x01\x02", "0000000102"), (None, None)])
 def test_payload_hex(value: Any, expected: str | None) -> None:
     assert vd.payload_hex(value) == expected
+
+
+def test_a_record_of_the_old_per_export_format_is_named_not_misread(exports: dict[int, np.ndarray],
+                                                                    key: OwnerKey) -> None:
+    """Features made before per-photo trace data (keypoints in export pixels, magic CMF1) are refused with a
+    clear reason instead of being misread as photo coordinates."""
+    store = MemoryStore()
+    keys, _feats = synthetic.trace_blobs(exports[1])
+    store.add(_record(1), keys, b"CMF1" + bytes(60))
+    res = Tracer(store, None).trace_image(synthetic.jpeg(exports[1], 85))
+    assert res.verdict.verdict == "no-match"
+    assert any("before per-photo trace data" in f for f in res.verdict.findings), res.verdict.findings

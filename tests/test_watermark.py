@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 import types
 from pathlib import Path
@@ -450,18 +449,7 @@ def test_seam_restores_background_an_embedder_touched_on_pure_white(owner_key, o
     assert marked.visible is None and changed_mask(marked.pixels, img).any()
 
 
-def test_seam_missing_module_is_a_per_image_error(owner_key, owner, make_preset, job_for, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pipeline.invisible", None)  # makes the import raise ImportError
-    with pytest.raises(ImageError, match="invisible") as info:
-        wm.watermark(make_canvas(small_product()), job_for(make_preset()), owner, owner_key)
-    assert info.value.stage == "watermark"
-
-
 def test_real_invisible_module_through_the_seam(owner_key, owner, make_preset, job_for, caplog):
-    try:
-        importlib.import_module("pipeline.invisible")
-    except ImportError:
-        pytest.skip("pipeline.invisible is not importable yet")
     marks = {"main": MarkPolicy(visible=False, invisible=True), "gallery": MarkPolicy(visible=True, invisible=True)}
     preset = make_preset(marks=marks, pure_white_roles=("main",))
     img = product_on_white((512, 512), seed=7)

@@ -11,7 +11,6 @@ comparison and the bits are the same (a test checks bit equality with imagehash 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,8 +20,6 @@ from PIL import Image
 #: Long side the hashes of an export or a suspect are computed on (PDQ quality is the same as at full size and it
 #: is ~8x cheaper; pHash resamples to 32x32 anyway).
 HASH_SIDE = 512
-PHASH_BITS = 64
-PDQ_BITS = 256
 
 
 def downscale(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -64,13 +61,3 @@ def pdq_dihedral(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """The 8 dihedral PDQ hashes (identity, rotations, flips) as (8, 32) packed bytes from one DCT, and quality."""
     hashes, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
     return np.stack([np.packbits(np.asarray(h, dtype=np.uint8)) for h in hashes]), int(quality)
-
-
-@dataclass(frozen=True)
-class OutputHashes:
-    """The perceptual hashes of one export, each computed once: pHash of the marked pixels (signed in the claim),
-    PDQ of the decoded output at ``HASH_SIDE`` (the ledger's and trace's)."""
-
-    phash: bytes  # 8 bytes
-    pdq: bytes  # 32 bytes
-    pdq_quality: int

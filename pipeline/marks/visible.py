@@ -31,6 +31,7 @@ LOGO_TEXT_HEIGHT = 1.35  # logo height relative to the text's ink height when bo
 GAP = 0.35  # gap between logo and text, relative to the text's ink height
 OUTLINE_WIDTH = 0.012  # outline (soft shadow ring) thickness relative to the mark's width
 OUTLINE_STRENGTH = 0.85  # outline alpha relative to the mark's opacity
+LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luma (logo ink, mark contrast)
 TONE_GREYS = {"light": (250.0, 16.0), "dark": (20.0, 242.0)}  # tone -> (glyph grey, outline grey); neutral marks
 
 
@@ -64,7 +65,7 @@ def _logo_coverage_cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
     if alpha.min() < 0.98:  # a transparent logo: its alpha is the ink
         cov = alpha
     else:  # an opaque logo: ink is what differs from the paper (the median border colour)
-        lum = rgba[..., :3] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        lum = _luminance(rgba[..., :3])
         border = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
         diff = np.abs(lum - np.median(border))
         cov = diff / diff.max() if diff.max() > 0 else np.ones_like(lum)
@@ -170,7 +171,8 @@ def _colourise(glyph: np.ndarray, outline: np.ndarray, tone: str, opacity: float
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return rgb.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    """Relative luminance of RGB values (Rec. 709 / sRGB weights on the encoded values), float32."""
+    return rgb.astype(np.float32) @ LUMA_WEIGHTS
 
 
 def _choose_tone(under: np.ndarray, glyph: np.ndarray) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipeline.canonical import canonical_json
+from pipeline.canonical import canonical_json, payload_hex
 from pipeline.imaging.hashes import phash_hex
 from pipeline.keys import OwnerKey, PublicKey
-from pipeline.metadata.text import utc, xml_clean
+from pipeline.metadata.text import xml_clean
 from pipeline.models import Canvas, ImageJob, Marked, Owner
+from pipeline.timefmt import iso_utc
 
 CLAIM_VERSION = 1
 
@@ -43,12 +44,12 @@ def build_claim(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, key
         "owner": xml_clean(owner.name),
         "key": key.fingerprint,
         "record_id": xml_clean(record_id),
-        "payload": None if marked.payload is None else f"{marked.payload:010x}",
+        "payload": None if marked.payload is None else payload_hex(marked.payload),
         "phash": phash_hex(marked.pixels),
         "source_sha256": canvas.source_sha256,
         "sku": xml_clean(job.sku),
         "preset": xml_clean(job.preset.name),
-        "created": utc(timestamp).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": iso_utc(timestamp),
     }
 
 

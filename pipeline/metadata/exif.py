@@ -17,8 +17,9 @@ from PIL.ExifTags import IFD, Base
 from PIL.TiffImagePlugin import IFDRational
 
 from pipeline.errors import ImageError
-from pipeline.metadata.text import SOFTWARE, description, truncate_utf8, utc, xml_clean
+from pipeline.metadata.text import SOFTWARE, description, truncate_utf8, xml_clean
 from pipeline.models import Canvas, ImageJob, Marked, Owner
+from pipeline.timefmt import utc
 
 #: Stage named by the ImageError a block that cannot be serialised raises.
 STAGE = "fingerprint"

@@ -1,4 +1,4 @@
-"""Text and time values every metadata block shares, and how they are made safe to write.
+"""Text values every metadata block shares, and how they are made safe to write.
 
 XML 1.0 cannot carry some characters at all (not even as character references); they are removed from every
 value, in every block, so a value reads back the same from EXIF, XMP and IPTC and the signed claim survives
@@ -8,7 +8,6 @@ the XMP round trip exactly.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from pipeline import __version__
 from pipeline.models import ImageJob, Owner
@@ -27,11 +26,6 @@ def xml_clean(text: str) -> str:
 def truncate_utf8(raw: bytes, limit: int) -> bytes:
     """UTF-8 ``raw`` cut to at most ``limit`` bytes on a character boundary."""
     return raw if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore").encode("utf-8")
-
-
-def utc(ts: datetime) -> datetime:
-    """``ts`` in UTC; a naive timestamp is taken as UTC."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def description(job: ImageJob, owner: Owner, record_id: str) -> str:

@@ -13,8 +13,9 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 
 from pipeline.metadata.claim import CLAIM_PROPS
-from pipeline.metadata.text import SOFTWARE, utc, xml_clean
+from pipeline.metadata.text import SOFTWARE, xml_clean
 from pipeline.models import Owner
+from pipeline.timefmt import iso_utc
 
 #: Our XMP namespace (and prefix) for the signed claim.
 NS_URI = "https://catalogmark.dev/ns/1.0/"
@@ -72,7 +73,7 @@ def build_xmp(claim: dict[str, Any], signature: str, public_key_b64: str, owner:
         f"   <xmpRights:UsageTerms>{_li_alt(owner.copyright)}</xmpRights:UsageTerms>",
         f"   <photoshop:Credit>{_esc(owner.name)}</photoshop:Credit>",
         f"   <xmp:CreatorTool>{_esc(SOFTWARE)}</xmp:CreatorTool>",
-        f"   <xmp:MetadataDate>{utc(timestamp).strftime('%Y-%m-%dT%H:%M:%SZ')}</xmp:MetadataDate>",
+        f"   <xmp:MetadataDate>{iso_utc(timestamp)}</xmp:MetadataDate>",
         "   <plus:CopyrightOwner><rdf:Seq><rdf:li rdf:parseType=\"Resource\">"
         f"<plus:CopyrightOwnerName>{_esc(owner.name)}</plus:CopyrightOwnerName>"
         "</rdf:li></rdf:Seq></plus:CopyrightOwner>",

@@ -1,13 +1,9 @@
-"""Export stage: encode per preset (format, quality, byte cap) with the metadata, and write atomically."""
+"""Export stage: encode per preset (format, quality, byte cap) with the metadata (writing is :mod:`pipeline.files`)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import os
-import tempfile
-from pathlib import Path
 
 from PIL import Image
 
@@ -78,28 +74,3 @@ def encode(marked: Marked, fp: Fingerprint, job: ImageJob) -> Exported:
         quality=quality,
         data=data,
     )
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename: never a partial file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write(exported: Exported) -> None:
-    try:
-        write_atomic(exported.path, exported.data)
-    except OSError as exc:
-        raise ImageError(f"cannot write {exported.path}: {exc.strerror or exc}", stage=STAGE) from exc

@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.canonical import payload_hex
 from pipeline.errors import ImageError
 from pipeline.imaging import hashes
 from pipeline.models import Canvas, Exported, Fingerprint, ImageJob, Marked, Owner, Record
+from pipeline.timefmt import iso_utc
 
 STAGE = "hashrecord"
 
@@ -47,7 +49,8 @@ def hashrecord(
     timestamp: datetime,
     extra: dict[str, Any] | None = None,
 ) -> tuple[Record, np.ndarray]:
-    """Hash the exported bytes and their decoded pixels; return the Record and the decoded pixels.
+    """Hash the exported bytes and their decoded pixels; return the Record and the decoded pixels downscaled to
+    ``hashes.HASH_SIDE`` (what trace's search keys are computed on).
 
     pHash is the one signed in the claim (of the marked pixels); PDQ is of the decoded output, both computed once.
     """
@@ -74,13 +77,13 @@ def hashrecord(
         phash=str(fp.claim["phash"]),
         pdq=pdq.hex(),
         pdq_quality=pdq_quality,
-        payload=None if marked.payload is None else f"{marked.payload:010x}",
+        payload=None if marked.payload is None else payload_hex(marked.payload),
         owner=owner.name,
         key_fingerprint=key_fingerprint,
         signature=fp.signature,
         capture=canvas.capture.as_dict() | {"source_bytes": canvas.source_bytes},
         visible_mark=marked.visible.as_dict() if marked.visible else None,
-        created_at=timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=iso_utc(timestamp),
         extra=dict(extra or {}) | {"quality": exported.quality, "claim": fp.claim},
     )
-    return record, pixels
+    return record, small

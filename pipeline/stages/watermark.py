@@ -18,10 +18,7 @@ import numpy as np
 
 from pipeline.errors import ImageError
 from pipeline.keys import OwnerKey
-
-# render_mark is re-exported until tests/test_trace_cli.py and tests/test_trace_report.py import it from marks.
 from pipeline.marks.visible import WARP_PARAMS, Region, apply_mark
-from pipeline.marks.visible import render_mark as render_mark
 from pipeline.models import PAYLOAD_BITS, Canvas, ImageJob, Marked, Owner, VisibleMark
 from pipeline.presets import VisibleStyle
 
@@ -180,12 +177,8 @@ def _inside_box(mask: np.ndarray, content_box: Sequence[int]) -> np.ndarray:
 
 
 def _embed_invisible(rgb: np.ndarray, key: OwnerKey, payload: int, mask: np.ndarray | None) -> np.ndarray:
-    """The one place the invisible watermark plugs in (imported lazily: the module is heavy and optional here)."""
-    try:
-        invisible = importlib.import_module("pipeline.invisible")
-    except ImportError as exc:
-        raise ImageError(f"the preset asks for an invisible watermark but pipeline.invisible is unavailable ({exc})",
-                         stage=STAGE) from exc
+    """The one place the invisible watermark plugs in (imported on first use: the module is heavy)."""
+    invisible = importlib.import_module("pipeline.invisible")
     out = invisible.embed(rgb, key, payload, mask)
     if not isinstance(out, np.ndarray) or out.shape != rgb.shape or out.dtype != np.uint8:
         raise ImageError("invisible watermark returned pixels of the wrong shape or type", stage=STAGE)

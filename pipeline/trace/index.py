@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.imaging import hashes
 from pipeline.trace import signatures as sg
 
 PDQ_MATCH = 31  # Meta's recommended PDQ match threshold (of 256 bits)
@@ -95,21 +96,20 @@ _MIRROR = 5
 
 def query_signature(rgb: np.ndarray) -> QuerySignature:
     """Hashes and ORB features of a suspect image (H x W x 3 uint8 RGB)."""
-    small = sg.downscale(rgb, sg.SEARCH_SIDE)
-    sh, sw = small.shape[:2]
+    small = hashes.downscale(rgb, sg.SEARCH_SIDE)
     mirror = np.ascontiguousarray(small[:, ::-1])
     tx0, ty0, tx1, ty1 = sg.content_box_fast(small)
     trimmed = np.ascontiguousarray(small[ty0:ty1, tx0:tx1])
-    dihedral, quality = sg.pdq_dihedral_with_quality(small)
+    dihedral, quality = hashes.pdq_dihedral(small)
     regions = []
     for area in sg.REGION_AREAS:
-        regions.append(sg.pdq_bits(sg.centre_region(small, area)))
-        regions.append(sg.pdq_bits(sg.centre_region(mirror, area)))
-    phash = np.stack([sg.phash_bits(small), sg.phash_bits(mirror), sg.phash_bits(trimmed),
-                      sg.phash_bits(np.ascontiguousarray(trimmed[:, ::-1]))])
-    big = sg.downscale(rgb, QUERY_FINE_SIDE) if max(rgb.shape[:2]) > sg.SEARCH_SIDE * 1.25 else None
+        regions.append(np.frombuffer(hashes.pdq(sg.centre_region(small, area))[0], np.uint8))
+        regions.append(np.frombuffer(hashes.pdq(sg.centre_region(mirror, area))[0], np.uint8))
+    phash = np.stack([np.frombuffer(hashes.phash(im), np.uint8)
+                      for im in (small, mirror, trimmed, np.ascontiguousarray(trimmed[:, ::-1]))])
+    big = hashes.downscale(rgb, QUERY_FINE_SIDE) if max(rgb.shape[:2]) > sg.SEARCH_SIDE * 1.25 else None
     return QuerySignature(
-        pdq_dihedral=dihedral, pdq_quality=quality, trim_dihedral=sg.pdq_dihedral(trimmed),
+        pdq_dihedral=dihedral, pdq_quality=quality, trim_dihedral=hashes.pdq_dihedral(trimmed)[0],
         regions=np.stack(regions), phash=phash, frames=(small,) if big is None else (small, big),
         size=(rgb.shape[1], rgb.shape[0]),
     )

@@ -1,10 +1,12 @@
 """Registration: align a suspect image to a candidate export (SIFT + RANSAC affine, mirrored suspects too).
 
-The candidate side needs only what the ledger keeps (``TraceSignature.kp_xy / kp_desc / thumbnail``), so this
-works months later without the export folder.  The result maps suspect pixel coordinates to export pixel
-coordinates; from it come the estimated crop, scale, rotation and flip, and a dense check: the suspect warped
-into the export's thumbnail frame and correlated with it (band-pass NCC), which separates a copy from a
-different product whose features happen to line up (labels in the same font, the same white background).
+The candidate side needs only what the ledger keeps: the photo's SIFT features and thumbnail (one blob per photo,
+shared by its exports) and each export's frame (``signatures.Frame``), so this works months later without the
+export folder.  The fit is made once per photo (``fit_photo``: suspect pixels -> the photo's feature frame) and
+mapped through each export's frame (``register_export``) into suspect pixel -> export pixel coordinates; from that
+come the estimated crop, scale, rotation and flip, and a dense check: the suspect warped into the export's
+thumbnail frame and correlated with it (band-pass NCC), which separates a copy from a different product whose
+features happen to line up (labels in the same font, the same white background).
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.imaging import hashes
 from pipeline.trace import signatures as sg
 
 SUSPECT_SIDE = 1024  # the suspect's SIFT features are computed on a <= 1024 px long-side downscale
 SUSPECT_SIFT = 2500
 RATIO = 0.8  # Lowe's ratio test
-RANSAC_PX = 3.0  # reprojection threshold, in pixels of the 768 px feature frame
-MIN_INLIERS = 10  # below this a registration is not even reported as a hypothesis
+RANSAC_PX = 3.0  # reprojection threshold, in pixels of the photo's feature frame (signatures.feature_side)
+MIN_INLIERS = 12  # RANSAC inliers a registration needs (the verdict's calibration is at 12: one threshold)
+REFINE_INLIERS = 20  # a first fit with this many inliers is tightened by a second RANSAC pass
+MIN_MATCHES = 10  # ratio-test matches below this: no fit is tried
+CLEAR_INLIERS = 40  # an unmirrored fit this good skips the mirrored SIFT pass
 MAX_ANISOTROPY = 1.6  # singular-value ratio of the linear part (aspect change 15 % is 1.18)
 MIN_SCALE, MAX_SCALE = 1 / 12, 12.0  # suspect px -> export px
 MIN_SPREAD = 0.01  # inliers' convex hull must cover >= 1 % of the export (not all on one glyph)
@@ -39,7 +45,7 @@ class SuspectFeatures:
 
     @classmethod
     def compute(cls, rgb: np.ndarray) -> SuspectFeatures:
-        small = sg.downscale(rgb, SUSPECT_SIDE)
+        small = hashes.downscale(rgb, SUSPECT_SIDE)
         xy, desc = sg.sift_features(sg.to_gray(small), SUSPECT_SIFT)
         return cls(rgb=rgb, scale=rgb.shape[1] / small.shape[1], xy=xy, desc=desc.astype(np.float32))
 
@@ -92,7 +98,7 @@ class Registration:
         }
 
 
-def _fail(reason: str, **kw: Any) -> Registration:
+def no_registration(reason: str, **kw: Any) -> Registration:
     return Registration(ok=False, reason=reason, matrix=np.eye(3), **kw)
 
 
@@ -118,22 +124,13 @@ def _bandpass(gray: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), 0.8) - cv2.GaussianBlur(g, (0, 0), 3.0)
 
 
-def aligned_to_thumbnail(suspect: np.ndarray, matrix: np.ndarray, sig: sg.TraceSignature,
-                         thumb_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def aligned_to_thumbnail(suspect: np.ndarray, matrix: np.ndarray,
+                         sig: sg.ExportTrace) -> tuple[np.ndarray, np.ndarray]:
     """The suspect warped into the thumbnail frame of the export, and its validity mask."""
-    th, tw = thumb_shape
-    s = np.diag([tw / sig.width, th / sig.height, 1.0])
-    m = (s @ matrix)[:2]
-    # downscale the suspect first when the warp shrinks it a lot (avoid aliasing)
-    shrink = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    src = suspect
-    if shrink < 0.5:
-        f = max(shrink * 1.5, 1 / 16)
-        src = cv2.resize(suspect, (max(1, round(suspect.shape[1] * f)), max(1, round(suspect.shape[0] * f))),
-                         interpolation=cv2.INTER_AREA)
-        m = m @ np.diag([suspect.shape[1] / src.shape[1], suspect.shape[0] / src.shape[0], 1.0])
-    warped = cv2.warpAffine(src, m, (tw, th), flags=cv2.INTER_LINEAR, borderValue=0)
-    cover = cv2.warpAffine(np.full(src.shape[:2], 255, np.uint8), m, (tw, th), flags=cv2.INTER_NEAREST)
+    tw, th = sig.thumb_size
+    m = sig.export_to_thumb() @ matrix
+    warped = sg.warp_resampled(suspect, m, (tw, th), 0)
+    cover = sg.warp_resampled(np.full(suspect.shape[:2], 255, np.uint8), m, (tw, th), 0, nearest=True)
     return warped, np.asarray(cv2.erode(cover, np.ones((5, 5), np.uint8)) > 0)
 
 
@@ -188,63 +185,90 @@ def dense_ncc(warped: np.ndarray, mask: np.ndarray, thumb: np.ndarray, grid: int
     return colour, grey
 
 
-def _fit(feats: SuspectFeatures, sig: sg.TraceSignature) -> tuple[np.ndarray | None, int, int, np.ndarray]:
-    """RANSAC affine from suspect px to export px; returns (A 2x3, inliers, matches, inlier points in export px).
+@dataclass
+class PhotoFit:
+    """A RANSAC fit of the suspect to one photo's features: suspect px -> photo feature-frame px."""
 
-    A first RANSAC pass at ``RANSAC_PX`` (in 768 px feature-frame units) finds the transform, a second one at a
-    third of that over its inliers tightens it (the informed watermark read needs sub-pixel alignment).
+    matrix: np.ndarray | None  # 3x3, None: no fit
+    inliers: int = 0
+    matches: int = 0
+    mirrored: bool = False
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # inliers, photo feature-frame px
+
+
+def _fit(feats: SuspectFeatures, photo: sg.PhotoFeatures) -> tuple[np.ndarray | None, int, int, np.ndarray]:
+    """RANSAC affine from suspect px to photo feature-frame px; (A 2x3, inliers, matches, inlier points).
+
+    A first RANSAC pass at ``RANSAC_PX`` (feature-frame px) finds the transform, a second one at a third of
+    that over its inliers tightens it (the informed watermark read needs sub-pixel alignment).
     """
-    pairs = _match(sig.kp_desc, feats.desc)
-    if len(pairs) < MIN_INLIERS:
+    pairs = _match(photo.desc, feats.desc)
+    if len(pairs) < MIN_MATCHES:
         return None, 0, len(pairs), np.zeros((0, 2))
-    unit = max(1.0, max(sig.width, sig.height) / sg.FEATURE_SIDE)  # export px per feature-frame px
-    dst = sig.kp_xy[[p[0] for p in pairs]].astype(np.float32)
+    dst = photo.feature_xy()[[p[0] for p in pairs]].astype(np.float32)
     src = ((feats.xy[[p[1] for p in pairs]] + 0.5) * feats.scale - 0.5).astype(np.float32)  # suspect px
-    a, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX * unit,
+    a, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
                                   maxIters=3000, confidence=0.999, refineIters=10)
     if a is None or inl is None:
         return None, 0, len(pairs), np.zeros((0, 2))
     inl = inl.ravel().astype(bool)
-    if inl.sum() >= 2 * MIN_INLIERS:
+    if inl.sum() >= REFINE_INLIERS:
         a2, inl2 = cv2.estimateAffine2D(src[inl], dst[inl], method=cv2.RANSAC,
-                                        ransacReprojThreshold=RANSAC_PX / 3 * unit, maxIters=2000,
+                                        ransacReprojThreshold=RANSAC_PX / 3, maxIters=2000,
                                         confidence=0.999, refineIters=20)
         if a2 is not None and inl2 is not None and inl2.sum() >= MIN_INLIERS:
             a = a2
     return a, int(inl.sum()), len(pairs), dst[inl]
 
 
-def register(feats: SuspectFeatures, sig: sg.TraceSignature, *, try_mirror: bool = True,
-             exclude: np.ndarray | None = None) -> Registration:
-    """Register the suspect to one candidate export (identity, then the mirrored suspect if that is better).
+def fit_photo(feats: SuspectFeatures, photo: sg.PhotoFeatures, *, try_mirror: bool = True) -> PhotoFit:
+    """Fit the suspect to one photo (identity, then the mirrored suspect if that is better); done once per photo
+    and shared by every export of it."""
+    if not len(photo.desc):
+        return PhotoFit(None)
+    sw = feats.rgb.shape[1]
+    tries = [(False, feats)]
+    if try_mirror:
+        tries.append((True, feats.mirrored))
+    best: PhotoFit | None = None
+    total = 0
+    for mirrored, f in tries:
+        a, n_in, n_match, pts = _fit(f, photo)
+        total = max(total, n_match)
+        if a is not None and (best is None or n_in > best.inliers):
+            m = np.vstack([a, [0, 0, 1]]).astype(np.float64)
+            if mirrored:  # the fit was on the mirror image: compose with the flip x -> (w - 1) - x
+                m = m @ np.array([[-1.0, 0, sw - 1], [0, 1, 0], [0, 0, 1]])
+            best = PhotoFit(m, n_in, n_match, mirrored, pts)
+        if best is not None and best.inliers >= CLEAR_INLIERS and not mirrored:
+            break  # a clear identity registration: do not pay for the mirrored SIFT pass
+    return best if best is not None else PhotoFit(None, matches=total)
 
-    ``exclude`` (bool, thumbnail frame): pixels left out of the correlations, i.e. the export's visible mark,
-    the one place a thief alters on purpose (a painted-out mark must not make the copy look like another export).
+
+def register_export(fit: PhotoFit, feats: SuspectFeatures, sig: sg.ExportTrace, *,
+                    exclude: np.ndarray | None = None) -> Registration:
+    """The photo fit mapped through one export's frame: suspect px -> export px, checked and correlated.
+
+    Inliers are those that fall inside the export's canvas (a copy of a wider crop of the photo has inliers
+    outside a narrower export).  ``exclude`` (bool, thumbnail frame): pixels left out of the correlations, i.e.
+    the export's visible mark, the one place a thief alters on purpose (a painted-out mark must not make the copy
+    look like another export).
     """
     ew, eh = sig.width, sig.height
     sh, sw = feats.rgb.shape[:2]
     base: dict[str, Any] = {"export_size": (ew, eh), "suspect_size": (sw, sh)}
     if not len(sig.kp_desc):
-        return _fail("candidate has no registration features", **base)
-    tries = [(False, feats)]
-    if try_mirror:
-        tries.append((True, feats.mirrored))
-    best: tuple[int, bool, np.ndarray, int, np.ndarray] | None = None
-    total_matches = 0
-    for mirrored, f in tries:
-        a, n_in, n_match, pts = _fit(f, sig)
-        total_matches = max(total_matches, n_match)
-        if a is not None and (best is None or n_in > best[0]):
-            best = (n_in, mirrored, a, n_match, pts)
-        if best is not None and best[0] >= 40 and not mirrored:
-            break  # a clear identity registration: do not pay for the mirrored SIFT pass
-    if best is None:
-        return _fail("too few feature matches", matches=total_matches, **base)
-    n_in, mirrored, a, n_match, pts = best
-    m = np.vstack([a, [0, 0, 1]]).astype(np.float64)
-    if mirrored:  # the fit was on the mirror image: compose with the flip x -> (w - 1) - x
-        m = m @ np.array([[-1.0, 0, sw - 1], [0, 1, 0], [0, 0, 1]])
-    reg = Registration(ok=False, reason="", matrix=m, inliers=n_in, matches=n_match, mirrored=mirrored, **base)
+        return no_registration("candidate has no registration features", **base)
+    if fit.matrix is None:
+        return no_registration("too few feature matches", matches=fit.matches, **base)
+    f2e = sig.feature_to_export()
+    m = f2e @ fit.matrix
+    pts = np.c_[fit.points, np.ones(len(fit.points))] @ f2e.T if len(fit.points) else np.zeros((0, 3))
+    inside = (pts[:, 0] >= -0.5) & (pts[:, 0] <= ew - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= eh - 0.5)
+    pts = pts[inside, :2]
+    n_in = int(inside.sum())
+    reg = Registration(ok=False, reason="", matrix=m, inliers=n_in, matches=fit.matches, mirrored=fit.mirrored,
+                       **base)
     lin = m[:2, :2]
     det = abs(float(np.linalg.det(lin)))
     sv = np.linalg.svd(lin, compute_uv=False)
@@ -267,8 +291,14 @@ def register(feats: SuspectFeatures, sig: sg.TraceSignature, *, try_mirror: bool
         reg.reason = "registered"
     thumb = sig.thumbnail_rgb()
     if reg.ok and thumb is not None:
-        warped, mask = aligned_to_thumbnail(feats.rgb, m, sig, thumb.shape[:2])
+        warped, mask = aligned_to_thumbnail(feats.rgb, m, sig)
         if exclude is not None and exclude.shape == mask.shape:
             mask = mask & ~exclude
         reg.ncc, reg.ncc_grey = dense_ncc(warped, mask, thumb)
     return reg
+
+
+def register(feats: SuspectFeatures, sig: sg.ExportTrace, *, try_mirror: bool = True,
+             exclude: np.ndarray | None = None) -> Registration:
+    """Register the suspect to one candidate export (``fit_photo`` + ``register_export``)."""
+    return register_export(fit_photo(feats, sig.photo, try_mirror=try_mirror), feats, sig, exclude=exclude)

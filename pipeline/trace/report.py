@@ -12,7 +12,6 @@ import base64
 import html
 import io
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.trace import signatures as sg
+from pipeline import files
+from pipeline.imaging import hashes
+from pipeline.timefmt import now_iso
 from pipeline.trace.register import aligned_to_thumbnail
 from pipeline.trace.visible import MARK_PRESENT, MARK_REMOVED
 
@@ -34,7 +35,7 @@ VIEW_SIDE = 420  # px, long side of the images shown in the report
 
 def _data_uri(rgb: np.ndarray, side: int = VIEW_SIDE, quality: int = 82) -> str:
     buf = io.BytesIO()
-    Image.fromarray(sg.downscale(np.ascontiguousarray(rgb), side)).save(buf, "JPEG", quality=quality)
+    Image.fromarray(hashes.downscale(np.ascontiguousarray(rgb), side)).save(buf, "JPEG", quality=quality)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -64,7 +65,7 @@ def overlay_images(res: TraceResult) -> dict[str, np.ndarray]:
     out["export"] = thumb
     reg = ev.registration
     if reg is not None and reg.ok and res.suspect_rgb is not None:
-        warped, mask = aligned_to_thumbnail(res.suspect_rgb, reg.matrix, ev.signature, thumb.shape[:2])
+        warped, mask = aligned_to_thumbnail(res.suspect_rgb, reg.matrix, ev.signature)
         m3 = mask[..., None]
         blend = np.where(m3, (warped.astype(np.float32) * 0.5 + thumb.astype(np.float32) * 0.5),
                          thumb.astype(np.float32) * 0.35 + 255 * 0.65).astype(np.uint8)
@@ -278,15 +279,8 @@ def render_html(results: Sequence[TraceResult], info: dict[str, Any] | None = No
 
 
 def report_json(results: Sequence[TraceResult], info: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "info": info or {},
+    return {"generated_at": now_iso(), "info": info or {},
             "suspects": [suspect_json(r) for r in results]}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_report(results: Sequence[TraceResult], *, html_path: str | Path | None = None,
@@ -295,8 +289,9 @@ def write_report(results: Sequence[TraceResult], *, html_path: str | Path | None
     goes beside it as ``<name>.json``."""
     if html_path is not None:
         hp = Path(html_path)
-        _atomic_write(hp, render_html(results, info))
+        files.write_atomic(hp, render_html(results, info).encode("utf-8"))
         if json_path is None:
             json_path = hp.with_suffix(".json")
     if json_path is not None:
-        _atomic_write(Path(json_path), json.dumps(report_json(results, info), indent=2, default=str))
+        files.write_atomic(Path(json_path),
+                           json.dumps(report_json(results, info), indent=2, default=str).encode("utf-8"))

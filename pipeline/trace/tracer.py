@@ -1,26 +1,36 @@
 """Trace orchestration: suspects in, verdicts (and the evidence pack) out, from the ledger and the key alone.
 
 Per suspect: decode -> candidate search over the in-memory index -> SIFT registration of the top candidates
-(features from the ledger's trace side table) -> informed watermark read with the registration as a hint
-(blind read if nothing registered) -> signed-metadata check of the file -> visible-mark check -> verdict.
+(the photo's features from the ledger's trace side table: fitted once per photo, mapped through each candidate
+export's frame) -> informed watermark read with the registration as a hint (blind read if nothing registered)
+-> signed-metadata check of the file -> visible-mark check -> verdict.
 The index is built once per trace run and reused for every suspect of a folder sweep.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
+from pipeline.catalog import is_image_file
 from pipeline.errors import InputError
 from pipeline.trace import signatures as sg
 from pipeline.trace.index import QuerySignature, TraceIndex, query_signature
-from pipeline.trace.register import Registration, SuspectFeatures, register
+from pipeline.trace.register import (
+    PhotoFit,
+    Registration,
+    SuspectFeatures,
+    fit_photo,
+    no_registration,
+    register_export,
+)
 from pipeline.trace.verdict import (
     CandidateEvidence,
     Verdict,
@@ -29,40 +39,15 @@ from pipeline.trace.verdict import (
     read_watermark,
     registration_tier,
 )
-from pipeline.trace.visible import mark_mask, visible_mark_check
+from pipeline.trace.visible import mark_layer, visible_mark_check
 
 SUSPECT_MAX_SIDE = 2048  # suspects are decoded at most this large (registration and watermark read both fit)
 TOP_K = 16  # candidates registered per suspect
 MIRROR_RETRY = 6  # candidates re-registered with the mirrored suspect when nothing aligned
 MAX_WATERMARK_READS = 3  # informed reads per suspect (one per distinct registered export, best first)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".avif"})
-
-
-class TraceStore(Protocol):
-    """What trace needs from the ledger (``pipeline.ledger.Ledger`` provides it)."""
-
-    def get(self, record_id: str) -> dict[str, Any] | None: ...
-
-    def get_trace(self, record_id: str) -> tuple[bytes, bytes] | None: ...
-
-    def find_by_payload(self, payload_hex: str) -> list[dict[str, Any]]: ...
-
-    def runs(self) -> list[dict[str, Any]]: ...
-
-
-def iter_search_keys(store: Any) -> Iterator[tuple[str, bytes]]:
-    """``(record_id, search_keys)`` for every record: the ledger's ``iter_search_keys`` if it has one (reads
-    only the small blobs), else ``iter_traces`` (which also reads the features)."""
-    fn = getattr(store, "iter_search_keys", None)
-    if callable(fn):
-        yield from fn()
-        return
-    for rid, keys, _features in store.iter_traces():
-        yield rid, keys
-
-
+PHOTO_CACHE = 64  # parsed photo features kept across the suspects of a sweep (candidates recur)
 def build_index(store: Any) -> TraceIndex:
-    return TraceIndex.build(iter_search_keys(store))
+    return TraceIndex.build(store.iter_search_keys())
 
 
 @dataclass
@@ -80,7 +65,7 @@ class TraceResult:
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``trace --json`` object (DESIGN.md) for this suspect."""
+        """The ``trace --json`` object (README.md "Trace") for this suspect."""
         rec = self.record
         match = None
         if self.verdict.verdict == "match" and rec is not None:
@@ -103,8 +88,7 @@ def expand_suspects(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
-                              and not q.name.startswith(".")))
+            out.extend(sorted(q for q in p.rglob("*") if is_image_file(q)))
         elif p.is_file():
             out.append(p)
         else:
@@ -126,6 +110,7 @@ class Tracer:
         self.index = index if index is not None else build_index(store)
         self.index_seconds = time.perf_counter() - t
         self._runs: dict[str, dict[str, Any]] | None = None
+        self._photos: dict[bytes, sg.PhotoFeatures] = {}
 
     def run_of(self, record: dict[str, Any]) -> dict[str, Any] | None:
         if self._runs is None:
@@ -135,14 +120,28 @@ class Tracer:
                 self._runs = {}
         return self._runs.get(str(record.get("run_id")))
 
-    def _signature(self, record_id: str) -> sg.TraceSignature | None:
+    def _export(self, record_id: str, record: dict[str, Any]) -> tuple[sg.ExportTrace | None, str, bytes]:
+        """The candidate export from the ledger (search keys, frame, its photo's features), or why not; and the
+        key of its photo (exports of one photo share it: one fit serves them all)."""
         blobs = self.store.get_trace(record_id)
         if blobs is None:
-            return None
+            return None, "the record has no trace data", b""
+        keys, features = blobs
+        digest = hashlib.sha256(features).digest()
         try:
-            return sg.TraceSignature.from_bytes(blobs[0], blobs[1])
-        except sg.SignatureError:
-            return None
+            photo = self._photos.get(digest)
+            if photo is None:
+                photo = sg.PhotoFeatures.from_bytes(features)
+                if len(self._photos) >= PHOTO_CACHE:
+                    self._photos.pop(next(iter(self._photos)))
+                self._photos[digest] = photo
+            sig = sg.TraceSignature.from_bytes(keys)
+            frame = sg.frame_of(record)
+        except sg.SignatureError as exc:
+            return None, str(exc), digest
+        if frame is None:
+            return None, "the record has no export frame (extra.frame)", digest
+        return sg.ExportTrace(frame=frame, photo=photo, keys=sig), "", digest
 
     def trace_image(self, rgb: np.ndarray, *, name: str = "<image>", data: bytes | None = None) -> TraceResult:
         timings: dict[str, float] = {}
@@ -158,6 +157,15 @@ class Tracer:
         feats = SuspectFeatures.compute(rgb)
         evidence: list[CandidateEvidence] = []
         strong_sources: set[str] = set()
+        fits: dict[tuple[bytes, bool], PhotoFit] = {}  # one RANSAC fit per photo (and mirror flag)
+        photo_of: dict[int, bytes] = {}
+
+        def registered(ev: CandidateEvidence, photo_key: bytes, mirror: bool) -> Registration:
+            assert ev.signature is not None
+            if (photo_key, mirror) not in fits:
+                fits[(photo_key, mirror)] = fit_photo(feats, ev.signature.photo, try_mirror=mirror)
+            return register_export(fits[(photo_key, mirror)], feats, ev.signature, exclude=_widened(ev.mark))
+
         for c in cands:
             record = self.store.get(c.record_id) or {"record_id": c.record_id}
             if strong_sources and str(record.get("source")) not in strong_sources:
@@ -165,22 +173,25 @@ class Tracer:
                 # preset) can still change the answer, so the rest are listed but not registered (~40 ms each)
                 evidence.append(CandidateEvidence(candidate=c, record=record, signature=None, registration=None))
                 continue
-            sig = self._signature(c.record_id)
-            reg: Registration | None = None
-            mark = None
-            if sig is not None:
-                mark = self._mark(record, sig)
+            sig, why, photo_key = self._export(c.record_id, record)
+            ev = CandidateEvidence(candidate=c, record=record, signature=sig, registration=None)
+            if sig is None:
+                ev.registration = no_registration(f"not registered: {why}", export_size=(int(record.get("width") or 0),
+                                                                               int(record.get("height") or 0)))
+            else:
+                ev.mark = self._mark(record, sig)
+                photo_of[id(ev)] = photo_key
                 # the mirrored suspect's SIFT pass (~200 ms) only where the search saw a mirror image
                 hinted = "mirror" in c.pdq_variant or c.sketch_mirrored
-                reg = register(feats, sig, try_mirror=hinted, exclude=_widened(mark))
-            evidence.append(CandidateEvidence(candidate=c, record=record, signature=sig, registration=reg, mark=mark))
-            if registration_tier(reg, c.pdq_distance) == "strong":
+                ev.registration = registered(ev, photo_key, hinted)
+            evidence.append(ev)
+            if registration_tier(ev.registration, c.pdq_distance) == "strong":
                 strong_sources.add(str(record.get("source")))
         if not any(ev.registered for ev in evidence):
             # nothing aligned: maybe a mirrored copy the search did not flag; try the mirror on the best few
             for ev in evidence[:MIRROR_RETRY]:
                 if ev.signature is not None and not (ev.registration and ev.registration.mirrored):
-                    mreg = register(feats, ev.signature, try_mirror=True, exclude=_widened(ev.mark))
+                    mreg = registered(ev, photo_of[id(ev)], True)
                     if ev.registration is None or (mreg.ok, mreg.ncc) > (ev.registration.ok, ev.registration.ncc):
                         ev.registration = mreg
         timings["register"] = time.perf_counter() - t1
@@ -236,13 +247,15 @@ class Tracer:
                            run=self.run_of(record) if record else None, evidence=chosen,
                            suspect_rgb=rgb, timings=timings)
 
-    def _mark(self, record: dict[str, Any], sig: sg.TraceSignature) -> np.ndarray | None:
-        """The export's visible-mark footprint in its thumbnail frame (None: no mark); computed once per
-        candidate (re-rendering the mark costs ~30 ms) for registration and the visible-mark check alike."""
+    def _mark(self, record: dict[str, Any], sig: sg.ExportTrace) -> np.ndarray | None:
+        """The export's visible-mark footprint in its thumbnail frame (None: no mark), and the mark itself put on
+        ``sig`` (the thumbnail is of the unmarked photo); rendered once per candidate (~30 ms) for registration
+        and the visible-mark check alike."""
         if not record.get("visible_mark"):
             return None
-        thumb = sig.thumbnail_rgb()
-        return None if thumb is None else mark_mask(record, thumb.shape[:2], self.owner)
+        mask, layer = mark_layer(record, sig.thumb_size, self.owner)
+        sig.mark_layer = layer
+        return mask
 
     def _metadata(self, data: bytes | None, rgb: np.ndarray) -> dict[str, Any] | None:
         if data is None:
@@ -304,34 +317,3 @@ def trace_files(
                      info={"records_indexed": len(tracer.index), "index_seconds": round(tracer.index_seconds, 3),
                            "key_fingerprint": getattr(key, "fingerprint", None)})
     return results
-
-
-class MemoryStore:
-    """A ledger stand-in held in memory (tests, benchmarks, dry runs): records as dicts plus their trace blobs."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}
-        self.traces: dict[str, tuple[bytes, bytes]] = {}
-        self.run_list: list[dict[str, Any]] = []
-
-    def add(self, record: dict[str, Any], signature: sg.TraceSignature) -> None:
-        rid = str(record["record_id"])
-        self.records[rid] = record
-        self.traces[rid] = (signature.search_keys(), signature.features())
-
-    def get(self, record_id: str) -> dict[str, Any] | None:
-        return self.records.get(record_id)
-
-    def get_trace(self, record_id: str) -> tuple[bytes, bytes] | None:
-        return self.traces.get(record_id)
-
-    def iter_search_keys(self) -> Iterator[tuple[str, bytes]]:
-        for rid, (keys, _features) in self.traces.items():
-            yield rid, keys
-
-    def find_by_payload(self, payload_hex: str) -> list[dict[str, Any]]:
-        want = payload_hex.strip().lower()
-        return [r for r in self.records.values() if str(r.get("payload") or "").lower() == want]
-
-    def runs(self) -> list[dict[str, Any]]:
-        return list(self.run_list)

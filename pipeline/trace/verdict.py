@@ -35,14 +35,13 @@ import numpy as np
 
 from pipeline.trace import signatures as sg
 from pipeline.trace.index import PDQ_MATCH, PHASH_MATCH, Candidate
-from pipeline.trace.register import Registration
+from pipeline.trace.register import MIN_INLIERS, Registration
 
 NCC_STRONG = 0.9  # colour-layout correlation (tile median) decisive on its own ...
 NCC_GREY_STRONG = 0.7  # ... together with this grey-detail correlation
 NCC_MATCH = 0.8  # colour-layout correlation decisive only with a global perceptual-hash match ...
 NCC_GREY_MATCH = 0.5  # ... together with this grey-detail correlation
 HASH_CORROBORATES = 31  # PDQ distance (of 256) that corroborates a registration
-MIN_INLIERS = 12
 REG_CAL_PAIRS = 9600  # hard-negative registrations in the calibration run, zero accepted (see module docstring)
 REG_FALSE_MATCH = 3.0 / REG_CAL_PAIRS
 WM_MAX_FP = 1e-6
@@ -107,7 +106,7 @@ class CandidateEvidence:
 
     candidate: Candidate
     record: dict[str, Any]
-    signature: sg.TraceSignature | None
+    signature: sg.ExportTrace | None  # its search keys, frame and photo features (None: not loaded)
     registration: Registration | None = None
     watermark: dict[str, Any] | None = None
     visible: dict[str, Any] | None = None
@@ -177,17 +176,26 @@ def pick_registered(verified: list[CandidateEvidence]) -> CandidateEvidence:
     """The export that best explains the suspect among the registered candidates.
 
     Two exports of one photo (say the Amazon and the Shopify preset) both align with a copy of either, with colour
-    correlations a few thousandths apart; that difference is noise. What separates them is the geometry of the
-    export itself: a copy lies inside the frame of the export it was made from (``fits_frame``), and only that
-    export reproduces its own feature points; so among those within NCC_TIE of the best correlation, an export
-    whose frame holds the copy wins, then the most RANSAC inliers, then the smaller PDQ distance.
+    correlations a few thousandths apart; that difference is noise. What separates them is the geometry and the
+    marks of the export itself, so among those within NCC_TIE of the best correlation the winner is, in order:
+    an export whose frame holds the copy (``fits_frame``: a copy lies inside the frame of the export it was made
+    from); one whose own visible mark is in the copy (``visible_mark_check``'s ``own_mark``: the copy matches the
+    export with its mark clearly better than without; the other exports of the photo do not carry it); the most
+    RANSAC inliers (exports of one photo share one fit, so this separates different photos, and crops: a cover
+    export keeps only the inliers inside it); the tightest frame (the larger share of the export the copy covers:
+    an uncropped copy covers all of its own export, less of a twin with more padding); the smaller PDQ distance.
     """
     best = max(e.registration.ncc for e in verified if e.registration is not None)
     close = [e for e in verified if e.registration is not None and e.registration.ncc >= best - NCC_TIE]
-    return max(close, key=lambda e: (fits_frame(e.registration),
-                                     e.registration.inliers if e.registration else 0,
-                                     -(e.candidate.pdq_distance if e.candidate.pdq_distance is not None else 256),
-                                     e.registration.ncc if e.registration else 0.0))
+
+    def rank(e: CandidateEvidence) -> tuple[bool, bool, int, float, int, float]:
+        r = e.registration
+        return (fits_frame(r), bool((e.visible or {}).get("own_mark")), r.inliers if r else 0,
+                round(r.overlap if r else 0.0, 2),
+                -(e.candidate.pdq_distance if e.candidate.pdq_distance is not None else 256),
+                r.ncc if r else 0.0)
+
+    return max(close, key=rank)
 
 
 FRAME_SLACK = 0.006  # share of the export's side a copy may overhang its frame by registration error alone
@@ -259,6 +267,11 @@ def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None
             signals["hash"] = hash_dict(evidence[0].candidate, pdq_quality)
         signals["watermark"] = bw or (evidence[0].watermark if evidence and evidence[0].watermark else
                                       {"available": False, "reason": "not read"})
+        unreadable = sorted({ev.registration.reason.removeprefix("not registered: ") for ev in evidence
+                             if ev.registration is not None and ev.registration.reason.startswith("not registered:")})
+        if unreadable:
+            signals["unreadable_candidates"] = unreadable
+            findings.append("Some candidate records could not be checked: " + "; ".join(unreadable) + ".")
         if bw.get("found") and not payload_records:
             findings.append(f"An invisible watermark made with the owner's key was found (payload {bw.get('payload')}),"
                             " but no ledger record carries that payload.")

@@ -13,53 +13,68 @@ from pipeline.trace.register import Registration, aligned_to_thumbnail, correlat
 
 MARK_PRESENT = 0.65  # band-pass correlation in the mark's footprint at or above which the mark is intact
 MARK_REMOVED = 0.50  # ... below which it was removed
+OWN_MARK = 0.1  # detail correlation with the marked export this much above that with the unmarked photo: the copy
+#                 carries this export's own mark (separates exports of one photo, see verdict.pick_registered)
 
 
-def mark_mask(record: dict[str, Any], thumb_shape: tuple[int, int], owner: Any = None) -> np.ndarray | None:
-    """Where the record's visible mark sits, as a bool mask in the thumbnail frame (None: no visible mark).
+def mark_layer(record: dict[str, Any], thumb_size: tuple[int, int],
+               owner: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Where the record's visible mark sits (bool mask in the thumbnail frame, None: no visible mark) and, with
+    the ``owner`` profile, the mark itself at thumbnail size (float32 H x W x 4: premultiplied RGB 0..255 and
+    alpha 0..1) to composite over the photo thumbnail, which is of the unmarked photo.
 
     With the ``owner`` profile the mark is re-rendered exactly (``watermark.render_mark``, ~30 ms at 2048 px);
     without it, the recorded keyed geometry gives its nominal footprint (a rotated box of the recorded width and
-    0.22 aspect).
+    0.22 aspect) and no layer.
     """
     vm = record.get("visible_mark")
     if not vm:
-        return None
-    th, tw = thumb_shape
+        return None, None
+    tw, th = thumb_size
     ew, eh = int(record.get("width") or tw), int(record.get("height") or th)
     if owner is not None:
         try:
             from pipeline.marks.visible import render_mark
 
-            alpha = render_mark(owner, VisibleMark.from_dict(vm), (ew, eh))[..., 3]
-            small = cv2.resize(alpha, (tw, th), interpolation=cv2.INTER_AREA)
-            return cv2.dilate((small > 8).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            rgba = render_mark(owner, VisibleMark.from_dict(vm), (ew, eh)).astype(np.float32)
+            a = rgba[..., 3] / 255
+            premul = np.dstack([rgba[..., :3] * a[..., None], a])
+            small = cv2.resize(premul, (tw, th), interpolation=cv2.INTER_AREA)
+            mask = cv2.dilate((small[..., 3] > 8 / 255).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            return mask, np.ascontiguousarray(small, dtype=np.float32)
         except Exception:  # fall back to the nominal footprint below
             pass
     width = float(vm["scale"]) * min(ew, eh) * tw / ew
     box = ((float(vm["x"]) * tw, float(vm["y"]) * th), (width, width * 0.22), -float(vm["rotation"]))
-    mask = np.zeros((th, tw), np.uint8)
-    cv2.fillPoly(mask, [np.round(cv2.boxPoints(box)).astype(np.int32)], 1)
-    return mask > 0
+    nominal = np.zeros((th, tw), np.uint8)
+    cv2.fillPoly(nominal, [np.round(cv2.boxPoints(box)).astype(np.int32)], 1)
+    return nominal > 0, None
 
 
-def visible_mark_check(suspect: np.ndarray, registration: Registration | None, sig: sg.TraceSignature,
+def visible_mark_check(suspect: np.ndarray, registration: Registration | None, sig: sg.ExportTrace,
                        record: dict[str, Any], owner: Any = None, *,
                        mask: np.ndarray | None = None) -> dict[str, Any]:
     """Is the record's visible mark still where the key put it, in the registered suspect?
 
-    ``mask``: the record's ``mark_mask`` when the caller has it already (else it is computed here).
+    ``mask``: the record's ``mark_layer`` mask when the caller has it already (else it is computed here). The
+    comparison is with the export as re-rendered (photo thumbnail + the mark layer, ``sig.mark_layer``): without
+    the owner profile there is no layer and the check says "unchecked".
     """
     if not record.get("visible_mark"):
         return {"expected": False, "status": "none", "note": "this export carries no visible mark"}
-    thumb = sig.thumbnail_rgb()
-    if registration is None or not registration.ok or thumb is None:
+    if registration is None or not registration.ok or sig.plain_thumbnail is None:
         return {"expected": True, "status": "unchecked", "note": "the suspect could not be aligned to the export"}
     if mask is None:
-        mask = mark_mask(record, thumb.shape[:2], owner)
+        mask, layer = mark_layer(record, sig.thumb_size, owner)
+        if sig.mark_layer is None:
+            sig.mark_layer = layer
+    thumb = sig.thumbnail_rgb()
+    if sig.mark_layer is None or thumb is None:
+        return {"expected": True, "status": "unchecked",
+                "note": "the mark cannot be re-rendered without the owner profile (catalogmark.toml)"}
     if mask is None or mask.sum() < 20:
         return {"expected": True, "status": "unchecked", "note": "the mark footprint is too small at this scale"}
-    warped, valid = aligned_to_thumbnail(suspect, registration.matrix, sig, thumb.shape[:2])
+    warped, valid = aligned_to_thumbnail(suspect, registration.matrix, sig)
     inside = mask & valid
     if inside.sum() < 0.5 * mask.sum():
         return {"expected": True, "status": "cropped-out",
@@ -74,6 +89,14 @@ def visible_mark_check(suspect: np.ndarray, registration: Registration | None, s
     ha = cv2.GaussianBlur(a, (0, 0), 0.7) - cv2.GaussianBlur(a, (0, 0), 2.0)
     hb = cv2.GaussianBlur(b, (0, 0), 0.7) - cv2.GaussianBlur(b, (0, 0), 2.0)
     detail = correlation(ha[inside], hb[inside])
+    # the same against the export without its mark (the photo): a copy that carries this export's own mark matches
+    # the marked rendering clearly better; a copy of a twin export without the mark (another preset of the photo)
+    # matches the unmarked one as well or better, even where a faint mark leaves the detail correlation high
+    plain = sig.plain_thumbnail
+    assert plain is not None
+    p = sg.to_gray(plain).astype(np.float32)
+    hp = cv2.GaussianBlur(p, (0, 0), 0.7) - cv2.GaussianBlur(p, (0, 0), 2.0)
+    unmarked = correlation(ha[inside], hp[inside])
     status = "present" if detail >= MARK_PRESENT else ("removed" if detail < MARK_REMOVED else "altered")
     notes = {
         "present": "the visible mark is where the owner's key placed it",
@@ -82,4 +105,5 @@ def visible_mark_check(suspect: np.ndarray, registration: Registration | None, s
         "altered": "the area of the visible mark only partly matches the export",
     }
     return {"expected": True, "status": status, "detail_ncc": round(detail, 3), "ncc": round(tone, 3),
+            "detail_ncc_unmarked": round(unmarked, 3), "own_mark": bool(status == "present" and detail - unmarked >= OWN_MARK),
             "thresholds": {"present": MARK_PRESENT, "removed_below": MARK_REMOVED}, "note": notes[status]}

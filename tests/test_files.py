@@ -1,0 +1,40 @@
+"""Tests for the file primitives: atomic writes, publish-after-commit temp files, temp names."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from pipeline import files
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "a" / "b.jpg"
+    files.write_atomic(target, b"first")
+    assert target.read_bytes() == b"first"
+
+    def boom(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        files.write_atomic(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["b.jpg"]
+
+
+def test_temp_file_is_hidden_beside_its_target_until_published(tmp_path):
+    target = tmp_path / "out" / "x.jpg"
+    tmp = files.write_temp(target, b"data")
+    assert tmp.parent == target.parent and tmp.name.startswith(".x.jpg.") and tmp.name.endswith(files.TEMP_SUFFIX)
+    assert not target.exists() and stat.S_IMODE(tmp.stat().st_mode) == 0o644
+    files.publish(tmp, target)
+    assert target.read_bytes() == b"data" and not tmp.exists()
+
+
+def test_temp_name_of_a_long_name_fits_the_file_system(tmp_path):
+    target = tmp_path / ("é" * 123 + ".jpg")  # 250 bytes of UTF-8: a temp name with all of it would be over 255
+    files.write_atomic(target, b"x")
+    assert target.read_bytes() == b"x"
