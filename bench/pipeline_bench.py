@@ -660,6 +660,8 @@ def imagemagick_contestant(env: Env, catalog: Path, files: Sequence[Path], prese
 
 
 _RUN_RE = re.compile(r"(\d+) processed, (\d+) skipped, (\d+) failed")
+# an all-skipped rerun records no run and says so: "nothing to do: N up to date, F failed (no run recorded)"
+_NOTHING_RE = re.compile(r"nothing to do: ()(\d+) up to date, (\d+) failed")
 _CHECK_RE = re.compile(r"check: (\d+) up to date, (\d+) missing, (\d+) stale, (\d+) failed")
 
 
@@ -674,13 +676,13 @@ def rerun_bench(env: Env, photos: int, jobs: int) -> dict[str, Any]:
             "--jobs", str(jobs)]
     res: dict[str, Any] = {"photos": photos, "sku_folders": -(-photos // TINY_PER_SKU), "jobs": jobs,
                            "size": f"{TINY_SIDE}x{TINY_SIDE}", "preset": str(preset)}
-    steps = (("first", base, _RUN_RE, (photos, 0, 0)), ("rerun", base, _RUN_RE, (0, photos, 0)),
+    steps = (("first", base, _RUN_RE, (photos, 0, 0)), ("rerun", base, _NOTHING_RE, (0, photos, 0)),
              ("check", [*base, "--check"], _CHECK_RE, (photos, 0, 0, 0)))
     for name, argv, pattern, want in steps:
         _log(f"rerun benchmark: {name} run over {photos} photos ...")
         rc, wall, cpu, so, se = _spawn(argv, env, f"rerun-{name}", workers=jobs)
         m = pattern.search(so.read_text(errors="replace"))
-        counts = tuple(int(g) for g in m.groups()) if m else None
+        counts = tuple(int(g or 0) for g in m.groups()) if m else None
         ok = rc == 0 and (counts is None or counts == want)
         note = "" if ok else f"exit {rc}, counts {counts} (expected {want}): {_tail(se)}"
         if ok and counts is None:
