@@ -534,7 +534,6 @@ def _run_tasks(tasks: list[PhotoTask], options: RunOptions, ctx: WorkContext, le
                                   f"{failure.stage}: {failure.error}")
                 progress.update(1, failed=failure is not None)
     finally:
-        summary.run_id = committer.run_id
         summary.merkle_root = committer.finish({"processed": summary.processed, "skipped": summary.skipped,
                                                 "failed": summary.failed})
         summary.run_id = committer.run_id
