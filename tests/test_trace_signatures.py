@@ -166,6 +166,53 @@ def test_content_box_finds_the_picture_inside_padding(product: np.ndarray) -> No
     assert abs((x1 - x0) - (ref[2] - ref[0])) <= 4 and abs((y1 - y0) - (ref[3] - ref[1])) <= 4
 
 
+def _content_box_by_definition(rgb: np.ndarray, tol: int = 16, min_frac: float = 0.004,
+                               rounds: int = 3) -> tuple[int, int, int, int]:
+    """content_box written straight from its definition (int16 distances, row/column means), to pin the fast one."""
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = 0, 0, w, h
+    for _ in range(rounds):
+        sub = rgb[y0:y1, x0:x1].astype(np.int16)
+        sh, sw = sub.shape[:2]
+        if sh < 16 or sw < 16:
+            break
+        bg = np.median(np.concatenate([sub[1], sub[-2], sub[:, 1], sub[:, -2]]), axis=0)
+        diff = np.abs(sub - bg).max(axis=2) > tol
+        diff[[0, -1], :] = False
+        diff[:, [0, -1]] = False
+        rows = np.flatnonzero(diff.mean(axis=1) > min_frac)
+        cols = np.flatnonzero(diff.mean(axis=0) > min_frac)
+        if rows.size == 0 or cols.size == 0:
+            break
+        rows = np.r_[0, rows] if rows[0] == 1 else rows
+        rows = np.r_[rows, sh - 1] if rows[-1] == sh - 2 else rows
+        cols = np.r_[0, cols] if cols[0] == 1 else cols
+        cols = np.r_[cols, sw - 1] if cols[-1] == sw - 2 else cols
+        box = x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
+        if (box[2] - box[0]) < 0.1 * w or (box[3] - box[1]) < 0.1 * h or box == (x0, y0, x1, y1):
+            break
+        x0, y0, x1, y1 = box
+    return x0, y0, x1, y1
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), w=st.integers(16, 90), h=st.integers(16, 90), noise=st.integers(0, 20),
+       stripes=st.booleans())
+def test_content_box_equals_its_definition(seed: int, w: int, h: int, noise: int, stripes: bool) -> None:
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 256, 3)
+    img = np.empty((h, w, 3), np.int64)
+    img[:] = bg
+    if stripes:  # a faint nested border pattern: distances near tol
+        img[1:-1:2] = bg + rng.integers(-20, 21, 3)
+    x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+    x1, y1 = int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))
+    img[y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0, 3))
+    img += rng.integers(-noise, noise + 1, img.shape)
+    rgb = img.clip(0, 255).astype(np.uint8)
+    assert sg.content_box(rgb) == _content_box_by_definition(rgb)
+
+
 def test_content_box_of_blank_or_full_images() -> None:
     assert sg.content_box(np.full((50, 60, 3), 255, np.uint8)) == (0, 0, 60, 50)
     noise = np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8)

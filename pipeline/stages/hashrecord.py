@@ -30,7 +30,7 @@ def pixel_sha256(rgb: np.ndarray) -> str:
 def decode_output(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))  # no second copy of an RGB output
     except Exception as exc:  # an output we just encoded must decode; anything else is a bug worth reporting
         raise ImageError(f"encoded output does not decode: {exc}", stage=STAGE) from exc
 

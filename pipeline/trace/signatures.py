@@ -115,18 +115,23 @@ def content_box(rgb: np.ndarray, tol: int = 16, min_frac: float = 0.004, rounds:
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = 0, 0, w, h
     for _ in range(rounds):
-        sub = rgb[y0:y1, x0:x1].astype(np.int16)
+        sub = np.ascontiguousarray(rgb[y0:y1, x0:x1])
         sh, sw = sub.shape[:2]
         if sh < 16 or sw < 16:
             break
         # the frame one pixel in: the outermost row/column is often a resampling blend with the previous border
         frame = np.concatenate([sub[1], sub[-2], sub[:, 1], sub[:, -2]])
         bg = np.median(frame, axis=0)
-        diff = (np.abs(sub - bg).max(axis=2) > tol)
+        # a pixel is content when a channel is more than tol from bg: for integer x, |x - bg| <= tol exactly when
+        # ceil(bg - tol) <= x <= floor(bg + tol), which cv2.inRange tests on the uint8 pixels in one pass (no
+        # int16 copy of the frame: ~3x cheaper than numpy, the same mask)
+        lo = np.ceil(bg - tol).clip(0, 255)
+        hi = np.floor(bg + tol).clip(0, 255)
+        diff = cv2.inRange(sub, lo, hi) == 0
         diff[[0, -1], :] = False  # ... and is ignored when looking for content
         diff[:, [0, -1]] = False
-        rows = np.flatnonzero(diff.mean(axis=1) > min_frac)
-        cols = np.flatnonzero(diff.mean(axis=0) > min_frac)
+        rows = np.flatnonzero(np.count_nonzero(diff, axis=1) > min_frac * sw)
+        cols = np.flatnonzero(np.count_nonzero(diff, axis=0) > min_frac * sh)
         if rows.size == 0 or cols.size == 0:
             break
         # content reaching the (ignored) outermost row/column extends to it
