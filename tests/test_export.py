@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageCms
 
 from pipeline.errors import ImageError
+from pipeline.imaging.icc import SRGB_DESCRIPTION, SRGB_ICC
 from pipeline.metadata.read import read_embedded
 from pipeline.models import Canvas, CaptureInfo, Marked
 from pipeline.stages import export, fingerprint
@@ -42,6 +45,32 @@ def test_each_format_encodes_with_metadata(fmt, product_image, make_job, make_pr
     assert meta.present and meta.claim and meta.claim["record_id"] == "rtest"
     if fmt == "png":
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(out.data)).convert("RGB")), product_image)
+
+
+def test_srgb_profile_is_lcms_srgb_and_an_identity() -> None:
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(SRGB_ICC))
+    assert ImageCms.getProfileDescription(profile).strip() == SRGB_DESCRIPTION
+    assert len(SRGB_ICC) < 1024 and SRGB_ICC[36:40] == b"acsp" and SRGB_ICC[16:20] == b"RGB "
+    rng = np.random.default_rng(5)
+    img = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    out = ImageCms.profileToProfile(img, ImageCms.createProfile("sRGB"), profile)
+    assert out is not None
+    assert np.abs(np.asarray(out, np.int16) - np.asarray(img, np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_every_format_embeds_the_srgb_profile_and_validates(fmt, product_image, make_job, make_preset, jpeg_file,
+                                                            owner, owner_key, tmp_path, exiftool):
+    job = make_job(jpeg_file, preset=make_preset(format=fmt, max_bytes=None))
+    out = _encode(product_image, job, owner, owner_key)
+    with Image.open(io.BytesIO(out.data)) as im:
+        assert im.info.get("icc_profile") == SRGB_ICC  # Pillow
+    path = tmp_path / f"out.{fmt}"
+    path.write_bytes(out.data)
+    doc = json.loads(subprocess.run([exiftool, "-j", "-G1", "-a", "-validate", "-warning", "-ICC_Profile:ProfileDescription", str(path)],
+                                    capture_output=True, text=True, check=True).stdout)[0]
+    assert doc["ICC_Profile:ProfileDescription"] == SRGB_DESCRIPTION  # an independent reader
+    assert doc["ExifTool:Validate"] == "OK", {k: v for k, v in doc.items() if "Warning" in k}
 
 
 def test_byte_cap_lowers_quality_to_fit(noisy, make_job, make_preset, jpeg_file, owner, owner_key):

@@ -23,10 +23,12 @@ from imagehash import phash as imagehash_phash
 from PIL import Image
 
 from pipeline.errors import ImageError
+from pipeline.imaging.icc import SRGB_ICC
 from pipeline.keys import OwnerKey
 from pipeline.metadata.check import PHASH_MAX_DISTANCE, check_claim
 from pipeline.metadata.claim import signed_bytes
 from pipeline.metadata.embed import finalize, save_kwargs
+from pipeline.metadata.exif import image_unique_id
 from pipeline.metadata.read import read_embedded
 from pipeline.metadata.text import xml_clean
 from pipeline.metadata.xmp import parse_xmp
@@ -181,7 +183,7 @@ def test_metadata_policy_flags(build, pixels):
     off = MetadataPolicy(exif=False, xmp=False, iptc=False)
     fp, _ = build(metadata=off)
     assert fp.exif == b"" and fp.xmp == b"" and fp.iptc == b"" and fp.signature
-    assert save_kwargs(fp, "jpeg") == {}
+    assert save_kwargs(fp, "jpeg") == {"icc_profile": SRGB_ICC, "dpi": (72, 72)}  # colour, not metadata: always
     data = encode(pixels, fp, "jpeg")
     meta = read_embedded(data)
     assert not meta.present and meta.claim is None
@@ -189,7 +191,7 @@ def test_metadata_policy_flags(build, pixels):
     # IPTC only where the format allows it (JPEG).
     assert build("png")[0].iptc == b"" and build("webp")[0].iptc == b"" and build("jpeg")[0].iptc
     only_xmp = build(metadata=MetadataPolicy(exif=False, iptc=False))[0]
-    assert set(save_kwargs(only_xmp, "jpeg")) == {"xmp"}
+    assert set(save_kwargs(only_xmp, "jpeg")) == {"xmp", "icc_profile", "dpi"}
 
 
 def test_capture_date_and_camera_follow_policy(build):
@@ -238,7 +240,7 @@ def test_exiftool_reads_every_block(build, write, exiftool, owner, owner_key):
         assert meta["IFD0:Software"].startswith("catalogmark ")
         assert meta["IFD0:Orientation"] == "Horizontal (normal)"
         assert meta["IFD0:ModifyDate"] == "2026:11:23 12:30:05"
-        assert meta["ExifIFD:ImageUniqueID"] == RECORD_ID
+        assert meta["ExifIFD:ImageUniqueID"] == image_unique_id(RECORD_ID)
         assert (meta["ExifIFD:ExifImageWidth"], meta["ExifIFD:ExifImageHeight"]) == (160, 120)
         assert meta["XMP-dc:Creator"] == owner.name, where
         assert meta["XMP-dc:Rights"] == owner.copyright
@@ -365,7 +367,7 @@ def test_round_trip_verifies(build, write, fmt, owner, owner_key):
     path = write(build(fmt)[0], fmt)
     meta = read_embedded(path)
     assert meta.present and meta.owner == owner.name and meta.copyright == owner.copyright
-    assert meta.exif["Artist"] == owner.name and meta.exif["ImageUniqueID"] == RECORD_ID
+    assert meta.exif["Artist"] == owner.name and meta.exif["ImageUniqueID"] == image_unique_id(RECORD_ID)
     check = check_claim(meta, decode(path), owner_key.public)
     assert check.ok and check.signature_valid and check.signer_verified and check.problems == []
     assert (check.owner, check.payload, check.record_id) == (owner.name, f"{PAYLOAD:010x}", RECORD_ID)

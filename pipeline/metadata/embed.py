@@ -1,7 +1,8 @@
 """Embedding per format: what goes into the encoder call, and the post-encode step for what Pillow cannot write.
 
-JPEG: EXIF in APP1, XMP in a second APP1, IPTC in an APP13 inserted after encoding. WebP: EXIF and XMP chunks.
-PNG: EXIF in an eXIf chunk, XMP in an uncompressed iTXt chunk keyed "XML:com.adobe.xmp" (before IDAT).
+JPEG: EXIF in APP1, XMP in a second APP1, the sRGB ICC profile in APP2, IPTC in an APP13 inserted after encoding;
+the JFIF header says 72 dpi like the EXIF block. WebP: EXIF, XMP and ICCP chunks. PNG: EXIF in an eXIf chunk, XMP in
+an uncompressed iTXt chunk keyed "XML:com.adobe.xmp", the profile in iCCP (all before IDAT).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from PIL import PngImagePlugin
 
 from pipeline.errors import ImageError
+from pipeline.imaging.icc import SRGB_ICC
 from pipeline.metadata.iptc import app13_segment
 from pipeline.models import Fingerprint
 
@@ -25,12 +27,14 @@ def _norm_format(fmt: str) -> str:
 
 
 def save_kwargs(fp: Fingerprint, fmt: str) -> dict[str, Any]:
-    """Keyword arguments for ``PIL.Image.save`` that embed the EXIF and XMP blocks in ``fmt``.
+    """Keyword arguments for ``PIL.Image.save`` that embed the EXIF and XMP blocks and the sRGB profile in ``fmt``.
 
     IPTC is added by :func:`finalize`.
     """
     f = _norm_format(fmt)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"icc_profile": SRGB_ICC}
+    if f == "jpeg":
+        kwargs["dpi"] = (72, 72)  # JFIF density as in EXIF X/YResolution (Pillow's default is 1:1, no unit)
     if fp.exif:
         kwargs["exif"] = fp.exif
     if fp.xmp:

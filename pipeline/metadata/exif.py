@@ -12,7 +12,7 @@ import re
 import struct
 from datetime import datetime
 
-from PIL import Image
+from PIL import Image, TiffTags
 from PIL.ExifTags import IFD, Base
 from PIL.TiffImagePlugin import IFDRational
 
@@ -20,6 +20,12 @@ from pipeline.errors import ImageError
 from pipeline.metadata.text import SOFTWARE, description, truncate_utf8, xml_clean
 from pipeline.models import Canvas, ImageJob, Marked, Owner
 from pipeline.timefmt import utc
+
+# Pillow 13 knows no type for these Exif sub-IFD tags and types a bytes value BYTE; EXIF 2.32 says UNDEFINED
+# (exiftool -validate: "Non-standard format (int8u)"). Pillow derives every tag's type from this table, so the
+# missing entries are added (only where Pillow has none: a Pillow that knows them wins).
+for _tag, _name, _count in ((0x9101, "ComponentsConfiguration", 4), (0x9286, "UserComment", 0)):
+    TiffTags.TAGS_V2_GROUPS[IFD.Exif].setdefault(_tag, TiffTags.TagInfo(_tag, _name, TiffTags.UNDEFINED, _count))
 
 #: Stage named by the ImageError a block that cannot be serialised raises.
 STAGE = "fingerprint"
@@ -34,6 +40,13 @@ def _exif_text(text: str, limit: int = 2000) -> bytes:
 
 def _ascii(text: str) -> str:
     return text.encode("ascii", "ignore").decode("ascii").replace("\x00", "")
+
+
+def image_unique_id(record_id: str) -> str:
+    """EXIF ImageUniqueID (an ASCII hex string of exactly 32 digits) of a record: its id's hex digits, left-padded
+    with zeros (``r`` + 23 hex digits -> 9 zeros + the 23 digits), so the record id reads back from the tag."""
+    digits = "".join(c for c in record_id.lower() if c in "0123456789abcdef")
+    return digits[-32:].rjust(32, "0")
 
 
 def _capture_date(value: str | None) -> str | None:
@@ -81,6 +94,7 @@ def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, r
     sub[Base.ExifVersion] = b"0232"
     if job.preset.format == "jpeg":
         sub[Base.FlashPixVersion] = b"0100"
+        sub[Base.ComponentsConfiguration] = b"\x01\x02\x03\x00"  # Y Cb Cr: required for compressed data
     if policy.keep_capture_date:
         original = _capture_date(capture.datetime_original)
         if original is not None:
@@ -88,7 +102,7 @@ def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, r
     sub[Base.ColorSpace] = 1  # sRGB: ingest converts every canvas to sRGB
     sub[Base.ExifImageWidth] = w
     sub[Base.ExifImageHeight] = h
-    sub[Base.ImageUniqueID] = _ascii(record_id)[:32]  # EXIF: 33 bytes incl. NUL
+    sub[Base.ImageUniqueID] = image_unique_id(record_id)
     try:
         return exif.tobytes()
     except (ValueError, TypeError, struct.error) as exc:
