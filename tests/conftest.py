@@ -132,6 +132,11 @@ def exiftool() -> str:
 
 
 @pytest.fixture(scope="session")
+def exiv2() -> str:
+    return require_tool("exiv2")
+
+
+@pytest.fixture(scope="session")
 def chromium() -> str:
     return require_tool("chromium")
 

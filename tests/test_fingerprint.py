@@ -28,9 +28,9 @@ from pipeline.keys import OwnerKey
 from pipeline.metadata.check import PHASH_MAX_DISTANCE, check_claim
 from pipeline.metadata.claim import signed_bytes
 from pipeline.metadata.embed import finalize, save_kwargs
-from pipeline.metadata.exif import image_unique_id
+from pipeline.metadata.exif import image_unique_id, ucs2_text
 from pipeline.metadata.read import read_embedded
-from pipeline.metadata.text import xml_clean
+from pipeline.metadata.text import ascii_text, xml_clean
 from pipeline.metadata.xmp import parse_xmp
 from pipeline.models import Canvas, CaptureInfo, Fingerprint, ImageJob, Marked, Owner
 from pipeline.presets import MetadataPolicy
@@ -194,6 +194,16 @@ def test_metadata_policy_flags(build, pixels):
     assert set(save_kwargs(only_xmp, "jpeg")) == {"xmp", "icc_profile", "dpi"}
 
 
+def test_capture_date_reaches_xmp_date_created_when_kept(build, write, exiftool):
+    cap = CaptureInfo(datetime_original="2024:05:06 07:08:09")
+    kept = write(build(capture=cap)[0], "jpeg", name="kept")
+    dropped = write(build(capture=cap, metadata=MetadataPolicy(keep_capture_date=False))[0], "jpeg", name="dropped")
+    kept_meta, dropped_meta = exiftool_json(exiftool, kept, dropped)
+    assert kept_meta["XMP-photoshop:DateCreated"] == "2024:05:06 07:08:09"
+    assert kept_meta["ExifIFD:DateTimeOriginal"] == "2024:05:06 07:08:09"
+    assert "XMP-photoshop:DateCreated" not in dropped_meta and "ExifIFD:DateTimeOriginal" not in dropped_meta
+
+
 def test_capture_date_and_camera_follow_policy(build):
     cap = CaptureInfo(datetime_original="2024-05-06T07:08:09", make="Canon", model="EOS R5", serial="SN1")
     keep = piexif.load(build(capture=cap, metadata=MetadataPolicy(keep_camera=True))[0].exif)
@@ -236,7 +246,9 @@ def test_exiftool_reads_every_block(build, write, exiftool, owner, owner_key):
         where = f"{fmt}: {meta}"
         assert meta["IFD0:Artist"] == owner.name, where
         assert meta["IFD0:Copyright"] == owner.copyright, where
-        assert meta["IFD0:ImageDescription"] == f"SKU1 — © {owner.name} — record {RECORD_ID}", where
+        assert meta["IFD0:ImageDescription"] == f"SKU1 - (C) {owner.name} - record {RECORD_ID}", where  # ASCII
+        assert meta["IFD0:XPComment"] == meta["ExifIFD:UserComment"] == f"SKU1 — © {owner.name} — record {RECORD_ID}"
+        assert meta["IFD0:XPAuthor"] == owner.name
         assert meta["IFD0:Software"].startswith("catalogmark ")
         assert meta["IFD0:Orientation"] == "Horizontal (normal)"
         assert meta["IFD0:ModifyDate"] == "2026:11:23 12:30:05"
@@ -247,6 +259,9 @@ def test_exiftool_reads_every_block(build, write, exiftool, owner, owner_key):
         assert meta["XMP-xmpRights:Marked"] is True
         assert meta["XMP-xmpRights:WebStatement"] == owner.url
         assert meta["XMP-plus:LicensorURL"] == owner.url
+        assert meta["XMP-dc:Title"] == "SKU1"  # as IPTC ObjectName (MWG)
+        assert meta["XMP-iptcCore:CreatorWorkURL"] == owner.url
+        assert "XMP-photoshop:DateCreated" not in meta  # no capture date in this source
         assert meta["XMP-catalogmark:Owner"] == owner.name
         assert meta["XMP-catalogmark:RecordID"] == RECORD_ID
         assert meta["XMP-catalogmark:Payload"] == f"{PAYLOAD:010x}"
@@ -262,6 +277,33 @@ def test_exiftool_reads_every_block(build, write, exiftool, owner, owner_key):
             assert meta["Photoshop:IPTCDigest"] == meta["File:CurrentIPTCDigest"]  # IPTC and XMP in sync
         else:
             assert not any(k.startswith("IPTC") for k in meta)
+
+
+NON_ASCII_OWNER = "山田写真館 Студия Ñandú"
+
+
+def test_non_ascii_owner_is_ascii_in_ascii_tags_and_exact_elsewhere(build, write, exiftool, exiv2, owner):
+    who = dataclasses.replace(owner, name=NON_ASCII_OWNER, copyright=f"© 2026 {NON_ASCII_OWNER}")
+    files = {fmt: write(build(fmt, who=who)[0], fmt) for fmt in ("jpeg", "png", "webp")}
+    for fmt, meta in zip(files, exiftool_json(exiftool, *files.values()), strict=True):
+        where = f"{fmt}: {meta}"
+        assert meta["IFD0:Artist"] == "ShanTianXieZhenGuan Studiya Nandu", where
+        assert meta["IFD0:Copyright"] == "(C) 2026 ShanTianXieZhenGuan Studiya Nandu", where
+        assert all(ord(c) < 128 for c in meta["IFD0:ImageDescription"]), where
+        assert meta["IFD0:XPAuthor"] == meta["XMP-dc:Creator"] == NON_ASCII_OWNER, where
+        assert meta["ExifIFD:UserComment"] == meta["IFD0:XPComment"] == meta["XMP-dc:Description"], where
+        assert NON_ASCII_OWNER in meta["ExifIFD:UserComment"]
+        assert not any("Warning" in k for k in meta), where
+        with Image.open(files[fmt]) as im:  # Pillow reads the ASCII tags as text, not mojibake
+            assert im.getexif()[0x013B] == "ShanTianXieZhenGuan Studiya Nandu"
+    # exiv2, a second independent reader, agrees on the Unicode tags of the JPEG
+    out = subprocess.run([exiv2, "-q", "-K", "Exif.Image.XPAuthor", "-K", "Exif.Photo.UserComment", "-K",
+                          "Exif.Image.Artist", "-P", "kt", str(files["jpeg"])],
+                         capture_output=True, text=True, check=True).stdout
+    values = dict(line.split(None, 1) for line in out.splitlines())
+    assert values["Exif.Image.Artist"].strip() == "ShanTianXieZhenGuan Studiya Nandu"
+    assert values["Exif.Image.XPAuthor"].strip() == NON_ASCII_OWNER
+    assert NON_ASCII_OWNER in values["Exif.Photo.UserComment"]
 
 
 def test_exiftool_validate_finds_no_structural_problem(build, write, exiftool):
@@ -285,7 +327,8 @@ def test_owner_names_survive_exiftool_round_trip(build, write, exiftool):
         assert meta["XMP-dc:Creator"] == name
         assert meta["XMP-catalogmark:Owner"] == name
         assert meta["XMP-dc:Rights"] == f"(c) {name}"
-        assert meta["IFD0:Artist"] == name
+        assert meta["IFD0:Artist"] == ascii_text(name) and meta["IFD0:Artist"].isascii()
+        assert meta["IFD0:XPAuthor"] == ucs2_text(name)  # the camera emoji is outside UCS-2: U+FFFD
         by_line = name.encode()[:32].decode("utf-8", "ignore")  # IIM caps By-line at 32 bytes
         assert meta["IPTC:By-line"] == by_line
 

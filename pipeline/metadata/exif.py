@@ -8,7 +8,6 @@ writes a conformant TIFF structure.
 
 from __future__ import annotations
 
-import re
 import struct
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from PIL.ExifTags import IFD, Base
 from PIL.TiffImagePlugin import IFDRational
 
 from pipeline.errors import ImageError
-from pipeline.metadata.text import SOFTWARE, description, truncate_utf8, xml_clean
+from pipeline.metadata.text import SOFTWARE, ascii_text, capture_datetime, description, xml_clean
 from pipeline.models import Canvas, ImageJob, Marked, Owner
 from pipeline.timefmt import utc
 
@@ -29,17 +28,27 @@ for _tag, _name, _count in ((0x9101, "ComponentsConfiguration", 4), (0x9286, "Us
 
 #: Stage named by the ImageError a block that cannot be serialised raises.
 STAGE = "fingerprint"
-_EXIF_DATETIME = re.compile(r"^\d{4}:\d{2}:\d{2} \d{2}:\d{2}:\d{2}$")
 
 
-def _exif_text(text: str, limit: int = 2000) -> bytes:
-    """EXIF 'ASCII' value as UTF-8 bytes (what exiftool and most readers expect; Pillow writes bytes as-is)."""
-    raw = xml_clean(text).replace("\x00", "").encode("utf-8")
-    return truncate_utf8(raw, limit)
+def _exif_text(text: str, limit: int = 2000) -> str:
+    """An EXIF 'ASCII' value: the text transliterated to 7-bit ASCII (see ``text.ascii_text``), cut to ``limit``."""
+    return ascii_text(text)[:limit]
 
 
-def _ascii(text: str) -> str:
-    return text.encode("ascii", "ignore").decode("ascii").replace("\x00", "")
+def ucs2_text(text: str, limit: int = 2000) -> str:
+    """What the UCS-2 EXIF tags (XP*, UNICODE UserComment) can carry: characters outside the Basic Multilingual
+    Plane become U+FFFD (readers decode these tags as UCS-2, so a surrogate pair would read as garbage)."""
+    return "".join(c if ord(c) <= 0xFFFF else "\ufffd" for c in xml_clean(text)[:limit])
+
+
+def _xp_text(text: str) -> bytes:
+    """A Windows XP* tag (BYTE): UCS-2LE with a terminating NUL, what Explorer, exiftool and exiv2 read."""
+    return ucs2_text(text).encode("utf-16-le") + b"\x00\x00"
+
+
+def _user_comment(text: str, little_endian: bool) -> bytes:
+    """EXIF UserComment (UNDEFINED): the 8-byte character code "UNICODE\\0", then UCS-2 in the block's byte order."""
+    return b"UNICODE\x00" + ucs2_text(text).encode("utf-16-le" if little_endian else "utf-16-be")
 
 
 def image_unique_id(record_id: str) -> str:
@@ -51,29 +60,22 @@ def image_unique_id(record_id: str) -> str:
 
 def _capture_date(value: str | None) -> str | None:
     """A capture date as EXIF wants it ("YYYY:MM:DD HH:MM:SS"), from EXIF or ISO-8601 text; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if _EXIF_DATETIME.match(value):
-        return value
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.strftime("%Y:%m:%d %H:%M:%S")
+    parsed = capture_datetime(value)
+    return None if parsed is None else parsed.strftime("%Y:%m:%d %H:%M:%S")
 
 
 def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, record_id: str,
                timestamp: datetime) -> bytes:
     """EXIF built from scratch (never copied from the source): no thumbnail (IFD1), GPS, MakerNote or serials.
 
-    IFD0 text tags take UTF-8 bytes as-is (their type is known); Exif sub-IFD tags get ``str`` values
-    (ASCII-only here) so Pillow types them ASCII.
+    ASCII-typed tags carry ASCII (a transliteration); the exact owner name and description are also written as
+    XPAuthor / XPComment (IFD0) and UserComment (Exif sub-IFD), the Unicode-capable EXIF places.
     """
     h, w = marked.pixels.shape[:2]
     policy = job.preset.metadata
     exif = Image.Exif()
-    exif[Base.ImageDescription] = _exif_text(description(job, owner, record_id))
+    desc = description(job, owner, record_id)
+    exif[Base.ImageDescription] = _exif_text(desc)
     exif[Base.Orientation] = 1
     exif[Base.XResolution] = IFDRational(72, 1)
     exif[Base.YResolution] = IFDRational(72, 1)
@@ -82,6 +84,8 @@ def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, r
     exif[Base.DateTime] = utc(timestamp).strftime("%Y:%m:%d %H:%M:%S")
     exif[Base.Artist] = _exif_text(owner.name)
     exif[Base.Copyright] = _exif_text(owner.copyright)
+    exif[0x9C9D] = _xp_text(owner.name)  # XPAuthor
+    exif[0x9C9C] = _xp_text(desc)  # XPComment
     capture = canvas.capture
     if policy.keep_camera:  # make and model only: serial numbers never reach an output
         if capture.make:
@@ -103,6 +107,7 @@ def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, r
     sub[Base.ExifImageWidth] = w
     sub[Base.ExifImageHeight] = h
     sub[Base.ImageUniqueID] = image_unique_id(record_id)
+    sub[Base.UserComment] = _user_comment(desc, little_endian=exif.endian == "<")  # Pillow writes "MM" unless told "<"
     try:
         return exif.tobytes()
     except (ValueError, TypeError, struct.error) as exc:

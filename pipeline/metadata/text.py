@@ -8,6 +8,9 @@ the XMP round trip exactly.
 from __future__ import annotations
 
 import re
+from datetime import datetime
+
+from anyascii import anyascii
 
 from pipeline import __version__
 from pipeline.models import ImageJob, Owner
@@ -23,9 +26,34 @@ def xml_clean(text: str) -> str:
     return _XML_INVALID.sub("", text)
 
 
+def ascii_text(text: str) -> str:
+    """``text`` for an EXIF ASCII-typed tag (EXIF 2.32: 7-bit ASCII): transliterated by anyascii ("—" -> "-",
+    "©" -> "(C)", "Ñandú" -> "Nandu", Cyrillic and CJK romanised), control characters other than tab/LF/CR removed.
+    The exact text goes where Unicode is allowed: XMP, IPTC (UTF-8 declared), EXIF XPAuthor/XPComment, UserComment."""
+    return "".join(c for c in anyascii(xml_clean(text)) if c in "\t\n\r" or " " <= c <= "~")
+
+
 def truncate_utf8(raw: bytes, limit: int) -> bytes:
     """UTF-8 ``raw`` cut to at most ``limit`` bytes on a character boundary."""
     return raw if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore").encode("utf-8")
+
+
+_EXIF_DATETIME = re.compile(r"^(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+
+
+def capture_datetime(value: str | None) -> datetime | None:
+    """A source's capture date (EXIF "YYYY:MM:DD HH:MM:SS" or ISO-8601 text) as a naive or aware datetime, or None
+    if it is missing or unusable (EXIF's "0000:00:00 00:00:00" placeholder included)."""
+    if not value:
+        return None
+    value = value.strip()
+    m = _EXIF_DATETIME.match(value)
+    if m:
+        value = "{}-{}-{}T{}:{}:{}".format(*m.groups())
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def description(job: ImageJob, owner: Owner, record_id: str) -> str:

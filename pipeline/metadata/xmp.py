@@ -29,6 +29,7 @@ _NAMESPACES = {
     "xmpRights": "http://ns.adobe.com/xap/1.0/rights/",
     "photoshop": "http://ns.adobe.com/photoshop/1.0/",
     "plus": "http://ns.useplus.org/ldf/xmp/1.0/",
+    "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/",
     NS_PREFIX: NS_URI,
 }
 _PREFIX_OF = {uri: prefix for prefix, uri in _NAMESPACES.items()}
@@ -58,17 +59,28 @@ def _li_alt(text: str) -> str:
 
 
 def build_xmp(claim: dict[str, Any], signature: str, public_key_b64: str, owner: Owner, *, desc: str,
-              timestamp: datetime) -> bytes:
-    """A complete XMP packet (x:xmpmeta/rdf:RDF), every value escaped; deterministic for the same inputs."""
+              timestamp: datetime, title: str = "", date_created: datetime | None = None) -> bytes:
+    """A complete XMP packet (x:xmpmeta/rdf:RDF), every value escaped; deterministic for the same inputs.
+
+    ``title`` is dc:title (the SKU: the same as IPTC ObjectName, as MWG pairs them); ``date_created`` the capture
+    date (photoshop:DateCreated), when the preset keeps it.
+    """
     ns = "\n".join(f'    xmlns:{p}="{u}"' for p, u in _NAMESPACES.items() if p not in ("x", "rdf"))
     props = [
         f"   <dc:creator><rdf:Seq><rdf:li>{_esc(owner.name)}</rdf:li></rdf:Seq></dc:creator>",
         f"   <dc:rights>{_li_alt(owner.copyright)}</dc:rights>",
         f"   <dc:description>{_li_alt(desc)}</dc:description>",
-        "   <xmpRights:Marked>True</xmpRights:Marked>",
     ]
+    if title:
+        props.append(f"   <dc:title>{_li_alt(title)}</dc:title>")
+    if date_created is not None:
+        props.append(f"   <photoshop:DateCreated>{date_created.isoformat()}</photoshop:DateCreated>")
+    props.append("   <xmpRights:Marked>True</xmpRights:Marked>")
     if owner.url:
         props.append(f"   <xmpRights:WebStatement>{_esc(owner.url)}</xmpRights:WebStatement>")
+        props.append("   <Iptc4xmpCore:CreatorContactInfo rdf:parseType=\"Resource\">"
+                     f"<Iptc4xmpCore:CiUrlWork>{_esc(owner.url)}</Iptc4xmpCore:CiUrlWork>"
+                     "</Iptc4xmpCore:CreatorContactInfo>")
     props += [
         f"   <xmpRights:UsageTerms>{_li_alt(owner.copyright)}</xmpRights:UsageTerms>",
         f"   <photoshop:Credit>{_esc(owner.name)}</photoshop:Credit>",

@@ -13,7 +13,7 @@ from pipeline.keys import OwnerKey
 from pipeline.metadata.claim import build_claim, sign_claim
 from pipeline.metadata.exif import build_exif
 from pipeline.metadata.iptc import build_iptc
-from pipeline.metadata.text import description
+from pipeline.metadata.text import capture_datetime, description
 from pipeline.metadata.xmp import build_xmp
 from pipeline.models import Canvas, Fingerprint, ImageJob, Marked, Owner
 
@@ -31,6 +31,8 @@ def fingerprint(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, key
     xmp = b""
     if policy.xmp:
         public_b64 = base64.b64encode(key.public.raw).decode("ascii")
-        xmp = build_xmp(claim, signature, public_b64, owner, desc=desc, timestamp=timestamp)
+        created = capture_datetime(canvas.capture.datetime_original) if policy.keep_capture_date else None
+        xmp = build_xmp(claim, signature, public_b64, owner, desc=desc, timestamp=timestamp, title=job.sku,
+                        date_created=created)
     iptc = build_iptc(owner, desc=desc, sku=job.sku) if policy.iptc and job.preset.format == "jpeg" else b""
     return Fingerprint(exif=exif, xmp=xmp, iptc=iptc, claim=claim, signature=signature)
