@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.shell_completion import CompletionItem
 
 from pipeline import __version__
 from pipeline.errors import CatalogmarkError, ConfigError
@@ -59,6 +60,19 @@ key_option = click.option(
 )
 
 
+def _complete_preset(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of a preset: the built-in names (file names only: nothing is parsed), or a TOML path."""
+    from pipeline.presets import builtin_presets_dir
+
+    if "/" in incomplete or incomplete.startswith(".") or incomplete.endswith(".toml"):
+        return [CompletionItem(incomplete, type="file")]
+    try:
+        names = sorted(p.stem for p in builtin_presets_dir().glob("*.toml"))
+    except OSError:
+        names = []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="catalogmark")
 def cli() -> None:
@@ -103,6 +117,7 @@ def keyinfo(key_file: Path | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--preset", "preset_names", multiple=True, required=True, metavar="NAME|FILE",
+              shell_complete=_complete_preset,
               help="Storefront preset (built-in name or TOML file); repeat for several.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; outputs go to OUT/<preset>/.")
@@ -310,7 +325,7 @@ def presets_list(as_json: bool) -> None:
 
 
 @presets.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_preset)
 @click.option("--json", "as_json", is_flag=True)
 def presets_show(name: str, as_json: bool) -> None:
     """Show one preset (built-in name or TOML file), fully resolved, with the sources of its numbers."""
