@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +25,13 @@ class CatalogItem:
     sku: str
     role: str  # "main" | "gallery"
     position: int  # 0 for main, then 1.. for gallery images in name order
+    problem: str | None = None  # why this image cannot be exported (e.g. its SKU is not a usable name): it fails alone
 
 
 def _natural_key(name: str) -> list[object]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+    # ``\d`` is exactly the Unicode decimal digits, which int() reads; "①" or "²" are digits to str.isdigit()
+    # but not decimal, so they stay text (int() of them would raise)
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def is_image_file(path: Path) -> bool:
@@ -53,6 +57,7 @@ def _read_catalog_csv(root: Path) -> dict[str, tuple[str, str | None]]:
                     raise ConfigError(f"{path}:{line}: path and sku must not be empty")
                 if role not in (None, "main", "gallery"):
                     raise ConfigError(f"{path}:{line}: role must be main or gallery, got {role!r}")
+                _safe_sku(sku, f"{path}:{line}")
                 if not (root / rel).is_file():
                     raise ConfigError(f"{path}:{line}: no such file {rel!r} under {root}")
                 overrides[Path(rel).as_posix()] = (sku, role)
@@ -68,9 +73,22 @@ def _printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _sku_problem(sku: str) -> str | None:
+    """Why ``sku`` cannot be a SKU (it becomes part of output file names and of printed lines), or None."""
+    if not sku or sku in {".", ".."} or "/" in sku or "\\" in sku:
+        why = "a path separator or a relative folder name"
+    elif any(unicodedata.category(c) == "Cc" for c in sku):
+        why = "a control character (newline, tab, ...)"
+    else:
+        return None
+    return f"invalid SKU {sku!r}: {why} cannot be part of output file names"
+
+
 def _safe_sku(sku: str, where: str) -> str:
-    if not sku or sku in {".", ".."} or "/" in sku or "\\" in sku or "\x00" in sku:
-        raise ConfigError(f"{where}: invalid SKU {sku!r} (it becomes part of output file names)")
+    """``sku`` itself, or ConfigError naming ``where`` (e.g. the catalog.csv line) and what is wrong with it."""
+    problem = _sku_problem(sku)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
     return sku
 
 
@@ -79,7 +97,8 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
 
     SKU = first-level folder name under SRC (or the file stem for loose files); the image named ``main.*`` of a
     SKU, else its first by name, is ``main``; the rest are ``gallery``. A ``catalog.csv`` (path, sku[, role]) at the
-    root of a SRC folder overrides that for the files it lists.
+    root of a SRC folder overrides that for the files it lists (an invalid SKU there is a ConfigError). A folder or
+    file name that cannot be a SKU makes each image of it an item with a ``problem``: it fails alone.
     """
     found: list[tuple[str, str, str, str | None]] = []  # (abs, display, sku, role override)
     for src in sources:
@@ -89,8 +108,7 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
         if src_path.is_file():
             if not is_image_file(src_path):
                 raise InputError(f"{src}: not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-            found.append((str(src_path.resolve()), _printable(str(src)), _safe_sku(_printable(src_path.stem), str(src)),
-                          None))
+            found.append((str(src_path.resolve()), _printable(str(src)), _printable(src_path.stem), None))
             continue
         overrides = _read_catalog_csv(src_path) if (src_path / CATALOG_CSV).is_file() else {}
         for path in sorted(src_path.rglob("*"), key=lambda p: _natural_key(p.relative_to(src_path).as_posix())):
@@ -102,7 +120,7 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
                 sku, role = overrides[rel.as_posix()]
             else:
                 sku, role = (rel.parts[0] if len(rel.parts) > 1 else path.stem), None
-            found.append((str(path.resolve()), display, _safe_sku(_printable(sku), display), role))
+            found.append((str(path.resolve()), display, _printable(sku), role))
 
     seen: set[str] = set()
     by_sku: dict[str, list[tuple[str, str, str | None]]] = {}
@@ -122,8 +140,9 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
         if main is None:
             main = next((f for f in files if f[2] != "gallery"), None)
         gallery = [f for f in files if f is not main]
+        problem = _sku_problem(sku)
         if main is not None:
-            items.append(CatalogItem(main[0], main[1], sku, "main", 0))
+            items.append(CatalogItem(main[0], main[1], sku, "main", 0, problem))
         for n, (abs_path, display, _role) in enumerate(gallery, start=1):
-            items.append(CatalogItem(abs_path, display, sku, "gallery", n))
+            items.append(CatalogItem(abs_path, display, sku, "gallery", n, problem))
     return items

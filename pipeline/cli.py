@@ -130,6 +130,8 @@ def keyinfo(key_file: Path | None, as_json: bool) -> None:
 @click.option("--url", default=None, help="Licensing/contact URL (overrides the config).")
 @click.option("--watermark-text", default=None, help="Visible watermark text (overrides the config).")
 @click.option("--watermark-logo", default=None, help="Visible watermark logo, an RGBA PNG (overrides the config).")
+@click.option("--watermark-font", default=None, metavar="FILE",
+              help="Font (TTF/OTF/TTC) for the watermark text (overrides the config; default: Pillow's own).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Parallel workers, at least 1 (default: all cores).")
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True)
@@ -144,18 +146,23 @@ def keyinfo(key_file: Path | None, as_json: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only errors on stderr.")
 def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, ledger_path: Path | None,
         key_file: Path | None, config_path: Path | None, owner: str | None, copyright_: str | None,
-        url: str | None, watermark_text: str | None, watermark_logo: str | None, jobs: int | None,
+        url: str | None, watermark_text: str | None, watermark_logo: str | None, watermark_font: str | None,
+        jobs: int | None,
         backend: str, scheduler: str | None, check: bool, force: bool, archive: str | None, as_json: bool,
         report_path: Path | None, quiet: bool) -> None:
-    """Watermark, fingerprint, record and export every image under SOURCES for each preset."""
+    """Watermark, fingerprint, record and export every image under SOURCES for each preset.
+
+    Exit 1 if an export failed, or if a TSA named in the owner profile's [timestamp] gave no token for the
+    run (the run is sealed and kept anyway; `catalogmark ledger timestamp` stamps it later)."""
     from pipeline import config, keys, parallel, presets, runner
 
     if check and force:
         raise ConfigError("--check and --force contradict each other: --check changes nothing")
     owner_profile = config.load_owner(config_path, overrides={
         "name": owner, "copyright": copyright_, "url": url,
-        "watermark_text": watermark_text, "watermark_logo": watermark_logo,
+        "watermark_text": watermark_text, "watermark_logo": watermark_logo, "watermark_font": watermark_font,
     })
+    stamping = config.TimestampConfig() if check else config.load_timestamp(config_path)
     preset_list = [presets.load_preset(name) for name in preset_names]
     if len({p.name for p in preset_list}) != len(preset_list):
         raise ConfigError("the same preset name is given twice: outputs would overwrite each other")
@@ -166,15 +173,34 @@ def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, 
         check=check, force=force, archive=archive, progress=not quiet, argv=sys.argv[1:],
     )
     summary = runner.run(options)
+    stamps = _stamp_new_run(stamping, options.ledger_path, summary.run_id)
     if report_path is not None:
         from pipeline import contactsheet
 
         contactsheet.write_report(report_path, summary, options)
     if as_json:
-        _emit_json(summary.as_json())
+        _emit_json(summary.as_json() | {"timestamps": None if stamps is None else stamps.as_json()})
     elif not quiet:
         _print_run_summary(summary, options, report_path)
-    sys.exit(EXIT_OK if summary.ok else EXIT_SOME_FAILED)
+        for t in [] if stamps is None else stamps.stamped:
+            click.echo(f"timestamp:   {t.gen_time} by {printable(t.tsa_url)}")
+    sys.exit(EXIT_OK if summary.ok and (stamps is None or stamps.ok) else EXIT_SOME_FAILED)
+
+
+def _stamp_new_run(stamping: Any, ledger_path: str, run_id: str | None) -> Any:
+    """Timestamp a run just sealed with each configured TSA; a TSA that fails is a one-line warning (exit 1),
+    the run stays sealed and `catalogmark ledger timestamp` stamps it later. None if there is nothing to do."""
+    if not stamping.tsa or run_id is None:
+        return None
+    from pipeline import timestamp
+    from pipeline.ledger import Ledger
+
+    with Ledger.open(ledger_path) as led:
+        report = timestamp.stamp_runs(led, stamping, run_ids=[run_id])
+    for f in report.failures:
+        click.echo(f"catalogmark: warning: {printable(f.message)}; run {run_id} is sealed without its token "
+                   "(stamp it later: catalogmark ledger timestamp)", err=True)
+    return report
 
 
 def _print_run_summary(summary: Any, options: Any, report_path: Path | None) -> None:
@@ -287,13 +313,13 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
         _emit_json([r.as_json() for r in results])
     elif not quiet:
         for r in results:
-            doc = r.as_json()
-            if doc["match"]:
-                m = doc["match"]
-                click.echo(f"MATCH    {printable(r.suspect)}: {printable(m['sku'])} [{m['preset']}] "
-                           f"{printable(m['source'])} -> {printable(m['output'])} "
+            if r.verdict.verdict == "match" and r.named:
+                m = r.record.record if r.record is not None else None  # None: the ledger lost the record's row
+                click.echo(f"MATCH    {printable(r.suspect)}: {printable(m.sku if m else None)} "
+                           f"[{m.preset if m else None}] {printable(m.source if m else None)} -> "
+                           f"{printable(m.output if m else None)} "
                            f"(false-match probability <= {r.verdict.false_match_probability or 0:.1e}, "
-                           f"record {m['record_id']})")
+                           f"record {r.verdict.record_id})")
             else:
                 why = r.error or (r.verdict.findings[0] if r.verdict.findings else "")
                 click.echo(f"NO MATCH {printable(r.suspect)}" + (f": {printable(why)}" if why else ""))
@@ -342,7 +368,7 @@ def presets_show(name: str, as_json: bool) -> None:
 
 @cli.group(cls=_Group)
 def ledger() -> None:
-    """Verify, export and summarise the ledger."""
+    """Verify, prove, timestamp, export and summarise the ledger."""
 
 
 def _open_existing_ledger(ledger_path: Path | None) -> Any:
@@ -357,18 +383,100 @@ def _open_existing_ledger(ledger_path: Path | None) -> Any:
 
 @ledger.command("verify")
 @ledger_option
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Check timestamp tokens against this PEM file of TSA CA certificates (one you trust on your "
+                   "own, e.g. downloaded from the TSA) instead of the CA certificates kept with each token.")
 @click.option("--json", "as_json", is_flag=True)
-def ledger_verify(ledger_path: Path | None, as_json: bool) -> None:
-    """Recompute the hash chain and every run's Merkle root; exit 1 on any edit, deletion or reordering."""
+def ledger_verify(ledger_path: Path | None, ca_file: Path | None, as_json: bool) -> None:
+    """Recompute the hash chain and every run's Merkle root, re-check every timestamp token; exit 1 on any edit,
+    deletion or reordering, or a token that does not verify."""
+    trusted = None
+    if ca_file is not None:
+        from pipeline.config import read_ca_file
+
+        trusted = read_ca_file(ca_file, "--ca-file")
     with _open_existing_ledger(ledger_path) as led:
-        report = led.verify()
+        report = led.verify(trusted_ca_pem=trusted)
     if as_json:
-        _emit_json({"ok": report.ok, "records": report.records, "runs": report.runs, "problems": report.problems})
+        _emit_json({"ok": report.ok, "records": report.records, "runs": report.runs,
+                    "timestamps": report.timestamps, "problems": report.problems})
     else:
         status = "OK" if report.ok else "FAILED"
-        click.echo(f"ledger {status}: {report.records} records in {report.runs} runs")
+        click.echo(f"ledger {status}: {report.records} records in {report.runs} runs, "
+                   f"{report.timestamps} timestamp tokens")
         for problem in report.problems:
             click.echo(f"  {printable(problem)}")
+    sys.exit(EXIT_OK if report.ok else EXIT_SOME_FAILED)
+
+
+@ledger.command("proof")
+@click.argument("record_id")
+@ledger_option
+@click.option("--seq", type=int, default=None,
+              help="The record at this seq (a record_id recurs across reruns; default: its newest record).")
+@click.option("--json", "as_json", is_flag=True)
+def ledger_proof(record_id: str, ledger_path: Path | None, seq: int | None, as_json: bool) -> None:
+    """Print RECORD_ID's Merkle inclusion proof (RFC 6962 audit path) to its run's root; exit 1 if it fails."""
+    with _open_existing_ledger(ledger_path) as led:
+        proof = led.inclusion_proof(record_id, seq=seq)
+        tokens = led.timestamps(proof.run_id)
+    checks = []
+    if tokens:
+        from pipeline.timestamp import check_token
+
+        checks = [(t, check_token(t.token, proof.root, t.ca_pem)) for t in tokens]
+    if as_json:
+        _emit_json(proof.as_json() | {"timestamps": [
+            {"tsa_url": t.tsa_url, "gen_time": c.gen_time or t.gen_time, "tsa_name": c.tsa_name,
+             "verifies": c.ok, "problem": c.problem or None} for t, c in checks]})
+    else:
+        click.echo(f"record:      {printable(proof.record_id)} (seq {proof.seq}, run {proof.run_id})")
+        click.echo(f"record hash: {proof.record_hash}")
+        click.echo(f"leaf index:  {proof.leaf_index} of {proof.tree_size}")
+        click.echo("audit path:  " + ("(none: the record is the only leaf)" if not proof.audit_path
+                                      else "\n             ".join(proof.audit_path)))
+        click.echo(f"root:        {proof.root}")
+        click.echo(f"verifies:    {'yes' if proof.verifies else 'NO'}")
+        for t, c in checks:
+            state = "verified" if c.ok else f"DOES NOT VERIFY: {c.problem}"
+            click.echo(f"timestamp:   {c.gen_time or t.gen_time} by {printable(t.tsa_url)} ({printable(state)})")
+        if not checks:
+            click.echo("timestamp:   none (catalogmark ledger timestamp)")
+    sys.exit(EXIT_OK if proof.verifies else EXIT_SOME_FAILED)
+
+
+@ledger.command("timestamp")
+@ledger_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Owner profile with the [timestamp] table (default: ./catalogmark.toml or pyproject.toml).")
+@click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
+              help="RFC 3161 TSA URL (repeat for several); replaces the profile's [timestamp] tsa.")
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PEM file of the TSAs' CA certificates; replaces the profile's [timestamp] ca_file.")
+@click.option("--json", "as_json", is_flag=True)
+def ledger_timestamp(ledger_path: Path | None, config_path: Path | None, tsa_urls: tuple[str, ...],
+                     ca_file: Path | None, as_json: bool) -> None:
+    """Timestamp every sealed run that lacks a token from a configured TSA (runs made offline, or while a
+    TSA was down). Exit 0 when every sealed run has a token from every TSA, 1 if a TSA failed (what it did
+    stamp is kept), 2 if no TSA is configured."""
+    from pipeline import config, timestamp
+
+    stamping = config.load_timestamp(config_path, tsa=tsa_urls, ca_file=ca_file)
+    if not stamping.tsa:
+        raise ConfigError("no TSA configured: add [timestamp] tsa = [\"https://...\"] and ca_file = \"...\" to "
+                          "the owner profile, or pass --tsa URL --ca-file FILE")
+    with _open_existing_ledger(ledger_path) as led:
+        report = timestamp.stamp_runs(led, stamping)
+    for f in report.failures:
+        click.echo(f"catalogmark: error: {printable(f.message)}; {len(f.run_ids)} runs left without its token",
+                   err=True)
+    if as_json:
+        _emit_json(report.as_json())
+    else:
+        for t in report.stamped:
+            click.echo(f"stamped run {t.run_id}: {t.gen_time} by {printable(t.tsa_url)}")
+        click.echo(f"{len(report.stamped)} tokens stored in {report.seconds:.2f}s"
+                   + ("" if report.ok else f", {len(report.failures)} TSAs failed"))
     sys.exit(EXIT_OK if report.ok else EXIT_SOME_FAILED)
 
 

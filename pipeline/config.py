@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -11,14 +12,19 @@ from urllib.parse import urlparse
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ConfigError
+from pipeline.marks import fonts
 from pipeline.models import Owner
 from pipeline.timefmt import source_timestamp
 
 CONFIG_NAME = "catalogmark.toml"
 PYPROJECT = "pyproject.toml"
-OVERRIDE_KEYS = ("name", "copyright", "url", "watermark_text", "watermark_logo")
+OVERRIDE_KEYS = ("name", "copyright", "url", "watermark_text", "watermark_logo", "watermark_font")
 #: Allowed tables and keys of the owner profile.
-SCHEMA: dict[str, tuple[str, ...]] = {"owner": ("name", "copyright", "url"), "watermark": ("text", "logo")}
+SCHEMA: dict[str, tuple[str, ...]] = {"owner": ("name", "copyright", "url"), "watermark": ("text", "logo", "font")}
+#: The trusted-timestamp table: TSA URLs, the CA file their tokens are checked against, a timeout in seconds.
+TIMESTAMP_TABLE = "timestamp"
+TIMESTAMP_KEYS = ("tsa", "ca_file", "timeout")
+DEFAULT_TSA_TIMEOUT = 10.0
 
 EXAMPLE = f"""Create {CONFIG_NAME} in the working directory (or pass --config FILE), for example:
 
@@ -32,6 +38,19 @@ EXAMPLE = f"""Create {CONFIG_NAME} in the working directory (or pass --config FI
 
 or put the same tables under [tool.catalogmark.owner] / [tool.catalogmark.watermark] in pyproject.toml,
 or give the owner's name on the command line."""
+
+
+@dataclass(frozen=True)
+class TimestampConfig:
+    """Where to get RFC 3161 timestamps of each run's Merkle root: ``[timestamp]`` of the owner profile.
+
+    No TSA (the default) means runs are sealed without a token, and nothing touches the network.
+    """
+
+    tsa: tuple[str, ...] = ()
+    ca_file: str | None = None  # absolute path of the PEM file with the TSAs' CA certificates
+    ca_pem: str = ""  # its contents, kept with every token
+    timeout: float = DEFAULT_TSA_TIMEOUT  # seconds per request
 
 
 def find_config(config: Path | None = None, cwd: Path | None = None) -> Path | None:
@@ -84,8 +103,10 @@ def _profile_tables(path: Path) -> tuple[dict[str, Any], str]:
 def _check(path: Path, tables: Mapping[str, Any], prefix: str) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for table, body in tables.items():
+        if table == TIMESTAMP_TABLE:
+            continue  # not part of the owner profile: load_timestamp() reads and checks it
         if table not in SCHEMA:
-            known = ", ".join(f"[{prefix}{t}]" for t in SCHEMA)
+            known = ", ".join(f"[{prefix}{t}]" for t in (*SCHEMA, TIMESTAMP_TABLE))
             raise ConfigError(f"{path}: [{prefix}{table}]: unknown table or key (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: [{prefix}{table}]: expected a table, got {body!r}")
@@ -118,6 +139,25 @@ def _check_logo(logo: Path, where: str) -> str:
     return str(logo.resolve())
 
 
+def _check_font(font: Path, where: str) -> str:
+    if not font.is_file():
+        raise ConfigError(f"{where}: font file not found: {font}")
+    try:
+        fonts.check(str(font))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {font}: {exc}") from None
+    return str(font.resolve())
+
+
+def _check_glyphs(text: str, font: str | None, where: str) -> None:
+    missing = fonts.missing_glyphs(text, font)
+    if missing:
+        shown = " ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:12]) + (" ..." if len(missing) > 12 else "")
+        name = fonts.DEFAULT_FONT if font is None else font
+        raise ConfigError(f"{where}: the watermark font ({name}) has no glyph for {shown}; name a font that "
+                          "has them: [watermark] font = \"...\" in the profile or --watermark-font FILE")
+
+
 def _current_year() -> int:
     """The year for the default copyright: from SOURCE_DATE_EPOCH when set (reproducible builds)."""
     return source_timestamp().year
@@ -127,9 +167,11 @@ def load_owner(
     config: Path | None = None, *, cwd: Path | None = None, overrides: Mapping[str, str | None] = {}  # noqa: B006
 ) -> Owner:
     """The owner profile: ``config`` (--config), else catalogmark.toml, else [tool.catalogmark] in pyproject.toml,
-    all in ``cwd``; then non-None ``overrides`` (keys: name, copyright, url, watermark_text, watermark_logo).
+    all in ``cwd``; then non-None ``overrides`` (keys: name, copyright, url, watermark_text, watermark_logo,
+    watermark_font).
 
-    Logos in a file are relative to that file; a logo given as an override is relative to ``cwd``.
+    Logos and fonts in a file are relative to that file; given as an override, relative to ``cwd``. The mark's text
+    (the watermark text, else the owner's name) must be drawable with the font (ConfigError naming what is not).
     Raises ConfigError naming the file and key for anything invalid, or with an example if no owner is known.
     """
     unknown = set(overrides) - set(OVERRIDE_KEYS)
@@ -139,6 +181,8 @@ def load_owner(
     path = find_config(config, here)
     values: dict[str, str] = {}
     logo: str | None = None
+    font: str | None = None
+    font_where = "the watermark text"
     prefix = ""
     if path is not None:
         tables, prefix = _profile_tables(path)
@@ -151,11 +195,17 @@ def load_owner(
             _check_url(values["url"], f"{path}: [{prefix}owner] url")
         if wm_t.get("logo"):
             logo = _check_logo(path.parent / wm_t["logo"], f"{path}: [{prefix}watermark] logo")
+        if wm_t.get("font"):
+            font = _check_font(path.parent / wm_t["font"], f"{path}: [{prefix}watermark] font")
+        font_where = f"{path}: [{prefix}watermark]"
     for key, value in overrides.items():
         if value is None:
             continue
         if key == "watermark_logo":
             logo = _check_logo(here / value, "--watermark-logo") if value else None
+        elif key == "watermark_font":
+            font = _check_font(here / value, "--watermark-font") if value else None
+            font_where = "--watermark-font"
         else:
             values[key] = value
     if "url" in overrides and overrides["url"] is not None:
@@ -168,4 +218,73 @@ def load_owner(
     text = values.get("watermark_text", "")
     if not text and logo is None:
         text = name  # a visible mark needs something to draw: the owner's name is the natural default
-    return Owner(name=name, copyright=copyright_, url=values.get("url", ""), watermark_text=text, watermark_logo=logo)
+    _check_glyphs(text.strip(), font, font_where)
+    return Owner(name=name, copyright=copyright_, url=values.get("url", ""), watermark_text=text, watermark_logo=logo,
+                 watermark_font=font)
+
+
+def load_timestamp(config: Path | None = None, *, cwd: Path | None = None, tsa: Sequence[str] = (),
+                   ca_file: Path | None = None) -> TimestampConfig:
+    """The ``[timestamp]`` table of the owner profile found as :func:`load_owner` finds it, with ``tsa`` /
+    ``ca_file`` (command-line flags, ``ca_file`` relative to ``cwd``) replacing the file's values if given.
+
+    ``tsa = ["https://..."]`` (a list of http(s) URLs), ``ca_file = "tsa-ca.pem"`` (relative to the config
+    file; PEM certificates; required with a TSA), ``timeout = 10`` (seconds). No table: no TSA.
+    """
+    here = cwd if cwd is not None else Path.cwd()
+    path = find_config(config, here)
+    body: Any = {}
+    prefix = ""
+    if path is not None:
+        tables, prefix = _profile_tables(path)
+        body = tables.get(TIMESTAMP_TABLE, {})
+    where = f"{path}: [{prefix}{TIMESTAMP_TABLE}]"
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: expected a table, got {body!r}")
+    for key in body:
+        if key not in TIMESTAMP_KEYS:
+            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(TIMESTAMP_KEYS)})")
+    urls: list[str] = []
+    raw_urls = body.get("tsa", [])
+    if isinstance(raw_urls, str):
+        raw_urls = [raw_urls]
+    if not isinstance(raw_urls, list) or not all(isinstance(u, str) for u in raw_urls):
+        raise ConfigError(f"{where} tsa: expected a list of URLs, got {raw_urls!r}")
+    urls = [_check_url(u, f"{where} tsa") for u in raw_urls if u]
+    ca: Path | None = None
+    if isinstance(body.get("ca_file"), str) and body["ca_file"] and path is not None:
+        ca = path.parent / body["ca_file"]
+    elif "ca_file" in body and not isinstance(body["ca_file"], str):
+        raise ConfigError(f"{where} ca_file: expected a file name, got {body['ca_file']!r}")
+    ca_where = f"{where} ca_file"
+    if tsa:
+        urls = [_check_url(u, "--tsa") for u in tsa]
+    if ca_file is not None:
+        ca, ca_where = here / ca_file, "--ca-file"
+    timeout = body.get("timeout", DEFAULT_TSA_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
+        raise ConfigError(f"{where} timeout: expected seconds between 0 and 600, got {timeout!r}")
+    if not urls:
+        return TimestampConfig(timeout=float(timeout))
+    if ca is None:
+        raise ConfigError(f"{where}: a TSA is named but no ca_file: the tokens cannot be checked without the "
+                          f"TSA's CA certificates (PEM), e.g. ca_file = \"tsa-ca.pem\"")
+    return TimestampConfig(tsa=tuple(dict.fromkeys(urls)), ca_file=str(ca.resolve()),
+                           ca_pem=read_ca_file(ca, ca_where), timeout=float(timeout))
+
+
+def read_ca_file(ca: Path, where: str) -> str:
+    """The text of a PEM file of CA certificates; ConfigError (naming ``where``) if it holds none."""
+    from cryptography import x509
+
+    try:
+        text = ca.read_text(encoding="ascii")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {ca} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {ca} is not a PEM file") from None
+    try:
+        x509.load_pem_x509_certificates(text.encode("ascii"))
+    except ValueError:
+        raise ConfigError(f"{where}: {ca} holds no PEM certificates") from None
+    return text

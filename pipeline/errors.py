@@ -25,6 +25,13 @@ class LedgerError(CatalogmarkError):
     """The ledger cannot be opened, migrated or written."""
 
 
+class TimestampError(CatalogmarkError):
+    """A Time Stamping Authority is unreachable, too slow, refused, or answered something that is not a valid
+    token for the hash sent. Nothing is lost: the run stays sealed and `catalogmark ledger timestamp` retries."""
+
+    exit_code = 1
+
+
 class InputError(CatalogmarkError):
     """A command-line input (source folder, suspect file) does not exist or cannot be used."""
 
@@ -38,3 +45,17 @@ class ImageError(Exception):
     def __init__(self, message: str, stage: str | None = None) -> None:
         super().__init__(message)
         self.stage = stage
+
+
+class RunInterrupted(CatalogmarkError):
+    """A run stopped by SIGINT or SIGTERM after sealing what it had done; exits 128 + the signal number
+    (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by that signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class RunLockedError(CatalogmarkError):
+    """Another run holds the ledger or the output folder (pipeline/lock.py)."""

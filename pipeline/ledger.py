@@ -20,6 +20,21 @@ How an outside auditor recomputes everything (nothing here needs catalogmark, on
   (The 0x00/0x01 prefixes are RFC 6962-style domain separation: a leaf can never pass for an inner node.
   The tree has the same shape as RFC 6962's Merkle Tree Hash, which splits n leaves at the largest power of
   two below n, so an RFC 6962 implementation fed the raw 32-byte record hashes gives the same root.)
+  The code is :mod:`pipeline.merkle`.
+* **Inclusion proof of one record** (``catalogmark ledger proof RECORD_ID --json``): ``leaf_index`` is the
+  record's position (from 0) among its run's records in ``seq`` order, ``tree_size`` the run's record count,
+  ``audit_path`` the hex sibling hashes from the leaf up (RFC 6962 §2.1.1 ``PATH(m, D[n])``). To check it with
+  nothing but SHA-256 (RFC 9162 §2.1.3.2): ``fn = leaf_index``, ``sn = tree_size - 1``,
+  ``r = sha256(0x00 || record_hash)``; for each ``p`` in the path: if ``sn == 0`` fail; if ``fn`` is odd or
+  ``fn == sn``, ``r = sha256(0x01 || p || r)`` and then, if ``fn`` is even, halve ``fn`` and ``sn`` until
+  ``fn`` is odd or 0; otherwise ``r = sha256(0x01 || r || p)``; then halve ``fn`` and ``sn`` once more. The
+  proof holds if at the end ``sn == 0`` and ``hex(r)`` is the run's ``merkle_root``. The record hash itself
+  is recomputed from the record's columns as above, so one record, its proof and the run root suffice.
+* **Timestamp of a run** (``timestamps`` table, one row per run and TSA): ``token`` is the DER
+  TimeStampResp the TSA sent for the message imprint ``sha256(merkle_root as 64 lowercase hex ASCII
+  characters)``; ``ca_pem`` the CA certificates it was checked against. With OpenSSL alone: write the root's
+  hex (no newline) to ``root.txt``, the token to ``token.tsr``, ``ca_pem`` to ``ca.pem``, then
+  ``openssl ts -verify -data root.txt -in token.tsr -CAfile ca.pem`` (see :mod:`pipeline.timestamp`).
 
 The parent process is the only writer. SQLite runs in WAL mode so other processes can read while a run
 writes; ``synchronous=FULL`` because the Merkle root returned by :meth:`Ledger.finish_run` is printed and
@@ -44,6 +59,7 @@ from typing import Any, TextIO
 
 from pipeline.canonical import canonical_json
 from pipeline.errors import LedgerError
+from pipeline.merkle import InclusionProof, merkle_root, prove
 from pipeline.models import Record
 from pipeline.timefmt import now_iso
 
@@ -129,6 +145,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 ) WITHOUT ROWID""",
         "CREATE INDEX records_output ON records (output)",
     )),
+    (4, (
+        # RFC 3161 timestamps of sealed runs' Merkle roots, one row per run and TSA (pipeline/timestamp.py).
+        # Not hash-chained (added after the run is sealed, possibly much later): each token is evidence on its
+        # own, checked by verify() against the run's root and the CA certificates kept beside it.
+        """CREATE TABLE timestamps (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    tsa_url TEXT NOT NULL,
+    token BLOB NOT NULL,
+    gen_time TEXT NOT NULL,
+    hash_algorithm TEXT NOT NULL,
+    ca_pem TEXT NOT NULL,
+    PRIMARY KEY (run_id, tsa_url)
+) WITHOUT ROWID""",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -139,21 +169,6 @@ _ACTIVE_RUNS: set[tuple[str, str]] = set()
 def record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     """``hex(sha256(bytes.fromhex(prev_hash) || canonical_json(fields)))``."""
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(fields).encode("utf-8")).hexdigest()
-
-
-def merkle_root(hashes: Sequence[str]) -> str:
-    """Merkle root (hex) over hex record hashes in order; leaf/node domain separation, odd node promoted."""
-    # Hand-written: ~10 lines, and none of the allowed dependencies ships a Merkle tree with this exact,
-    # documented shape that an auditor can reproduce.
-    if not hashes:
-        return hashlib.sha256(b"").hexdigest()
-    level = [hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in hashes]
-    while len(level) > 1:
-        nxt = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0].hex()
 
 
 @dataclass(frozen=True)
@@ -172,13 +187,83 @@ class FileStat:
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """A record as read back from the ledger: the Record the runner appended plus its chain position."""
+    """A record as read back from the ledger: the Record the runner appended plus its chain position.
+
+    Every stored column: ``seq``, ``run_id``, ``fmt``, ``prev_hash``, ``record_hash`` here, the rest on
+    ``record``. A dict column that is not valid JSON (only after tampering; ``verify`` reports it) is kept as
+    its raw text.
+    """
 
     record: Record
     seq: int
     run_id: str
     prev_hash: str
     record_hash: str
+    fmt: int = RECORD_FORMAT
+
+    def as_dict(self, *, keep_fmt: bool = False) -> dict[str, Any]:
+        """The stored columns as one dict (dict columns as objects; ``fmt`` only with ``keep_fmt``), in schema
+        order: what ``ledger export`` writes per record and the trace report quotes."""
+        doc: dict[str, Any] = {"seq": self.seq, "run_id": self.run_id}
+        if keep_fmt:
+            doc["fmt"] = self.fmt
+        doc.update(prev_hash=self.prev_hash, record_hash=self.record_hash)
+        doc.update((name, getattr(self.record, name)) for name in RECORD_FIELDS)
+        return doc
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the ``runs`` table, with ``info`` and ``counts`` parsed (raw text if not JSON: tampering)."""
+
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    status: str  # 'running', 'finished' or 'interrupted'
+    merkle_root: str | None  # set when the run is sealed
+    record_count: int | None
+    info: Any  # dict as begun (pipeline version, key fingerprint, ...)
+    counts: Any  # dict as finished, or None
+    writer_host: str | None
+    writer_pid: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every column, in schema order (what ``ledger export`` writes per run)."""
+        return {name: getattr(self, name) for name in _RUN_COLUMNS}
+
+
+@dataclass(frozen=True)
+class RunLeaves:
+    """One record's place in its run's Merkle tree: the run's record hashes (seq order) and the stored root."""
+
+    record_id: str
+    seq: int
+    run_id: str
+    status: str  # 'running' (no root yet), 'finished', 'interrupted', or 'missing' (no runs row: tampering)
+    merkle_root: str | None  # as stored when the run was sealed
+    index: int  # the record's leaf index: its position among the run's records in seq order
+    hashes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimestampToken:
+    """An RFC 3161 timestamp of one run's Merkle root by one TSA, as the ``timestamps`` table keeps it."""
+
+    run_id: str
+    tsa_url: str
+    token: bytes  # DER TimeStampResp as the TSA sent it (status + signed token): `openssl ts -verify -in` reads it
+    gen_time: str  # the TSA's time in the token, ISO 8601 UTC
+    hash_algorithm: str  # of the message imprint, e.g. "sha256"
+    ca_pem: str  # the CA certificates (PEM) the token was checked against when it was stored
+
+
+@dataclass(frozen=True)
+class PendingStamp:
+    """A sealed run and the TSAs (of those asked about) that have not timestamped its root yet."""
+
+    run_id: str
+    merkle_root: str
+    tsa_urls: tuple[str, ...]
 
 
 @dataclass
@@ -189,6 +274,7 @@ class VerifyReport:
     records: int
     runs: int
     problems: list[str] = field(default_factory=list)
+    timestamps: int = 0  # timestamp tokens checked
 
 
 def _pid_alive(pid: int) -> bool:
@@ -475,6 +561,19 @@ class Ledger:
         _ACTIVE_RUNS.discard((self._key, run_id))
         return root
 
+    def interrupt_run(self, run_id: str, counts: dict[str, Any]) -> str:
+        """Seal a run that was stopped on purpose (SIGTERM, Ctrl-C) as 'interrupted', with its Merkle root and
+        counts, as recover() would after a crash; return the root (hex)."""
+        with self._write(f"sealing interrupted run {run_id}") as db:
+            run = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None or run[0] != "running":
+                raise LedgerError(f"ledger {self.path}: cannot seal run {run_id} as interrupted: "
+                                  + ("no such run" if run is None else f"it is already {run[0]}"))
+            root = self._seal_run(db, run_id, "interrupted", counts)
+        self._my_runs.discard(run_id)
+        _ACTIVE_RUNS.discard((self._key, run_id))
+        return root
+
     def recover(self) -> list[str]:
         """Seal runs a crash left 'running' as 'interrupted' (with their Merkle roots); return their ids.
 
@@ -522,6 +621,24 @@ class Ledger:
             db.executemany("INSERT OR REPLACE INTO file_stats (path, size, mtime_ns, inode, ctime_ns, sha256) "
                            "VALUES (?, ?, ?, ?, ?, ?)", rows)
 
+    def add_timestamps(self, tokens: Sequence[TimestampToken]) -> None:
+        """Store timestamp tokens (one per run and TSA) in one transaction; the runs must be sealed."""
+        if not tokens:
+            return
+        with self._write(f"storing {len(tokens)} timestamp tokens") as db:
+            for t in tokens:
+                run = db.execute("SELECT status, merkle_root FROM runs WHERE run_id = ?", (t.run_id,)).fetchone()
+                if run is None or run[1] is None:
+                    state = "no such run" if run is None else f"it is {run[0]}, not sealed"
+                    raise LedgerError(f"ledger {self.path}: cannot timestamp run {t.run_id}: {state}")
+            try:
+                db.executemany("INSERT INTO timestamps (run_id, tsa_url, token, gen_time, hash_algorithm, ca_pem) "
+                               "VALUES (?, ?, ?, ?, ?, ?)",
+                               [(t.run_id, t.tsa_url, bytes(t.token), t.gen_time, t.hash_algorithm, t.ca_pem)
+                                for t in tokens])
+            except sqlite3.IntegrityError as exc:
+                raise LedgerError(f"ledger {self.path}: a run already has a timestamp from that TSA: {exc}") from exc
+
     # --- reading ---------------------------------------------------------------------------------------------
 
     def file_stats(self, paths: Iterable[str]) -> dict[str, tuple[FileStat, str]]:
@@ -553,24 +670,24 @@ class Ledger:
                     found[stored.record.output] = stored
         return found
 
-    def _records(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+    def _records(self, sql: str, params: Sequence[Any] = ()) -> Iterator[StoredRecord]:
         with self._guard("reading records"):
             cur = self._db.execute(sql, params)
             names = [d[0] for d in cur.description]
             for row in cur:
-                yield _record_dict(names, row)
+                yield _stored_record(names, row)
 
-    def _one(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+    def _one(self, sql: str, params: Sequence[Any]) -> StoredRecord | None:
         with self._guard("reading a record"):
             cur = self._db.execute(sql, params)
             row = cur.fetchone()
-            return None if row is None else _record_dict([d[0] for d in cur.description], row)
+            return None if row is None else _stored_record([d[0] for d in cur.description], row)
 
-    def get(self, record_id: str) -> dict[str, Any] | None:
+    def get(self, record_id: str) -> StoredRecord | None:
         """Newest record with that record_id, or None."""
         return self._one("SELECT * FROM records WHERE record_id = ? ORDER BY seq DESC LIMIT 1", (record_id,))
 
-    def find_by_payload(self, payload_hex: str) -> list[dict[str, Any]]:
+    def find_by_payload(self, payload_hex: str) -> list[StoredRecord]:
         """Every record carrying that invisible-watermark payload (hex, any case), in seq order."""
         return list(self._records("SELECT * FROM records WHERE payload = ? ORDER BY seq",
                                   (payload_hex.strip().lower(),)))
@@ -588,23 +705,91 @@ class Ledger:
             for rid, keys in self._db.execute("SELECT record_id, search_keys FROM traces ORDER BY record_id"):
                 yield str(rid), bytes(keys)
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunInfo]:
         """Every run, oldest first, with info/counts parsed."""
         with self._guard("reading runs"):
             cur = self._db.execute("SELECT * FROM runs ORDER BY started_at, rowid")
-            return [_run_dict(cur.description, row) for row in cur.fetchall()]
+            return [_run_info(cur.description, row) for row in cur.fetchall()]
+
+    def timestamps(self, run_id: str | None = None) -> list[TimestampToken]:
+        """Every stored timestamp token (of one run, if given), by run start then TSA URL."""
+        sql = ("SELECT t.run_id, t.tsa_url, t.token, t.gen_time, t.hash_algorithm, t.ca_pem FROM timestamps t "
+               "LEFT JOIN runs r ON r.run_id = t.run_id")
+        params: tuple[str, ...] = ()
+        if run_id is not None:
+            sql += " WHERE t.run_id = ?"
+            params = (run_id,)
+        with self._guard("reading timestamps"):
+            rows = self._db.execute(sql + " ORDER BY r.started_at, r.rowid, t.run_id, t.tsa_url", params).fetchall()
+        return [TimestampToken(run_id=str(r[0]), tsa_url=str(r[1]), token=bytes(r[2]), gen_time=str(r[3]),
+                               hash_algorithm=str(r[4]), ca_pem=str(r[5])) for r in rows]
+
+    def pending_stamps(self, tsa_urls: Sequence[str], run_ids: Sequence[str] | None = None) -> list[PendingStamp]:
+        """Sealed runs (finished or interrupted; of ``run_ids`` if given), oldest first, that lack a timestamp
+        from at least one of ``tsa_urls``, each with the TSAs it lacks."""
+        wanted = list(dict.fromkeys(tsa_urls))
+        out: list[PendingStamp] = []
+        with self._snapshot("looking for runs without a timestamp"):
+            have: dict[str, set[str]] = {}
+            for rid, url in self._db.execute("SELECT run_id, tsa_url FROM timestamps"):
+                have.setdefault(str(rid), set()).add(str(url))
+            rows = self._db.execute("SELECT run_id, merkle_root FROM runs WHERE status IN ('finished', 'interrupted') "
+                                    "AND merkle_root IS NOT NULL ORDER BY started_at, rowid").fetchall()
+        only = None if run_ids is None else set(run_ids)
+        for rid, root in rows:
+            if only is not None and rid not in only:
+                continue
+            missing = tuple(u for u in wanted if u not in have.get(str(rid), set()))
+            if missing:
+                out.append(PendingStamp(run_id=str(rid), merkle_root=str(root), tsa_urls=missing))
+        return out
+
+    def run_leaves(self, record_id: str, *, seq: int | None = None) -> RunLeaves | None:
+        """The leaves of the run holding a record (the newest with that record_id, or the one at ``seq``), or
+        None if there is no such record."""
+        with self._snapshot("reading a record's run"):
+            if seq is None:
+                row = self._db.execute("SELECT seq, run_id FROM records WHERE record_id = ? ORDER BY seq DESC "
+                                       "LIMIT 1", (record_id,)).fetchone()
+            else:
+                row = self._db.execute("SELECT seq, run_id FROM records WHERE record_id = ? AND seq = ?",
+                                       (record_id, seq)).fetchone()
+            if row is None:
+                return None
+            found_seq, run_id = int(row[0]), str(row[1])
+            run = self._db.execute("SELECT status, merkle_root FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            leaves = self._db.execute("SELECT seq, record_hash FROM records WHERE run_id = ? ORDER BY seq",
+                                      (run_id,)).fetchall()
+        seqs = [int(s) for s, _ in leaves]
+        return RunLeaves(record_id=record_id, seq=found_seq, run_id=run_id,
+                         status="missing" if run is None else str(run[0]),
+                         merkle_root=None if run is None or run[1] is None else str(run[1]),
+                         index=seqs.index(found_seq), hashes=tuple(str(h) for _, h in leaves))
+
+    def inclusion_proof(self, record_id: str, *, seq: int | None = None) -> InclusionProof:
+        """The Merkle audit path from a record (the newest with that record_id, or the one at ``seq``) to its
+        run's sealed root; LedgerError if there is no such record or its run is not sealed yet."""
+        leaves = self.run_leaves(record_id, seq=seq)
+        if leaves is None:
+            at = "" if seq is None else f" at seq {seq}"
+            raise LedgerError(f"ledger {self.path}: no record {record_id}{at}")
+        if leaves.merkle_root is None:
+            raise LedgerError(f"ledger {self.path}: record {record_id} (seq {leaves.seq}) is in run {leaves.run_id}, "
+                              f"which is {leaves.status}, not sealed: it has no Merkle root yet")
+        return prove(record_id, leaves.seq, leaves.run_id, leaves.hashes, leaves.index, leaves.merkle_root)
 
     # --- auditing --------------------------------------------------------------------------------------------
 
-    def verify(self) -> VerifyReport:
-        """Recompute every record hash, the chain, the chain head, and each sealed run's Merkle root and count."""
+    def verify(self, *, trusted_ca_pem: str | None = None) -> VerifyReport:
+        """Recompute every record hash, the chain, the chain head, and each sealed run's Merkle root and count,
+        and re-check every timestamp token (against ``trusted_ca_pem`` if given, else the CA kept with it)."""
         problems: list[str] = []
         db = self._db
         count = 0
         per_run: dict[str, list[str]] = {}
         with self._snapshot("verifying"):
             runs = self.runs()
-            known_runs = {r["run_id"] for r in runs}
+            known_runs = {r.run_id for r in runs}
             cur = db.execute("SELECT * FROM records ORDER BY seq")
             names = [d[0] for d in cur.description]
             last_seq, last_hash = 0, GENESIS
@@ -635,22 +820,54 @@ class Ledger:
                 problems.append(f"chain head: the ledger's newest record should be {head_seq} "
                                 f"({head_hash[:16]}…), found {last_seq} ({last_hash[:16]}…)")
             for run in runs:
-                rid_, status = run["run_id"], run["status"]
+                rid_, status = run.run_id, run.status
                 hashes = per_run.get(rid_, [])
                 if status not in ("finished", "interrupted"):
                     continue  # still running (maybe right now, in another process): nothing sealed to check
-                if run["record_count"] != len(hashes):
-                    problems.append(f"run {rid_}: expected {run['record_count']} records, found {len(hashes)}")
-                if run["merkle_root"] != merkle_root(hashes):
-                    problems.append(f"run {rid_}: merkle root mismatch (stored {run['merkle_root']}, "
+                if run.record_count != len(hashes):
+                    problems.append(f"run {rid_}: expected {run.record_count} records, found {len(hashes)}")
+                if run.merkle_root != merkle_root(hashes):
+                    problems.append(f"run {rid_}: merkle root mismatch (stored {run.merkle_root}, "
                                     f"recomputed {merkle_root(hashes)})")
+            tokens = self.timestamps()
+            problems.extend(self._check_timestamps(tokens, {r.run_id: r for r in runs}, per_run, trusted_ca_pem))
             integrity = [str(r[0]) for r in db.execute("PRAGMA integrity_check")]
             if integrity != ["ok"]:
                 problems.extend(f"sqlite integrity_check: {msg}" for msg in integrity)
         if len(problems) > MAX_PROBLEMS:
             extra = len(problems) - MAX_PROBLEMS
             problems = problems[:MAX_PROBLEMS] + [f"... and {extra} more problems"]
-        return VerifyReport(ok=not problems, records=count, runs=len(runs), problems=problems)
+        return VerifyReport(ok=not problems, records=count, runs=len(runs), problems=problems,
+                            timestamps=len(tokens))
+
+    @staticmethod
+    def _check_timestamps(tokens: Sequence[TimestampToken], runs: dict[str, RunInfo],
+                          per_run: dict[str, list[str]], trusted_ca_pem: str | None = None) -> list[str]:
+        """Each token re-checked (signature, TSA chain against the CA kept with it, imprint) against the root
+        recomputed from the run's chained records."""
+        if not tokens:
+            return []
+        from pipeline.timestamp import check_token  # only when there are tokens: it loads rfc3161-client
+
+        problems: list[str] = []
+        for t in tokens:
+            label = f"run {t.run_id}: timestamp from {t.tsa_url}"
+            run = runs.get(t.run_id)
+            if run is None or run.status not in ("finished", "interrupted"):
+                problems.append(f"{label}: the run is " + ("not in the runs table" if run is None else "not sealed"))
+                continue
+            root = merkle_root(per_run.get(t.run_id, []))
+            check = (check_token(t.token, root, t.ca_pem) if trusted_ca_pem is None
+                     else check_token(t.token, root, trusted_ca_pem, ca_name="the CA file given"))
+            if not check.ok:
+                problems.append(f"{label}: {check.problem}")
+                continue
+            if check.gen_time != t.gen_time:
+                problems.append(f"{label}: gen_time column says {t.gen_time}, the token says {check.gen_time}")
+            if check.hash_algorithm != t.hash_algorithm:
+                problems.append(f"{label}: hash_algorithm column says {t.hash_algorithm}, the token says "
+                                f"{check.hash_algorithm}")
+        return problems
 
     @staticmethod
     def _check_record(col: dict[str, Any], label: str) -> list[str]:
@@ -685,7 +902,7 @@ class Ledger:
         n = 0
         with self._snapshot("exporting"):
             for run in self.runs():
-                fh.write(json.dumps({"type": "run", **run}, ensure_ascii=False, sort_keys=True) + "\n")
+                fh.write(json.dumps({"type": "run", **run.as_dict()}, ensure_ascii=False, sort_keys=True) + "\n")
                 n += 1
             cur = self._db.execute("SELECT * FROM records ORDER BY seq")
             names = [d[0] for d in cur.description]
@@ -736,10 +953,10 @@ def _record_dict(names: Sequence[str], row: Sequence[Any], *, keep_fmt: bool = F
 
 
 def _stored_record(names: Sequence[str], row: Sequence[Any]) -> StoredRecord:
-    doc = _record_dict(names, row)
+    doc = _record_dict(names, row, keep_fmt=True)
     return StoredRecord(record=Record(**{n: doc[n] for n in RECORD_FIELDS}), seq=int(doc["seq"]),
                         run_id=str(doc["run_id"]), prev_hash=str(doc["prev_hash"]),
-                        record_hash=str(doc["record_hash"]))
+                        record_hash=str(doc["record_hash"]), fmt=doc["fmt"])
 
 
 def _loads_or_raw(text: Any) -> Any:
@@ -752,8 +969,12 @@ def _loads_or_raw(text: Any) -> Any:
         return text
 
 
-def _run_dict(description: Any, row: Sequence[Any]) -> dict[str, Any]:
+_RUN_COLUMNS: tuple[str, ...] = ("run_id", "started_at", "finished_at", "status", "merkle_root", "record_count",
+                                 "info", "counts", "writer_host", "writer_pid")
+
+
+def _run_info(description: Any, row: Sequence[Any]) -> RunInfo:
     doc = {d[0]: v for d, v in zip(description, row, strict=True)}
     for name in ("info", "counts"):
         doc[name] = _loads_or_raw(doc.get(name))
-    return doc
+    return RunInfo(**{name: doc[name] for name in _RUN_COLUMNS})

@@ -27,6 +27,7 @@ class Owner:
     url: str = ""
     watermark_text: str = ""
     watermark_logo: str | None = None  # path to an RGBA PNG
+    watermark_font: str | None = None  # path to a TTF/OTF/TTC font for the mark's text (None: Pillow's own)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,31 @@ class Failure:
     stage: str
     error: str
     preset: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerDeath:
+    """A worker process died while it held one task (killed by a signal, e.g. the kernel's OOM killer, or exited);
+    the task is that item's failure and the run goes on with fresh workers."""
+
+    exitcode: int | None = None  # as multiprocessing reports it: -N when killed by signal N; None if unknown
+
+    @property
+    def message(self) -> str:
+        code = self.exitcode
+        if code is None:
+            return "worker died (out of memory?)"
+        if code < 0:
+            import signal
+
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "unknown signal"
+            if -code == signal.SIGKILL:
+                return f"worker died (killed by signal {-code}: out of memory?)"
+            return f"worker died (killed by signal {-code}, {name})"
+        return f"worker died (exit code {code})"
 
 
 @dataclass

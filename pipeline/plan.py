@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline import PIPELINE_VERSION
 from pipeline.catalog import CatalogItem
 from pipeline.ledger import StoredRecord
+from pipeline.marks import fonts
 from pipeline.models import Expected, Failure, ImageJob, Owner, Status
 from pipeline.presets import Preset, render_output_name
 
@@ -25,14 +26,17 @@ class PhotoPlan:
 
 
 def owner_digest(owner: Owner) -> str:
-    """What of the owner profile changes outputs: names, URL, mark text and the logo's bytes."""
+    """What of the owner profile changes outputs: names, URL, mark text, the logo's and the font's bytes."""
     logo = b""
     if owner.watermark_logo:
         try:
             logo = Path(owner.watermark_logo).read_bytes()
         except OSError:
             logo = owner.watermark_logo.encode()
-    blob = json.dumps([owner.name, owner.copyright, owner.url, owner.watermark_text], ensure_ascii=False)
+    fields: list[str] = [owner.name, owner.copyright, owner.url, owner.watermark_text]
+    if owner.watermark_font:  # only when set: the keys of profiles without a font stay as they were
+        fields.append("font:" + fonts.digest(owner.watermark_font))
+    blob = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(blob.encode() + hashlib.sha256(logo).digest()).hexdigest()
 
 
@@ -58,12 +62,16 @@ def record_id_for(key: str) -> str:
 
 def plan_photos(items: Sequence[CatalogItem], presets: Sequence[Preset], out_dir: str
                 ) -> tuple[list[PhotoPlan], list[Failure]]:
-    """Every photo with its export jobs; two jobs claiming one output path fail up front (the later one)."""
+    """Every photo with its export jobs; two jobs claiming one output path fail up front (the later one), as does
+    every export of an item the catalog found a problem with (an unusable SKU)."""
     out_root = Path(out_dir).resolve()
     failures: list[Failure] = []
     claimed: dict[str, str] = {}
     plans: list[PhotoPlan] = []
     for item in items:
+        if item.problem is not None:
+            failures.extend(Failure(item.display, "catalog", item.problem, preset.name) for preset in presets)
+            continue
         jobs: list[ImageJob] = []
         for preset in presets:
             n = item.position if item.role == "gallery" else 0

@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import PIPELINE_VERSION, files
 from pipeline.catalog import discover
-from pipeline.errors import ImageError
+from pipeline.errors import ImageError, RunInterrupted
 from pipeline.keys import OwnerKey
 from pipeline.ledger import FileStat, Ledger
+from pipeline.lock import run_lock
 from pipeline.models import (
     Expected,
     ExportTask,
@@ -35,6 +38,7 @@ from pipeline.models import (
     PhotoResult,
     PhotoTask,
     Record,
+    WorkerDeath,
 )
 from pipeline.parallel import map_unordered
 from pipeline.plan import PhotoPlan, decide, expected_from, job_key, owner_digest, plan_photos, record_id_for
@@ -277,6 +281,13 @@ def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
     return PhotoResult(task.source, sha, stat, results)
 
 
+def worker_died(task: PhotoTask, death: WorkerDeath) -> PhotoResult:
+    """The result of a photo whose worker process died while it held it: every export of it failed."""
+    return PhotoResult(task.source, None, None, [
+        ImageResult(t.job, "failed", failure=Failure(task.source_display, "worker", death.message, t.job.preset.name))
+        for t in task.exports])
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Parent side
 
@@ -462,6 +473,46 @@ class _Committer:
             return None
         return self.ledger.finish_run(self.run_id, counts)
 
+    def interrupt(self, counts: dict[str, int]) -> str | None:
+        """Commit and publish what is pending, then seal the run as 'interrupted' (if it was begun)."""
+        self.flush()
+        if self.run_id is None:
+            return None
+        return self.ledger.interrupt_run(self.run_id, counts)
+
+
+class _Stop(threading.Event):
+    """Set by the first SIGINT / SIGTERM of a run: the run stops taking results, seals what it has and ends."""
+
+    signum = 0
+    abort = False  # --check: nothing to seal, stop at once
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: _Stop) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (a second one kills the process as if catalogmark had no handler), for the
+    duration of a run; only the main thread can install handlers, elsewhere signals keep their usual effect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stop.signum = signum
+        stop.set()
+        if stop.abort:
+            raise RunInterrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
 
 def _tally(summary: RunSummary, result: ImageResult, expected: Expected | None) -> None:
     if result.status == "processed" and result.record is not None:
@@ -476,7 +527,30 @@ def _tally(summary: RunSummary, result: ImageResult, expected: Expected | None) 
 
 
 def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None = None) -> RunSummary:
-    """Run every (photo, preset) export; stream results back, commit them to the ledger, write manifests."""
+    """Run every (photo, preset) export; stream results back, commit them to the ledger, write manifests.
+
+    SIGINT / SIGTERM (when called from the main thread): no new results are taken, what came back is committed and
+    published, the run is sealed 'interrupted', the stat cache and manifests are written for what was done, and
+    ``RunInterrupted`` is raised (exit code 130 / 143). Photos in worker processes are abandoned (their workers
+    killed); with ``jobs=1`` the photo being processed is finished first. ``--check`` stops at once.
+    """
+    stop = _Stop()
+    stop.abort = options.check
+    exclusive = contextlib.nullcontext() if options.check else run_lock(options.ledger_path, options.out_dir)
+    with _stop_on_signals(stop), exclusive:  # --check only reads: it takes no lock (lock.py)
+        summary = _run(options, on_result, stop)
+    if stop.is_set():
+        name = signal.Signals(stop.signum).name
+        if summary.run_id is not None:
+            raise RunInterrupted(f"interrupted by {name}: run {summary.run_id} sealed as interrupted with "
+                                 f"{summary.processed} new exports recorded (merkle root {summary.merkle_root}); "
+                                 "run again to finish", stop.signum)
+        raise RunInterrupted(f"interrupted by {name} before any export was recorded; run again to finish",
+                             stop.signum)
+    return summary
+
+
+def _run(options: RunOptions, on_result: Callable[[ImageResult], None] | None, stop: _Stop) -> RunSummary:
     started = time.perf_counter()
     ctx = WorkContext(options.owner, options.key, source_timestamp(), owner_digest(options.owner),
                       options.archive, single_threaded=options.jobs > 1)
@@ -496,7 +570,8 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
         tasks = _plan_tasks(plans, expected, cache, ctx, check=options.check, force=options.force, summary=summary)
         if not options.check:
             assert ledger is not None
-            _run_tasks(tasks, options, ctx, ledger, expected, cache, summary, on_result)
+            _run_tasks(tasks, options, ctx, ledger, expected, cache, summary, on_result, stop)
+            _remove_stale_temp_files(options.out_dir, options.presets)  # e.g. of a worker that died mid-write
             if cache.new:
                 ledger.put_file_stats((path, st, sha) for path, (st, sha) in cache.new.items())
         summary.outputs.sort(key=lambda o: (o["preset"], o["output"]))
@@ -513,13 +588,14 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
 
 def _run_tasks(tasks: list[PhotoTask], options: RunOptions, ctx: WorkContext, ledger: Ledger,
                expected: dict[str, Expected], cache: _StatCache, summary: RunSummary,
-               on_result: Callable[[ImageResult], None] | None) -> None:
+               on_result: Callable[[ImageResult], None] | None, stop: _Stop) -> None:
     total = sum(len(t.exports) for t in tasks)
     committer = _Committer(ledger, options, ctx, total)
     progress = make_progress(total, enabled=options.progress)
+    results = map_unordered(process_photo, tasks, args=(ctx,), jobs=options.jobs, backend=options.backend,
+                            scheduler=options.scheduler, on_worker_death=worker_died, stop=stop)
     try:
-        for photo in map_unordered(process_photo, tasks, args=(ctx,), jobs=options.jobs, backend=options.backend,
-                                   scheduler=options.scheduler):
+        for photo in results:
             if photo.sha256 is not None and photo.stat is not None:
                 cache.remember(photo.source, FileStat(*photo.stat), photo.sha256)
             for result in photo.results:
@@ -533,8 +609,14 @@ def _run_tasks(tasks: list[PhotoTask], options: RunOptions, ctx: WorkContext, le
                     progress.fail(f"catalogmark: {failure.path} [{result.job.preset.name}] failed at "
                                   f"{failure.stage}: {failure.error}")
                 progress.update(1, failed=failure is not None)
+            if stop.is_set():
+                break
     finally:
-        summary.merkle_root = committer.finish({"processed": summary.processed, "skipped": summary.skipped,
-                                                "failed": summary.failed})
+        results.close()  # stopped early: the unfinished photos' workers are killed, not waited for
+        counts = {"processed": summary.processed, "skipped": summary.skipped, "failed": summary.failed}
+        if stop.is_set():
+            summary.merkle_root = committer.interrupt(counts)
+        else:
+            summary.merkle_root = committer.finish(counts)
         summary.run_id = committer.run_id
         progress.close()

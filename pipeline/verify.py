@@ -9,27 +9,12 @@ import numpy as np
 
 from pipeline.canonical import payload_hex
 from pipeline.keys import OwnerKey, PublicKey
-from pipeline.metadata.check import MetadataCheck, check_claim
+from pipeline.metadata.check import check_claim, metadata_summary
 from pipeline.metadata.read import EmbeddedMetadata, read_embedded
 
 
 def _no_watermark(reason: str) -> dict[str, Any]:
     return {"found": False, "payload": None, "confidence": 0.0, "reason": reason}
-
-
-def _metadata_dict(check: MetadataCheck) -> dict[str, Any]:
-    return {
-        "present": check.present,
-        "signature_valid": check.signature_valid,
-        "owner": check.owner,
-        "payload": check.payload,
-        "record_id": check.record_id,
-        "signer": check.signer,
-        "signer_verified": check.signer_verified,
-        "phash_distance": check.phash_distance,
-        "pixels_match": check.pixels_match,
-        "problems": list(check.problems),
-    }
 
 
 def read_watermark(rgb: np.ndarray, key: OwnerKey | None) -> dict[str, Any]:
@@ -64,7 +49,7 @@ def verify_file(path: Path, *, public_key: PublicKey | None, key: OwnerKey | Non
     if not path.is_file():
         result["error"] = f"{path}: " + ("is a folder, not an image file" if path.is_dir() else "no such file")
         check = check_claim(EmbeddedMetadata(), None, public_key)
-        result["metadata"] = _metadata_dict(check)
+        result["metadata"] = metadata_summary(check)
         result["watermark"] = _no_watermark("not a file")
         return result
     meta = read_embedded(path)
@@ -73,17 +58,20 @@ def verify_file(path: Path, *, public_key: PublicKey | None, key: OwnerKey | Non
         rgb, _capture = load_rgb(path)
     except Exception as exc:  # ImageError from ingest, or anything a broken file provokes
         result["error"] = f"{path}: not a readable image: {exc}"
-    result["metadata"] = _metadata_dict(check_claim(meta, rgb, public_key))
+    result["metadata"] = metadata_summary(check_claim(meta, rgb, public_key))
     result["watermark"] = (read_watermark(rgb, key) if rgb is not None
                            else _no_watermark("pixels could not be decoded"))
     return result
 
 
 def verify_ok(result: dict[str, Any]) -> bool:
-    """A file passes if its claim verifies against a trusted key and matches its pixels, or the watermark is found."""
+    """A file passes if its claim verifies against a trusted key and matches its pixels, or the watermark is found,
+    and none of its public owner fields (EXIF Artist, XMP dc:creator, ...) contradicts its signed claim."""
     if "error" in result:
         return False
     md = result.get("metadata", {})
+    if md.get("altered_fields"):  # a signed file whose public owner fields were rewritten: never "OK"
+        return False
     signed = bool(md.get("present") and md.get("signature_valid") and md.get("signer_verified")
                   and md.get("pixels_match"))
     return signed or bool(result.get("watermark", {}).get("found"))

@@ -15,6 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.ledger import INT_FIELDS, JSON_FIELDS, NULLABLE_FIELDS, RECORD_FIELDS, RunInfo, StoredRecord
+from pipeline.models import Record
 from tests.attacks import _encode
 
 _SHAPES = ("bottle", "box", "ellipse", "can", "shoe", "jar")
@@ -287,21 +289,35 @@ def identity_frame(w: int, h: int) -> dict[str, Any]:
     return {"scaled": [w, h], "offset": [0, 0], "canvas": [w, h], "background": [255, 255, 255]}
 
 
+def stored_record(doc: dict[str, Any]) -> StoredRecord:
+    """A ledger record from a partial dict of its columns (tests and benchmarks): absent text columns read "",
+    numbers 0, ``capture``/``extra`` {}, ``payload``/``visible_mark`` None; chain columns likewise."""
+    fields: dict[str, Any] = {}
+    for name in RECORD_FIELDS:
+        default: Any = (None if name in NULLABLE_FIELDS else {} if name in JSON_FIELDS else
+                        0 if name in INT_FIELDS else "")
+        fields[name] = doc.get(name, default)
+    return StoredRecord(record=Record(**fields), seq=int(doc.get("seq", 0)), run_id=str(doc.get("run_id", "")),
+                        prev_hash=str(doc.get("prev_hash", "")), record_hash=str(doc.get("record_hash", "")))
+
+
 class MemoryStore:
-    """A ledger stand-in held in memory (tests and benchmarks): records as dicts plus their trace blobs."""
+    """A ledger stand-in held in memory (tests and benchmarks): records as dicts of their columns (read back as
+    :class:`StoredRecord`, see :func:`stored_record`) plus their trace blobs."""
 
     def __init__(self) -> None:
         self.records: dict[str, dict[str, Any]] = {}
         self.traces: dict[str, tuple[bytes, bytes]] = {}
-        self.run_list: list[dict[str, Any]] = []
+        self.run_list: list[RunInfo] = []
 
     def add(self, record: dict[str, Any], search_keys: bytes, features: bytes) -> None:
         rid = str(record["record_id"])
         self.records[rid] = record
         self.traces[rid] = (search_keys, features)
 
-    def get(self, record_id: str) -> dict[str, Any] | None:
-        return self.records.get(record_id)
+    def get(self, record_id: str) -> StoredRecord | None:
+        doc = self.records.get(record_id)
+        return None if doc is None else stored_record(doc)
 
     def get_trace(self, record_id: str) -> tuple[bytes, bytes] | None:
         return self.traces.get(record_id)
@@ -310,9 +326,9 @@ class MemoryStore:
         for rid, (keys, _features) in self.traces.items():
             yield rid, keys
 
-    def find_by_payload(self, payload_hex: str) -> list[dict[str, Any]]:
+    def find_by_payload(self, payload_hex: str) -> list[StoredRecord]:
         want = payload_hex.strip().lower()
-        return [r for r in self.records.values() if str(r.get("payload") or "").lower() == want]
+        return [stored_record(r) for r in self.records.values() if str(r.get("payload") or "").lower() == want]
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunInfo]:
         return list(self.run_list)

@@ -94,3 +94,56 @@ def test_every_sku_has_exactly_one_main_and_dense_positions(tmp_path_factory, fi
         mine = [i for i in items if i.sku == sku]
         assert [i.role for i in mine].count("main") == 1
         assert sorted(i.position for i in mine) == list(range(len(mine)))
+
+
+@pytest.mark.parametrize("names", [["①", "x²", "2", "10"], ["٣", "1", "x²0", "²"], ["A①1", "A1①", "A"]])
+def test_sku_folders_with_any_kind_of_digit_are_sorted_without_error(tree, names):
+    root = tree(*(f"{n}/a.jpg" for n in names))
+    assert sorted(i.sku for i in discover([root])) == sorted(names)
+
+
+@pytest.mark.parametrize("bad", ["A\\B", "A\nB", "tab\there", "bell\x07", "del\x7f", "c1\x85"])
+def test_a_sku_that_cannot_be_a_file_name_fails_alone(tree, bad):
+    root = tree(f"{bad}/a.jpg", f"{bad}/b.jpg", "GOOD/a.jpg")
+    items = discover([root])
+    assert [(i.sku, i.problem) for i in items if i.sku == "GOOD"] == [("GOOD", None)]
+    broken = [i for i in items if i.sku != "GOOD"]
+    assert len(broken) == 2 and all(i.problem and i.problem.startswith(f"invalid SKU {bad!r}") for i in broken)
+
+
+def test_a_loose_file_whose_stem_is_not_a_sku_fails_alone(tmp_path):
+    bad = tmp_path / "a\nb.jpg"
+    bad.write_bytes(b"x")
+    (item,) = discover([bad])
+    assert item.problem and "control character" in item.problem
+
+
+def test_a_control_character_in_a_catalog_csv_sku_is_a_config_error_naming_the_line(tree):
+    root = tree("S/a.jpg")
+    (root / "catalog.csv").write_text('path,sku\nS/a.jpg,"two\nlines"\n')
+    with pytest.raises(ConfigError, match=r"catalog\.csv:2: invalid SKU 'two\\nlines': a control character"):
+        discover([root])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=8))
+def test_natural_sort_of_any_names_never_fails(names):
+    from pipeline.catalog import _natural_key
+
+    assert len(sorted(names, key=_natural_key)) == len(names)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_characters="/\x00", exclude_categories=("Cs",)), min_size=1,
+                        max_size=30).filter(lambda n: not n.startswith(".") and len(n.encode()) < 200),
+                min_size=1, max_size=5, unique=True))
+def test_any_folder_name_is_a_sku_or_fails_alone(tmp_path_factory, names):
+    from pipeline.catalog import _sku_problem
+
+    root = tmp_path_factory.mktemp("cat")
+    for n in names:
+        (root / n).mkdir()
+        (root / n / "a.jpg").write_bytes(b"x")
+    items = discover([root])
+    assert sorted(i.sku for i in items) == sorted(names)  # one item each, none merged into another
+    assert all(i.problem == _sku_problem(i.sku) for i in items)

@@ -177,6 +177,40 @@ def test_verify_passes_on_outputs_and_fails_on_tampered_copy(all_presets_run, wo
     assert data  # original untouched
 
 
+def test_verify_names_rewritten_owner_fields(workdir):
+    """The issue's new-user test: rewrite a marked output's EXIF Artist (piexif, always) and XMP dc:creator /
+    IPTC By-line (exiftool, when installed): the signature stays valid, but verify says what changed, exit 1."""
+    import piexif
+
+    cat = small_catalog(workdir / "rewrite")
+    code, doc, err = run_json(workdir, str(cat), "--preset", "ebay", "--out", str(workdir / "rewrite" / "o"),
+                              "--ledger", str(workdir / "rewrite" / "l.sqlite"))
+    assert code == 0, err
+    out = Path(next(o["output"] for o in doc["outputs"] if o["output"].endswith(".jpg")))
+    key = ("--key-file", str(workdir / "owner.key"))
+    assert cm("verify", *key, str(out), cwd=workdir).returncode == 0
+    exif = piexif.load(str(out))
+    exif["0th"][piexif.ImageIFD.Artist] = b"Copycat Traders"
+    piexif.insert(piexif.dump(exif), str(out))
+    r = cm("verify", *key, "--json", str(out), cwd=workdir)
+    assert r.returncode == 1, r.stdout
+    md = json.loads(r.stdout)[0]["metadata"]
+    assert md["signature_valid"] and md["altered_fields"] == [
+        {"field": "EXIF Artist", "found": "Copycat Traders", "signed": "Example Studio"}]
+    assert "EXIF Artist was changed to 'Copycat Traders' (the signed claim says 'Example Studio')" in md["problems"]
+    r = cm("verify", *key, str(out), cwd=workdir)
+    assert r.returncode == 1 and r.stdout.startswith("FAIL") and "EXIF Artist was changed to 'Copycat Traders'" in r.stdout
+    exiftool = shutil.which("exiftool")
+    if exiftool is None:
+        return
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-dc:Creator=Copycat Traders",
+                    "-IPTC:By-line=Copycat Traders", str(out)], check=True)
+    r = cm("verify", *key, "--json", str(out), cwd=workdir)
+    assert r.returncode == 1
+    fields = [a["field"] for a in json.loads(r.stdout)[0]["metadata"]["altered_fields"]]
+    assert fields == ["EXIF Artist", "XMP dc:creator", "IPTC By-line"]
+
+
 def test_rerun_skips_everything_and_check_reports_nothing_to_do(workdir):
     cat = small_catalog(workdir / "rerun")
     out, led = workdir / "rerun" / "out", workdir / "rerun" / "l.sqlite"
@@ -220,6 +254,47 @@ def test_ledger_verify_catches_an_edited_row(workdir):
     assert r.returncode == 0 and len([ln for ln in r.stdout.splitlines() if ln.strip()]) >= 4
     r = cm("ledger", "stats", "--ledger", str(led), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)
+
+
+def test_ledger_proof_of_a_record_verifies_and_an_auditor_recomputes_it(workdir):
+    import hashlib
+
+    cat = small_catalog(workdir / "proof")
+    led = workdir / "proof" / "l.sqlite"
+    code, doc, err = run_json(workdir, str(cat), "--preset", "ebay", "--preset", "etsy",
+                              "--out", str(workdir / "proof" / "o"), "--ledger", str(led))
+    assert code == 0, err
+    con = sqlite3.connect(led)
+    rows = con.execute("SELECT record_id, record_hash FROM records ORDER BY seq").fetchall()
+    con.close()
+    assert len(rows) == 8
+    for index, (rid, rhash) in enumerate(rows):
+        r = cm("ledger", "proof", rid, "--ledger", str(led), "--json")
+        assert r.returncode == 0, r.stderr
+        proof = json.loads(r.stdout)
+        assert (proof["record_hash"], proof["leaf_index"], proof["tree_size"]) == (rhash, index, 8)
+        assert proof["root"] == doc["merkle_root"] and proof["verifies"] is True
+        # the auditor's recomputation, from the ledger.py docstring: RFC 9162 section 2.1.3.2
+        node, fn, sn = hashlib.sha256(b"\x00" + bytes.fromhex(rhash)).digest(), index, 7
+        for p in map(bytes.fromhex, proof["audit_path"]):
+            if fn & 1 or fn == sn:
+                node = hashlib.sha256(b"\x01" + p + node).digest()
+                while not fn & 1 and fn:
+                    fn, sn = fn >> 1, sn >> 1
+            else:
+                node = hashlib.sha256(b"\x01" + node + p).digest()
+            fn, sn = fn >> 1, sn >> 1
+        assert sn == 0 and node.hex() == doc["merkle_root"]
+    r = cm("ledger", "proof", rows[3][0], "--ledger", str(led))
+    assert r.returncode == 0 and "verifies:    yes" in r.stdout and "leaf index:  3 of 8" in r.stdout
+    r = cm("ledger", "proof", "r-not-there", "--ledger", str(led))
+    assert r.returncode == 2 and "no record r-not-there" in r.stderr and "Traceback" not in r.stderr
+    con = sqlite3.connect(led)
+    con.execute("UPDATE runs SET merkle_root = ?", ("0" * 64,))
+    con.commit()
+    con.close()
+    r = cm("ledger", "proof", rows[3][0], "--ledger", str(led))
+    assert r.returncode == 1 and "verifies:    NO" in r.stdout
 
 
 def test_a_corrupt_file_fails_alone(workdir):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from pipeline.config import find_config, load_owner
 from pipeline.errors import ConfigError
+from pipeline.marks import fonts
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -226,6 +227,12 @@ def test_round_trip_strings(name: str, text: str, copyright_: str | None, workdi
         body += f"copyright = {q(copyright_)}\n"
     body += f"[watermark]\ntext = {q(text)}\n"
     (workdir / "catalogmark.toml").write_text(body, encoding="utf-8")
+    missing = fonts.missing_glyphs((text or name.strip()).strip())
+    if missing:  # text Pillow's own font cannot draw is refused, naming the characters (not boxes in exports)
+        with pytest.raises(ConfigError, match="has no glyph for") as err:
+            load_owner(cwd=workdir)
+        assert f"U+{ord(missing[0]):04X}" in str(err.value)
+        return
     owner = load_owner(cwd=workdir)
     assert owner.name == name.strip()  # surrounding whitespace is dropped from the name only
     assert owner.watermark_text == (text or name.strip())

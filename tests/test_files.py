@@ -6,6 +6,8 @@ import os
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import files
 
@@ -38,3 +40,14 @@ def test_temp_name_of_a_long_name_fits_the_file_system(tmp_path):
     target = tmp_path / ("é" * 123 + ".jpg")  # 250 bytes of UTF-8: a temp name with all of it would be over 255
     files.write_atomic(target, b"x")
     assert target.read_bytes() == b"x"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["a", "-", "é", "€", "𝄞", "\udcff"]), min_size=1, max_size=255)
+       .map("".join).filter(lambda n: len(os.fsencode(n)) <= 255 and not n.startswith(".")))
+def test_any_name_the_file_system_allows_can_be_written(tmp_path_factory, name):
+    """1 to 255 bytes, 1- to 4-byte characters and undecodable bytes (surrogate escapes): the temp name never
+    makes a legal final name fail."""
+    target = tmp_path_factory.mktemp("names") / name
+    files.write_atomic(target, b"x")
+    assert target.read_bytes() == b"x" and [p.name for p in target.parent.iterdir()] == [name]

@@ -160,7 +160,7 @@ def test_claim_fields_and_signature(build, owner, owner_key, pixels):
     fp, job = build()
     c = fp.claim
     assert c == {
-        "v": 1, "owner": owner.name, "key": owner_key.fingerprint, "record_id": RECORD_ID,
+        "v": 2, "owner": owner.name, "copyright": owner.copyright, "key": owner_key.fingerprint, "record_id": RECORD_ID,
         "payload": f"{PAYLOAD:010x}", "phash": str(imagehash_phash(Image.fromarray(pixels))), "source_sha256": SOURCE_SHA, "sku": "SKU1",
         "preset": job.preset.name, "created": "2026-11-23T12:30:05Z",
     }
@@ -418,7 +418,7 @@ def test_round_trip_verifies(build, write, fmt, owner, owner_key):
 
 
 @pytest.mark.parametrize(
-    "prop", ["Owner", "RecordID", "Payload", "PHash", "SKU", "Created", "KeyFingerprint", "SourceSHA256", "Preset",
+    "prop", ["Owner", "Copyright", "RecordID", "Payload", "PHash", "SKU", "Created", "KeyFingerprint", "SourceSHA256", "Preset",
              "Signature", "ClaimVersion"],
 )
 def test_editing_one_byte_of_an_xmp_value_breaks_the_claim(build, write, prop, owner_key):

@@ -603,6 +603,81 @@ def test_jpeg_header_with_garbage(tmp_path, run):
     assert "corrupt" in msg and "JPEG" in msg
 
 
+def _jpeg(w: int = 320, h: int = 240, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(textured(w, h, seed=7)).save(buf, "JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+def _scan(data: bytes) -> tuple[int, int]:
+    """Start and end of the (first) entropy-coded scan: after the SOS segment, up to the EOI marker."""
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big"), len(data) - 2
+
+
+def _with_random_bytes(data: bytes, at: float, n: int, seed: int = 0) -> bytes:
+    start, end = _scan(data)
+    i = start + int((end - start - n) * at)
+    junk = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+    return data[:i] + junk + data[i + n:]
+
+
+def test_a_jpeg_with_random_bytes_in_its_scan_is_corrupt(tmp_path, run):
+    msg = _err(run, save_bytes(tmp_path / "noisy.jpg", _with_random_bytes(_jpeg(), 0.5, 200)))
+    assert re.search(r"noisy\.jpg: corrupt: (premature end of data segment|bad huffman code|\d+ extraneous bytes)", msg)
+
+
+def test_a_jpeg_whose_header_claims_more_than_its_scan_holds_is_corrupt(tmp_path, run):
+    data = bytearray(_jpeg(320, 240))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 2400, 3200)  # height, width: 100x the pixels of the scan
+    msg = _err(run, save_bytes(tmp_path / "inflated.jpg", bytes(data)))
+    assert "inflated.jpg: corrupt: premature end of data segment" in msg
+
+
+def test_a_jpeg_cut_mid_scan_fails_with_or_without_its_end_marker(tmp_path, run):
+    data = _jpeg()
+    start, end = _scan(data)
+    cut = data[:(start + end) // 2]
+    assert "truncated" in _err(run, save_bytes(tmp_path / "cut.jpg", cut))
+    assert "corrupt: premature end of data segment" in _err(run, save_bytes(tmp_path / "cut-eoi.jpg", cut + b"\xff\xd9"))
+
+
+@pytest.mark.parametrize("kw", [{}, {"progressive": True}, {"subsampling": 0}, {"restart_marker_blocks": 1}])
+def test_intact_jpegs_pass_the_corruption_check_silently(tmp_path, run, capfd, kw):
+    canvas = run(save_bytes(tmp_path / "ok.jpg", _jpeg(**kw)))
+    assert canvas.pixels.shape == (240, 320, 3)
+    assert capfd.readouterr().err == ""  # nothing of the check reaches stderr
+
+
+def test_a_corrupt_jpeg_warning_is_not_printed_and_other_stderr_output_is_kept(capfd):
+    import os
+
+    assert ingest_mod._libjpeg_warnings(_with_random_bytes(_jpeg(), 0.3, 100))
+    assert capfd.readouterr().err == ""
+    os.write(2, b"before\n")
+    assert ingest_mod._libjpeg_warnings(_jpeg()) == []
+    assert capfd.readouterr().err == "before\n"
+
+
+def test_suspects_are_not_held_to_it(tmp_path):
+    """verify and trace read downloaded copies, damaged or not: load_rgb decodes what is there."""
+    rgb, _ = load_rgb(_with_random_bytes(_jpeg(), 0.5, 200))
+    assert rgb.shape == (240, 320, 3)
+
+
+@HYPO
+@given(at=st.floats(0, 1), n=st.integers(1, 64), seed=st.integers(0, 2**16))
+def test_random_damage_to_a_scan_is_refused_or_decodes_never_crashes(tmp_path, run, at, n, seed):
+    path = save_bytes(tmp_path / "fuzz.jpg", _with_random_bytes(_jpeg(160, 120), at, n, seed))
+    try:
+        canvas = run(path)
+    except ImageError as exc:
+        assert exc.stage == "ingest" and ("corrupt" in str(exc) or "truncated" in str(exc)), str(exc)
+    else:
+        assert canvas.pixels.shape == (120, 160, 3)
+
+
 def test_random_bytes_and_text_are_not_images(tmp_path, run):
     rng = np.random.default_rng(1)
     assert "not an image" in _err(run, save_bytes(tmp_path / "noise.jpg", rng.bytes(5000)))

@@ -168,9 +168,9 @@ def test_round_trip_of_records(ledger_path: Path):
             assert doc["seq"] == seq and doc["record_hash"] == digest and doc["run_id"] == "run-1"
             assert set(doc) == set(expected) | {"seq", "run_id", "prev_hash", "record_hash"}
         assert got[-1]["payload"] is None and got[-1]["visible_mark"] is None
-        assert led.get(recs[2].record_id)["seq"] == 3
+        assert led.get(recs[2].record_id).seq == 3
         assert led.get("r-nope") is None
-        assert [d["seq"] for d in led.find_by_payload(recs[4].payload.upper())] == [5]
+        assert [d.seq for d in led.find_by_payload(recs[4].payload.upper())] == [5]
         assert led.latest_by_outputs([recs[1].output])[recs[1].output].record.record_id == recs[1].record_id
         assert led.latest_by_outputs([recs[1].output.replace("amazon", "shopify")]) == {}
     # dict columns are canonical JSON text in the file
@@ -187,7 +187,7 @@ def test_newest_record_wins(ledger_path: Path):
             led.begin_run(run, {})
             led.append(run, [rec])
             led.finish_run(run, {})
-        assert led.get(old.record_id)["output_sha256"] == "f" * 64
+        assert led.get(old.record_id).record.output_sha256 == "f" * 64
         newest = led.latest_by_outputs([old.output])[old.output]
         assert (newest.run_id, newest.seq, newest.record.output_sha256) == ("run-2", 2, "f" * 64)
         assert len(led.find_by_payload(old.payload)) == 2
@@ -197,7 +197,7 @@ def test_chain_and_merkle_recomputed_independently(filled):
     path, recs = filled
     with Ledger.open(path) as led:
         docs = ledger_records(led)
-        runs = {r["run_id"]: r for r in led.runs()}
+        runs = {r.run_id: r.as_dict() for r in led.runs()}
         assert led.verify().ok
     prev = GENESIS
     for doc in docs:
@@ -253,7 +253,7 @@ def test_api_misuse_is_a_ledger_error(ledger_path: Path):
         assert ledger_records(led) == []
         led.append("r1", [dataclasses.replace(make_record(4), width=np.int64(640),
                                               capture={"w": np.int64(6000), "gain": np.float32(0.5)})])
-        assert led.get(make_record(4).record_id)["capture"] == {"w": 6000, "gain": 0.5}
+        assert led.get(make_record(4).record_id).record.capture == {"w": 6000, "gain": 0.5}
         with pytest.raises(LedgerError, match="extra"):
             led.append("r1", [dataclasses.replace(make_record(6), extra={"arr": np.zeros(3)})])
         led.finish_run("r1", {})
@@ -493,12 +493,28 @@ def test_opening_an_old_version_migrates_and_keeps_data(filled):
     con.execute("DROP TABLE traces")
     con.execute("DROP TABLE file_stats")
     con.execute("DROP INDEX records_output")
+    con.execute("DROP TABLE timestamps")
     con.execute("PRAGMA user_version = 1")
     con.close()
     with Ledger.open(path) as led:
         assert led.stats()["schema_version"] == SCHEMA_VERSION
         led.put_traces([(recs[0].record_id, b"k", b"f")])
         assert led.verify().ok and len(ledger_records(led)) == 12
+
+
+def test_a_v3_ledger_gains_the_timestamps_table_and_keeps_verifying(filled):
+    path, recs = filled
+    con = raw(path)
+    con.execute("DROP TABLE timestamps")
+    con.execute("PRAGMA user_version = 3")
+    roots = dict(con.execute("SELECT run_id, merkle_root FROM runs"))
+    con.close()
+    with Ledger.open(path) as led:
+        report = led.verify()
+        assert report.ok and report.timestamps == 0 and led.timestamps() == []
+        assert {r.run_id: r.merkle_root for r in led.runs()} == roots
+        assert [p.run_id for p in led.pending_stamps(["http://tsa/"])] == ["run-a", "run-b", "run-c"]
+    assert raw(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 def test_migrations_apply_in_order_from_a_fresh_v1_file(tmp_path: Path):
@@ -577,7 +593,7 @@ def test_reader_while_another_process_writes_then_recover_after_its_crash(ledger
             assert led.latest_by_outputs([make_record(4).output])[make_record(4).output].seq == 6
             report = led.verify()
             assert report.ok and report.records == 6
-            assert {r["run_id"]: r["status"] for r in led.runs()} == {"done": "finished", "crashed": "running"}
+            assert {r.run_id: r.status for r in led.runs()} == {"done": "finished", "crashed": "running"}
     finally:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
@@ -587,10 +603,10 @@ def test_reader_while_another_process_writes_then_recover_after_its_crash(ledger
     with Ledger.open(ledger_path) as led:
         assert led.recover() == ["crashed"]
         assert led.recover() == []
-        run = next(r for r in led.runs() if r["run_id"] == "crashed")
+        run = next(r for r in led.runs() if r.run_id == "crashed")
         hashes = [d["record_hash"] for d in ledger_records(led, run_id="crashed")]
-        assert run["status"] == "interrupted" and run["record_count"] == 5 == len(hashes)
-        assert run["merkle_root"] == _rfc6962_root(hashes)
+        assert run.status == "interrupted" and run.record_count == 5 == len(hashes)
+        assert run.merkle_root == _rfc6962_root(hashes)
         assert led.verify().ok
         with pytest.raises(LedgerError, match="interrupted"):
             led.append("crashed", [make_record(200)])
@@ -614,7 +630,7 @@ def test_reader_sees_committed_data_while_a_write_transaction_is_open(filled):
     blocker.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
     try:
         with Ledger.open(path) as led:
-            assert led.get(recs[3].record_id)["seq"] == 4
+            assert led.get(recs[3].record_id).seq == 4
             assert led.verify().ok
     finally:
         blocker.execute("ROLLBACK")
@@ -666,3 +682,98 @@ def test_iter_search_keys_reads_only_the_small_blobs(tmp_path):
     with Ledger.open(tmp_path / "l.sqlite") as led:
         led.put_traces([("r1", b"k1", b"features-1"), ("r2", b"k2", b"features-2")])
         assert list(led.iter_search_keys()) == [("r1", b"k1"), ("r2", b"k2")]
+
+
+# --- inclusion proofs ------------------------------------------------------------------------------------------
+
+def test_inclusion_proof_of_every_record_verifies_from_the_ledger_alone(filled):
+    path, recs = filled
+    from pipeline.merkle import verify_inclusion
+
+    with Ledger.open(path) as led:
+        runs = {r.run_id: r for r in led.runs()}
+        docs = ledger_records(led)
+        for doc in docs:
+            proof = led.inclusion_proof(doc["record_id"])
+            run = runs[doc["run_id"]]
+            assert proof.verifies and proof.root == run.merkle_root and proof.run_id == doc["run_id"]
+            assert proof.record_hash == doc["record_hash"] and proof.tree_size == run.record_count
+            in_run = [d["seq"] for d in docs if d["run_id"] == doc["run_id"]]
+            assert proof.leaf_index == in_run.index(doc["seq"])
+            assert verify_inclusion(doc["record_hash"], proof.leaf_index, proof.tree_size, proof.audit_path,
+                                    _rfc6962_root([d["record_hash"] for d in docs if d["run_id"] == doc["run_id"]]))
+        leaves = led.run_leaves(recs[6].record_id)
+        assert leaves is not None and leaves.run_id == "run-b" and leaves.index == 1 and len(leaves.hashes) == 4
+        assert led.run_leaves("r-nope") is None
+
+
+def test_inclusion_proof_picks_a_record_by_seq_and_refuses_unsealed_runs(ledger_path: Path):
+    rec = make_record(1)
+    with Ledger.open(ledger_path) as led:
+        for run in ("run-1", "run-2"):
+            led.begin_run(run, {})
+            led.append(run, [rec, make_record(len(run) + (run == "run-2") * 10)])
+            led.finish_run(run, {})
+        assert led.inclusion_proof(rec.record_id).seq == 3
+        first = led.inclusion_proof(rec.record_id, seq=1)
+        assert (first.seq, first.run_id, first.leaf_index, first.verifies) == (1, "run-1", 0, True)
+        with pytest.raises(LedgerError, match="no record r-nope"):
+            led.inclusion_proof("r-nope")
+        with pytest.raises(LedgerError, match="at seq 2"):
+            led.inclusion_proof(rec.record_id, seq=2)
+        led.begin_run("run-3", {})
+        led.append("run-3", [make_record(40)])
+        with pytest.raises(LedgerError, match="running, not sealed"):
+            led.inclusion_proof(make_record(40).record_id)
+
+
+def test_inclusion_proof_fails_against_an_edited_root(filled):
+    path, recs = filled
+    raw(path).execute("UPDATE runs SET merkle_root = ? WHERE run_id = 'run-a'", ("ab" * 32,))
+    with Ledger.open(path) as led:
+        assert not led.inclusion_proof(recs[0].record_id).verifies
+        assert led.inclusion_proof(recs[5].record_id).verifies
+
+
+def test_interrupt_run_seals_the_run_as_interrupted_with_its_root(ledger_path: Path):
+    with Ledger.open(ledger_path) as led:
+        led.begin_run("stopped", {})
+        led.append("stopped", [make_record(1), make_record(2)])
+        root = led.interrupt_run("stopped", {"processed": 2})
+        assert raw(ledger_path).execute("SELECT status, merkle_root, record_count, counts FROM runs").fetchall() \
+            == [("interrupted", root, 2, '{"processed":2}')]
+        assert led.verify().ok
+        assert led.recover() == []
+        with pytest.raises(LedgerError, match="already interrupted"):
+            led.interrupt_run("stopped", {})
+        with pytest.raises(LedgerError, match="no such run"):
+            led.interrupt_run("ghost", {})
+
+
+# --- timestamps table ------------------------------------------------------------------------------------------
+
+def test_timestamps_table_refuses_unsealed_runs_and_duplicates_and_verify_checks_rows(ledger_path: Path):
+    from pipeline.ledger import TimestampToken
+
+    def tok(run_id: str, url: str = "http://tsa/") -> TimestampToken:
+        return TimestampToken(run_id=run_id, tsa_url=url, token=b"\x30\x03\x02\x01\x00", gen_time="2026-01-01T00:00:00Z",
+                              hash_algorithm="sha256", ca_pem="")
+
+    with Ledger.open(ledger_path) as led:
+        led.begin_run("open", {})
+        led.append("open", [make_record(1)])
+        with pytest.raises(LedgerError, match="cannot timestamp run open: it is running, not sealed"):
+            led.add_timestamps([tok("open")])
+        with pytest.raises(LedgerError, match="cannot timestamp run ghost: no such run"):
+            led.add_timestamps([tok("ghost")])
+        led.finish_run("open", {})
+        led.add_timestamps([tok("open")])
+        with pytest.raises(LedgerError, match="already has a timestamp from that TSA"):
+            led.add_timestamps([tok("open")])
+        led.add_timestamps([tok("open", "http://other/")])
+        assert [t.tsa_url for t in led.timestamps("open")] == ["http://other/", "http://tsa/"]
+        assert led.pending_stamps(["http://tsa/", "http://third/"])[0].tsa_urls == ("http://third/",)
+        report = led.verify()
+        assert not report.ok and report.timestamps == 2
+        assert all("timestamp from http" in p and ("not an RFC 3161" in p or "did not grant" in p
+                                                   or "unreadable" in p) for p in report.problems), report.problems

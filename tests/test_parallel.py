@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.models import WorkerDeath
 from pipeline.parallel import map_unordered
 
 
@@ -19,6 +23,18 @@ def worker_pid(_x: int) -> int:
 
     time.sleep(0.05)
     return os.getpid()
+
+
+def dies_on(x: int, victims: tuple[int, ...]) -> int:
+    """Kills its own worker process (as the OOM killer would) for the items in ``victims``."""
+    time.sleep(0.05)  # so that several items are in flight together
+    if x in victims:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def as_failure(item: int, death: WorkerDeath) -> str:
+    return f"{item}: {death.message}"
 
 
 def test_in_process_and_loky_give_every_result_once():
@@ -60,3 +76,47 @@ def test_dask_backend_on_a_real_local_cluster(dask_scheduler):
 def test_unreachable_scheduler_is_a_config_error():
     with pytest.raises(ConfigError, match="cannot reach dask scheduler"):
         list(map_unordered(square_plus, [1], args=(0,), backend="dask", scheduler="tcp://127.0.0.1:9"))
+
+
+def test_a_dying_worker_costs_only_its_own_item():
+    results = list(map_unordered(dies_on, range(12), args=((5,),), jobs=2, on_worker_death=as_failure))
+    assert sorted(r for r in results if isinstance(r, int)) == [x for x in range(12) if x != 5]
+    assert [r for r in results if isinstance(r, str)] == ["5: worker died (killed by signal 9: out of memory?)"]
+
+
+def test_several_dying_workers_are_each_one_failure_and_the_pool_recovers():
+    results = list(map_unordered(dies_on, range(10), args=((0, 1, 7),), jobs=2, on_worker_death=as_failure))
+    assert sorted(r for r in results if isinstance(r, int)) == [2, 3, 4, 5, 6, 8, 9]
+    assert sorted(r for r in results if isinstance(r, str)) == [
+        f"{i}: worker died (killed by signal 9: out of memory?)" for i in (0, 1, 7)]
+    # the next map gets a working pool
+    assert sorted(map_unordered(square_plus, range(4), args=(0,), jobs=2)) == [(x, x * x) for x in range(4)]
+
+
+def test_a_dying_worker_without_a_callback_raises():
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        list(map_unordered(dies_on, range(4), args=((2,),), jobs=2))
+
+
+def test_worker_death_messages():
+    assert WorkerDeath(-9).message == "worker died (killed by signal 9: out of memory?)"
+    assert WorkerDeath(-11).message == "worker died (killed by signal 11, SIGSEGV)"
+    assert WorkerDeath(3).message == "worker died (exit code 3)"
+    assert WorkerDeath(None).message == "worker died (out of memory?)"
+
+
+def slow(x: int) -> int:
+    time.sleep(0.3)
+    return x
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_stop_ends_the_map_early(jobs):
+    stop = threading.Event()
+    seen = []
+    for r in map_unordered(slow, range(40), jobs=jobs, stop=stop):
+        seen.append(r)
+        stop.set()
+    assert 1 <= len(seen) < 40

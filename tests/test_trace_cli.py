@@ -99,7 +99,8 @@ def attacked(exported) -> dict[str, Any]:
             path = halves[len(expected) % 2] / f"{stem}--{re.sub(r'[^a-z0-9]+', '_', name.lower())}.jpg"
             save(suite[name](rgb, i), path)
             expected[str(path)], attack_of[str(path)] = o["record_id"], name
-        vm = (records[o["record_id"]] or {}).get("visible_mark")
+        stored = records[o["record_id"]]
+        vm = stored.record.visible_mark if stored is not None else None
         if vm:  # the visible mark painted out, then the usual recompression
             mark = VisibleMark.from_dict(vm)
             path = halves[len(expected) % 2] / f"{stem}--painted_out.jpg"

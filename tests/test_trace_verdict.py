@@ -10,6 +10,7 @@ import pytest
 from pipeline import invisible
 from pipeline.keys import OwnerKey
 from pipeline.trace import verdict as vd
+from pipeline.trace.evidence import WatermarkReading
 from pipeline.trace.index import Candidate
 from pipeline.trace.register import Registration
 from pipeline.trace.tracer import Tracer
@@ -125,8 +126,8 @@ def test_blind_watermark_identifies_the_export_without_features(exports: dict[in
     assert calls == [None]  # nothing registered, so one blind read
     v = res.verdict
     assert v.verdict == "match" and v.record_id == "rec4"
-    w = v.signals["watermark"]
-    assert w["mode"] == "blind" and w["found"] and w["payload"] == f"{_payload(4):010x}"
+    w = v.signals.watermark
+    assert w is not None and w.mode == "blind" and w.found and w.payload == f"{_payload(4):010x}"
     assert v.false_match_probability is not None and v.false_match_probability <= vd.WM_MAX_FP
 
 
@@ -144,15 +145,16 @@ def _reg(ok: bool = True, inliers: int = 60, ncc: float = 0.9, grey: float = 0.9
                         suspect_size=(100, 100))
 
 
-def _ev(rid: str = "r1", *, reg: Registration | None = None, wm: dict[str, Any] | None = None,
+def _ev(rid: str = "r1", *, reg: Registration | None = None, wm: WatermarkReading | None = None,
         payload: str = "00000000aa", pdq: int = 80) -> vd.CandidateEvidence:
-    return vd.CandidateEvidence(candidate=_cand(rid, pdq), record={"record_id": rid, "payload": payload},
+    return vd.CandidateEvidence(candidate=_cand(rid, pdq),
+                                record=synthetic.stored_record({"record_id": rid, "payload": payload}),
                                 signature=None, registration=reg, watermark=wm)
 
 
-def _wm(payload: str = "00000000aa", fp: float = 1e-7) -> dict[str, Any]:
-    return {"available": True, "mode": "informed", "found": True, "payload": payload, "bit_errors": 3,
-            "confidence": 1.0, "false_positive_probability": fp}
+def _wm(payload: str = "00000000aa", fp: float = 1e-7) -> WatermarkReading:
+    return WatermarkReading(available=True, mode="informed", found=True, payload=payload, bit_errors=3,
+                            confidence=1.0, false_positive_probability=fp)
 
 
 def test_registration_alone_matches_with_the_calibrated_bound() -> None:

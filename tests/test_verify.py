@@ -173,3 +173,80 @@ def test_watermark_reader_failure_is_reported_not_raised(export_file, owner_key,
     r = verify_file(path, public_key=owner_key.public, key=owner_key)
     assert r["watermark"]["found"] is False and "reader exploded" in r["watermark"]["reason"]
     assert verify_ok(r)  # the metadata still verifies
+
+
+# --- public owner fields that disagree with the signed claim ---------------------------------------------------
+
+def _replace_same_length(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert len(old) == len(new) and data.count(old) == 1, (old, data.count(old))
+    return data.replace(old, new)
+
+
+def test_intact_export_has_no_altered_fields(export_file, owner_key):
+    path, _ = export_file("jpeg")
+    result = verify_file(path, public_key=owner_key.public, key=owner_key)
+    assert verify_ok(result) and result["metadata"]["altered_fields"] == []
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_a_unicode_owner_as_every_format_writes_it_is_not_an_alteration(tmp_path, owner_key, make_preset,
+                                                                         make_job, fmt):
+    """EXIF ASCII fields carry a transliteration and IPTC By-line is cut at 32 bytes: both are the signed value
+    as the format forces it, not a change."""
+    owner = Owner(name="Ñandú Estudio — 東京 «Ünïcødé» Workshop", copyright="© 2026 Ñandú Estudio — 東京. Tous droits réservés.")
+    rgb = product_on_white((400, 300))
+    job = make_job(tmp_path / "src.jpg", preset=make_preset(format=fmt))
+    marked = Marked(rgb, (0, 0, 400, 300), None, None)
+    fp = fingerprint(marked, Canvas(rgb, (0, 0, 400, 300), "cd" * 32, CaptureInfo()), job, owner, owner_key,
+                     record_id=RECORD_ID, timestamp=datetime(2026, 11, 23, tzinfo=UTC))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt], **save_kwargs(fp, fmt))
+    path = tmp_path / f"out.{fmt}"
+    path.write_bytes(finalize(buf.getvalue(), fp, fmt))
+    result = verify_file(path, public_key=owner_key.public, key=None)
+    assert result["metadata"]["signature_valid"], result
+    assert result["metadata"]["altered_fields"] == [] and verify_ok(result), result["metadata"]["problems"]
+
+
+def test_owner_fields_rewritten_in_code_are_named_with_their_new_values(export_file, owner_key, owner, tmp_path):
+    """piexif rewrites EXIF Artist and Copyright, a byte edit changes XMP dc:creator: the signed claim is intact,
+    yet verify fails and names each field with what it now says (never skipped: no external tool)."""
+    import piexif
+
+    path, _ = export_file("jpeg")
+    exif = piexif.load(str(path))
+    exif["0th"][piexif.ImageIFD.Artist] = b"Copycat Traders"
+    exif["0th"][piexif.ImageIFD.Copyright] = b"(c) Copycat Traders"
+    piexif.insert(piexif.dump(exif), str(path))
+    creator = f"<dc:creator><rdf:Seq><rdf:li>{owner.name}</rdf:li>".encode()
+    path.write_bytes(_replace_same_length(path.read_bytes(), creator,
+                                          creator.replace(owner.name.encode(), b"Copycat Shop 1")))
+    result = verify_file(path, public_key=owner_key.public, key=owner_key)
+    md = result["metadata"]
+    assert md["signature_valid"] and md["pixels_match"]  # the claim itself is untouched
+    assert md["altered_fields"] == [
+        {"field": "EXIF Artist", "found": "Copycat Traders", "signed": owner.name},
+        {"field": "EXIF Copyright", "found": "(c) Copycat Traders", "signed": owner.copyright},
+        {"field": "XMP dc:creator", "found": "Copycat Shop 1", "signed": owner.name},
+    ]
+    assert "EXIF Artist was changed to 'Copycat Traders' (the signed claim says 'Example Studio')" in md["problems"]
+    assert not verify_ok(result)  # even though the invisible watermark is found
+    assert result["watermark"]["found"]
+    text = describe(result)
+    assert text.startswith("FAIL") and "XMP dc:creator was changed to 'Copycat Shop 1'" in text
+
+
+def test_owner_fields_rewritten_by_exiftool_are_caught(export_file, owner_key, owner, exiftool):
+    import subprocess
+
+    path, _ = export_file("jpeg")
+    r = subprocess.run([exiftool, "-overwrite_original", "-Artist=Copycat Traders", "-XMP-dc:Creator=Copycat Traders",
+                        "-XMP-dc:Rights=(c) Copycat Traders", "-IPTC:By-line=Copycat Traders",
+                        "-IPTC:CopyrightNotice=(c) Copycat Traders", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    result = verify_file(path, public_key=owner_key.public, key=owner_key)
+    altered = {a["field"]: a["found"] for a in result["metadata"]["altered_fields"]}
+    assert altered == {"EXIF Artist": "Copycat Traders", "XMP dc:creator": "Copycat Traders",
+                       "XMP dc:rights": "(c) Copycat Traders", "IPTC By-line": "Copycat Traders",
+                       "IPTC CopyrightNotice": "(c) Copycat Traders"}
+    assert result["metadata"]["signature_valid"] and not verify_ok(result)

@@ -2,7 +2,8 @@
 
 A primitive shared by the watermark stage (which chooses the keyed parameters and composites the mark) and trace
 (which re-renders a recorded mark to find its footprint). Rendering is deterministic for a given
-:class:`~pipeline.models.VisibleMark` and owner profile: Pillow's built-in scalable font, no system fonts.
+:class:`~pipeline.models.VisibleMark` and owner profile: the profile's font file, else Pillow's built-in scalable
+font (never a system font looked up by name), see :mod:`pipeline.marks.fonts`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from pipeline.errors import ImageError
+from pipeline.marks import fonts
 from pipeline.models import Owner, VisibleMark
 
 #: Stage named by the ImageError a mark that cannot be drawn raises (an unreadable logo, nothing to draw).
@@ -39,14 +41,8 @@ TONE_GREYS = {"light": (250.0, 16.0), "dark": (20.0, 242.0)}  # tone -> (glyph g
 # Rendering: an unwarped coverage layout at final size, then one perspective warp into the mark's bounding box
 
 
-@functools.lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    # Pillow's built-in scalable font (FreeType, Pillow >= 10.1): no system fonts, same glyphs everywhere.
-    return ImageFont.load_default(size=size)
-
-
-def _text_coverage(text: str, size: int) -> np.ndarray:
-    font = _font(size)
+def _text_coverage(text: str, size: int, font_path: str | None = None) -> np.ndarray:
+    font = fonts.load(size, font_path)
     left, top, right, bottom = font.getbbox(text)
     im = Image.new("L", (max(1, int(right - left)), max(1, int(bottom - top))), 0)
     ImageDraw.Draw(im).text((-left, -top), text, fill=255, font=font)
@@ -106,13 +102,13 @@ def _layout(owner: Owner, width: float) -> np.ndarray:
     if logo is not None and not text:
         lh = logo.shape[0] * target / logo.shape[1]
         return _resize(logo, round(target), round(lh))
-    ref = _text_coverage(text, REF_FONT_SIZE)
+    ref = _text_coverage(text, REF_FONT_SIZE, owner.watermark_font)
     ref_w, ref_h = ref.shape[1], ref.shape[0]
     logo_ref_w = 0.0
     if logo is not None:
         logo_ref_w = LOGO_TEXT_HEIGHT * ref_h * logo.shape[1] / logo.shape[0] + GAP * ref_h
     size = max(4, round(REF_FONT_SIZE * target / (ref_w + logo_ref_w)))
-    glyphs = _text_coverage(text, size)
+    glyphs = _text_coverage(text, size, owner.watermark_font)
     if logo is None:
         return glyphs
     th = glyphs.shape[0]

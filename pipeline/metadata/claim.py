@@ -18,13 +18,14 @@ from pipeline.metadata.text import xml_clean
 from pipeline.models import Canvas, ImageJob, Marked, Owner
 from pipeline.timefmt import iso_utc
 
-CLAIM_VERSION = 1
+CLAIM_VERSION = 2
 
 # Claim key -> XMP property (in our namespace); the claim is rebuilt from these when a file is read, so an
 # edit of any one of them breaks the signature. "payload" is omitted from the XMP when None.
 CLAIM_PROPS: tuple[tuple[str, str], ...] = (
     ("v", "ClaimVersion"),
     ("owner", "Owner"),
+    ("copyright", "Copyright"),
     ("key", "KeyFingerprint"),
     ("record_id", "RecordID"),
     ("payload", "Payload"),
@@ -34,6 +35,13 @@ CLAIM_PROPS: tuple[tuple[str, str], ...] = (
     ("preset", "Preset"),
     ("created", "Created"),
 )
+# The keys of each claim version a reader accepts: v2 added the copyright notice, so that the public copyright
+# fields (EXIF Copyright, XMP dc:rights, IPTC CopyrightNotice) are checked against a signed value too. Files
+# exported with v1 claims still verify; only their owner name fields can be checked.
+CLAIM_KEYS: dict[int, tuple[str, ...]] = {
+    1: tuple(k for k, _ in CLAIM_PROPS if k != "copyright"),
+    2: tuple(k for k, _ in CLAIM_PROPS),
+}
 
 
 def build_claim(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, key: OwnerKey, *,
@@ -42,6 +50,7 @@ def build_claim(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, key
     return {
         "v": CLAIM_VERSION,
         "owner": xml_clean(owner.name),
+        "copyright": xml_clean(owner.copyright),
         "key": key.fingerprint,
         "record_id": xml_clean(record_id),
         "payload": None if marked.payload is None else payload_hex(marked.payload),

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, IptcImagePlugin
 from PIL.ExifTags import IFD, TAGS
 
-from pipeline.metadata.claim import CLAIM_PROPS, CLAIM_VERSION
+from pipeline.metadata.claim import CLAIM_KEYS, CLAIM_PROPS
 from pipeline.metadata.iptc import IPTC_SETS, IPTC_UTF8
 from pipeline.metadata.xmp import NS_PREFIX, parse_xmp
 
@@ -48,11 +48,14 @@ def _claim_from_xmp(props: dict[str, Any], problems: list[str]) -> dict[str, Any
     except ValueError:
         problems.append(f"catalogmark claim version {version!r} is not a number")
         return None
-    if v != CLAIM_VERSION:
-        problems.append(f"catalogmark claim version {v} is not supported (this reader knows {CLAIM_VERSION})")
+    if v not in CLAIM_KEYS:
+        known = ", ".join(str(k) for k in CLAIM_KEYS)
+        problems.append(f"catalogmark claim version {v} is not supported (this reader knows {known})")
         return None
     claim: dict[str, Any] = {"v": v}
     for claim_key, prop in CLAIM_PROPS[1:]:
+        if claim_key not in CLAIM_KEYS[v]:
+            continue
         value = props.get(f"{NS_PREFIX}:{prop}")
         claim[claim_key] = value if isinstance(value, str) else None
     return claim

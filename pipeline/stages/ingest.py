@@ -7,6 +7,7 @@ One decoding path serves two callers:
 
 The path, in order: read the bytes once (size-checked) -> Pillow opens them from memory, by content, restricted to
 the formats we support -> header checks (pixel limit, minimum size) -> capture metadata from EXIF (never fatal) ->
+for a source JPEG, libjpeg's warnings of corrupt or missing data refuse it (``_libjpeg_warnings``) ->
 for JPEG, ``draft()`` so libjpeg-turbo decodes at a DCT scale (1/2, 1/4, 1/8) that still covers the target size ->
 pixel mode normalised to 8-bit RGB/RGBA (16-bit, palette, greyscale, CMYK incl. Adobe-inverted, LAB) with the
 embedded ICC profile converted to sRGB (LittleCMS via PIL.ImageCms) -> alpha flattened onto the background ->
@@ -18,11 +19,14 @@ Every problem with the input is raised as ``ImageError(message, stage="ingest")`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
 import stat
+import sys
+import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -33,7 +37,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, features
+from PIL import Image, ImageCms, ImageFile, features
 
 from pipeline.errors import ImageError
 from pipeline.files import SourceBytes
@@ -155,7 +159,8 @@ def open_photo(source: SourceBytes, name: str, specs: Sequence[CanvasSpec]
         return best
 
     try:
-        pixels, capture = _decode(source.data, name, target=target, check=None, flatten=None, orient=False)
+        pixels, capture = _decode(source.data, name, target=target, check=None, flatten=None, orient=False,
+                                  strict=True)
     except _Rejected as rejected:
         return None, rejected.problems
     return Photo(pixels, capture.orientation, capture, source.sha256, len(source.data)), problems
@@ -618,6 +623,62 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Corrupt JPEG data: the decoder's own warnings
+
+#: libjpeg warnings that mean image data is missing or damaged (the decoder fills what it lost with grey or
+#: garbage and carries on). "bad ICC marker" is metadata, read on its own (_read_icc), so it is not among them.
+_JPEG_DATA_WARNINGS = re.compile(r"^(Corrupt JPEG data: (?!bad ICC marker).*|Premature end of JPEG file"
+                                 r"|Invalid SOS parameters for sequential JPEG"
+                                 r"|Inconsistent progression sequence for component .*)$")
+_STDERR_LOCK = threading.Lock()
+
+
+def _libjpeg_warnings(data: bytes) -> list[str]:
+    """The warnings libjpeg-turbo gives while decoding ``data``.
+
+    Pillow's JPEG decoder discards them (its libjpeg message hook does nothing), and a corrupt scan then decodes
+    "fine", the lost part grey. OpenCV's copy of libjpeg-turbo prints them on stderr, so the JPEG is decoded once
+    more by OpenCV at 1/8 scale in grey (every entropy-coded byte is still decoded; ~2 ms a megapixel) with file
+    descriptor 2 captured. Anything else written to stderr meanwhile is passed on.
+    """
+    with _STDERR_LOCK, contextlib.ExitStack() as stack:
+        try:
+            capture = stack.enter_context(tempfile.TemporaryFile())
+            saved = os.dup(2)
+        except OSError:  # no room for a temp file, or no stderr at all (fd 2 closed): the check cannot be made
+            return []
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        try:
+            os.dup2(capture.fileno(), 2)
+            with contextlib.suppress(cv2.error):  # OpenCV cannot decode it at all: Pillow decides (and says why)
+                cv2.imdecode(np.frombuffer(data, np.uint8),
+                             cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read(1 << 16).decode("utf-8", "replace")
+    found: list[str] = []
+    other: list[str] = []
+    for line in text.splitlines():
+        (found if _JPEG_DATA_WARNINGS.match(line.strip()) else other).append(line)
+    if other:
+        os.write(2, ("\n".join(other) + "\n").encode("utf-8", "replace"))
+    return found
+
+
+def _check_jpeg_data(data: bytes, name: str) -> None:
+    """ImageError if the JPEG decoder reports missing or corrupt image data (a truncated file, a header that
+    claims more than the scan holds, random bytes in the scan)."""
+    problems = _libjpeg_warnings(data)
+    if problems:
+        detail = problems[0].removeprefix("Corrupt JPEG data: ").rstrip(".")
+        more = f" (and {len(problems) - 1} more decoder warnings)" if len(problems) > 1 else ""
+        raise ImageError(f"{name}: corrupt: {detail[0].lower() + detail[1:]}{more}", stage=STAGE)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The shared decode path
 
 _SWAPS = (5, 6, 7, 8)  # orientations that swap width and height
@@ -642,16 +703,18 @@ def _decode(
     flatten: tuple[int, int, int] | None,
     orient: bool,
     use_draft: bool = True,
+    strict: bool = False,
 ) -> tuple[np.ndarray, CaptureInfo]:
     """Bytes -> (sRGB uint8 array covering ``target(upright_w, upright_h)``, CaptureInfo).
 
     With ``flatten`` (a background colour) and ``orient`` the result is upright RGB at exactly the target size;
     without, it keeps alpha (RGBA) and the stored orientation, and is resampled only by the JPEG draft scale.
+    ``strict`` (sources, not suspects): a JPEG whose decoder reports missing or corrupt data is refused.
     """
     im = _open(data, name)
     try:
         return _decode_opened(im, data, name, target=target, check=check, flatten=flatten, orient=orient,
-                              use_draft=use_draft)
+                              use_draft=use_draft, strict=strict)
     finally:
         im.close()
 
@@ -666,6 +729,7 @@ def _decode_opened(
     flatten: tuple[int, int, int] | None,
     orient: bool,
     use_draft: bool,
+    strict: bool = False,
 ) -> tuple[np.ndarray, CaptureInfo]:
     fmt = str(im.format or "")
     orientation, fields = _read_exif(im)
@@ -676,6 +740,8 @@ def _decode_opened(
     tw, th = target(uw, uh)  # upright target size of the whole photo
     need = (th, tw) if orientation in _SWAPS else (tw, th)  # the same in stored orientation
     icc = _read_icc(im)  # read before draft/load: the profile is in the header
+    if strict and fmt in ("JPEG", "MPO"):
+        _check_jpeg_data(data, name)
 
     drafted = False
     if use_draft and fmt in ("JPEG", "MPO") and (need[0] < sw0 or need[1] < sh0):
@@ -691,6 +757,9 @@ def _decode_opened(
         reduced = _reduce_png(data, name, factor)
         if reduced is not None:
             im = reduced
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # set by some other code in this process: a truncated file must not pass
+        raise ImageError(f"{name}: cannot check the file for truncation (PIL.ImageFile.LOAD_TRUNCATED_IMAGES is "
+                         "set in this process)", stage=STAGE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as in _open: nothing Pillow warns about here is fatal

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,11 +24,17 @@ from PIL import Image
 from pipeline import files
 from pipeline.imaging import hashes
 from pipeline.timefmt import now_iso
+from pipeline.trace.evidence import (
+    CandidateRegistration,
+    HashSignal,
+    RegistrationSignal,
+    RegistrationThresholds,
+    VisibleCheck,
+    WatermarkReading,
+)
 from pipeline.trace.register import aligned_to_thumbnail
+from pipeline.trace.result import TraceResult
 from pipeline.trace.visible import MARK_PRESENT, MARK_REMOVED
-
-if TYPE_CHECKING:
-    from pipeline.trace.tracer import TraceResult
 
 VIEW_SIDE = 420  # px, long side of the images shown in the report
 
@@ -79,10 +85,15 @@ def overlay_images(res: TraceResult) -> dict[str, np.ndarray]:
     return out
 
 
+EXPORT_FIELDS = ("output", "output_sha256", "pixel_sha256", "width", "height", "format", "preset", "sku", "role",
+                 "payload", "created_at")
+LEDGER_FIELDS = ("record_id", "seq", "run_id", "prev_hash", "record_hash", "key_fingerprint", "owner")
+
+
 def suspect_json(res: TraceResult) -> dict[str, Any]:
     """Everything the report states about one suspect, as plain JSON."""
     doc = res.as_json()
-    rec = res.record or {}
+    rec = res.record_json()
     doc["findings"] = list(res.verdict.findings)
     doc["false_match_probability"] = res.verdict.false_match_probability
     doc["suspect_capture"] = res.capture
@@ -91,14 +102,12 @@ def suspect_json(res: TraceResult) -> dict[str, Any]:
             "source": rec.get("source"), "source_sha256": rec.get("source_sha256"),
             "capture": rec.get("capture") or {},
         }
-        doc["export"] = {k: rec.get(k) for k in ("output", "output_sha256", "pixel_sha256", "width", "height",
-                                                 "format", "preset", "sku", "role", "payload", "created_at")}
-        doc["ledger"] = {k: rec.get(k) for k in ("record_id", "seq", "run_id", "prev_hash", "record_hash",
-                                                 "key_fingerprint", "owner")}
+        doc["export"] = {k: rec.get(k) for k in EXPORT_FIELDS}
+        doc["ledger"] = {k: rec.get(k) for k in LEDGER_FIELDS}
         if res.run:
-            doc["ledger"]["run_merkle_root"] = res.run.get("merkle_root")
-            doc["ledger"]["run_status"] = res.run.get("status")
-            doc["ledger"]["run_finished_at"] = res.run.get("finished_at")
+            doc["ledger"]["run_merkle_root"] = res.run.merkle_root
+            doc["ledger"]["run_status"] = res.run.status
+            doc["ledger"]["run_finished_at"] = res.run.finished_at
     return doc
 
 
@@ -134,125 +143,162 @@ def _yes(flag: Any) -> _Raw:
     return _Raw('<span class="ok">yes</span>' if flag else '<span class="bad">no</span>')
 
 
-def _thresholds_text(t: dict[str, Any]) -> str:
-    st, wh = t.get("strong") or {}, t.get("with_hash_match") or {}
-    if not st:
+def _thresholds_text(t: RegistrationThresholds | None) -> str:
+    if t is None:
         return ""
-    return (f"colour ≥ {st.get('colour')} and grey ≥ {st.get('grey')}; or colour ≥ {wh.get('colour')} and grey ≥ "
-            f"{wh.get('grey')} with PDQ distance ≤ {wh.get('pdq')}")
+    return (f"colour ≥ {t.strong_colour} and grey ≥ {t.strong_grey}; or colour ≥ {t.match_colour} and grey ≥ "
+            f"{t.match_grey} with PDQ distance ≤ {t.pdq}")
 
 
-def _reg_text(reg: dict[str, Any] | None) -> str:
-    if not reg:
+def _reg_text(reg: CandidateRegistration | None) -> str:
+    if reg is None:
         return "not attempted (no stored features)"
-    if not reg.get("ok"):
-        return f"did not align ({reg.get('inliers', 0)} feature matches agree)"
-    return f"aligned: {reg.get('inliers')} matches, colour correlation {reg.get('ncc')}"
+    if not reg.ok:
+        return f"did not align ({reg.inliers} feature matches agree)"
+    return f"aligned: {reg.inliers} matches, colour correlation {reg.ncc}"
 
 
-def _section(res: TraceResult, n: int) -> str:
+def _table(title: str, pairs: Sequence[tuple[str, Any]], after: str = "") -> str:
+    return f"<div><h3>{title}</h3><table>" + _rows(pairs) + "</table>" + after + "</div>"
+
+
+def _head(res: TraceResult, n: int) -> list[str]:
+    """The suspect's title, verdict badge, findings and the figures."""
     v = res.verdict
-    doc = suspect_json(res)
-    sig = v.signals
     imgs = overlay_images(res)
-    parts = [f'<section class="suspect" id="suspect-{n}">',
-             f"<h2>Suspect {n}: {_e(res.suspect)}</h2>",
-             f'<p><span class="badge {_e(v.verdict)}">{"MATCH" if v.verdict == "match" else "NO MATCH"}</span>'
-             f"confidence {v.confidence:.6f}"
-             + (f" &middot; probability of a false match ≤ {v.false_match_probability:.2e}"
-                if v.false_match_probability is not None else "") + "</p>",
-             '<div class="findings"><b>Findings</b><ul>'
-             + "".join(f"<li>{_e(f)}</li>" for f in v.findings) + "</ul></div>"]
     figs = [
         _figure("suspect", imgs.get("suspect"), "The suspect copy (as found)"),
         _figure("export", imgs.get("export"), "Our export (from the ledger)"),
         _figure("overlay", imgs.get("overlay"), "Suspect aligned onto our export (50/50 blend; red: its outline)"),
         _figure("difference", imgs.get("difference"), "Difference after alignment (dark = identical)"),
     ]
-    parts.append('<div class="figs">' + "".join(f for f in figs if f) + "</div>")
+    return [f'<section class="suspect" id="suspect-{n}">',
+            f"<h2>Suspect {n}: {_e(res.suspect)}</h2>",
+            f'<p><span class="badge {_e(v.verdict)}">{"MATCH" if v.verdict == "match" else "NO MATCH"}</span>'
+            f"confidence {v.confidence:.6f}"
+            + (f" &middot; probability of a false match ≤ {v.false_match_probability:.2e}"
+               if v.false_match_probability is not None else "") + "</p>",
+            '<div class="findings"><b>Findings</b><ul>'
+            + "".join(f"<li>{_e(f)}</li>" for f in v.findings) + "</ul></div>",
+            '<div class="figs">' + "".join(f for f in figs if f) + "</div>"]
+
+
+def _registration_table(reg: RegistrationSignal) -> str:
+    done = reg.attempted  # a registration not attempted has no figures: the cells stay empty ("None")
+    t = reg.transform or {}
+    return _table("Registration (suspect &rarr; export)", [
+        ("aligned", _yes(reg.verified)), ("status", reg.reason),
+        ("matching features (RANSAC inliers)", f"{reg.inliers if done else None} of {reg.matches if done else None} "
+                                               f"(minimum {reg.min_inliers if done else None})"),
+        ("correlation after alignment: colour layout / grey detail",
+         f"{reg.ncc if done else None} / {reg.ncc_grey if done else None}"),
+        ("decisive when", _thresholds_text(reg.thresholds)),
+        ("evidence tier", reg.tier if done else None),
+        ("scale (suspect / export)", t.get("scale")), ("rotation (degrees)", t.get("rotation_deg")),
+        ("mirrored", t.get("mirrored")), ("aspect change", t.get("aspect_change")),
+        ("share of the export's area shown", t.get("export_area_kept")),
+        ("suspect covers export box (px)", t.get("suspect_covers_export_box")),
+        ("matrix (suspect px → export px)", _Raw(_e(t.get("matrix")))),
+    ])
+
+
+def _hash_table(h: HashSignal) -> str:
+    return _table("Perceptual hashes", [
+        ("PDQ distance", f"{h.pdq_distance} of 256 (match ≤ {h.pdq_threshold}; via {h.pdq_variant})"),
+        ("pHash distance", f"{h.phash_distance} of 64 (match ≤ {h.phash_threshold})"),
+        ("hash match", _yes(h.match)),
+        ("local-feature votes (search)", h.sketch_votes),
+        ("all distances", json.dumps(h.distances)),
+    ])
+
+
+def _watermark_table(w: WatermarkReading | None, export_payload: str | None) -> str:
+    w = w or WatermarkReading.unavailable("")
+    return _table("Invisible watermark", [
+        ("read", w.mode or "not read"), ("found", _yes(w.found)),
+        ("payload", w.payload), ("payload of the matched export", export_payload),
+        ("bit errors corrected", w.bit_errors), ("reader confidence", w.confidence),
+        ("false-positive probability", w.false_positive_probability)]
+        + ([("note", w.reason)] if w.reason else []))
+
+
+def _metadata_table(m: dict[str, Any]) -> str:
+    return _table("Embedded metadata", [
+        ("catalogmark claim present", _yes(m.get("present"))), ("signature valid", _yes(m.get("signature_valid"))),
+        ("signer verified", _yes(m.get("signer_verified"))), ("owner", m.get("owner")),
+        ("record id", m.get("record_id")), ("payload", m.get("payload")),
+        ("pixels match the signed hash", _yes(m.get("pixels_match"))),
+        ("problems", "; ".join(m.get("problems") or []) or "none"),
+    ])
+
+
+def _visible_table(vm: VisibleCheck) -> str:
+    return _table("Visible watermark", [
+        ("expected on this export", vm.expected), ("status", vm.status),
+        ("fine-detail correlation in the mark's area", None if vm.detail_ncc is None else
+         f"{vm.detail_ncc} (intact >= {MARK_PRESENT}, removed < {MARK_REMOVED})"),
+        ("tone correlation in the mark's area", vm.ncc), ("what it means", vm.note),
+    ])
+
+
+def _record_tables(res: TraceResult) -> list[str]:
+    """The original, the export and its ledger record with its hash-chain position and run root."""
+    if not res.named:
+        return []
+    stored, run = res.record, res.run
+    r = None if stored is None else stored.record
+    cap = (r.capture if r is not None else None) or {}
+    original = _table("The original", [
+        ("source file", r.source if r else None), ("source SHA-256", r.source_sha256 if r else None),
+        ("camera", " ".join(str(cap.get(k)) for k in ("make", "model") if cap.get(k)) or "not recorded"),
+        ("DateTimeOriginal", cap.get("datetime_original") or "not recorded"),
+        ("original size", f"{cap.get('original_width', '?')} x {cap.get('original_height', '?')}"),
+    ])
+    export = _table("The export", [(k.replace("_", " "), getattr(r, k) if r else None) for k in (
+        "output", "sku", "role", "preset", "output_sha256", "pixel_sha256", "width", "height", "format", "payload",
+        "created_at")])
+    ledger = _table("Ledger record (hash chain)", [
+        ("record id", r.record_id if r else res.record_json().get("record_id")),
+        ("chain position (seq)", stored.seq if stored else None),
+        ("previous record hash", stored.prev_hash if stored else None),
+        ("this record's hash", stored.record_hash if stored else None),
+        ("run", stored.run_id if stored else None), ("run Merkle root", run.merkle_root if run else None),
+        ("run sealed at", run.finished_at if run else None),
+        ("owner key fingerprint", r.key_fingerprint if r else None), ("owner", r.owner if r else None)],
+        "<p style='font-size:12px;color:#556'>Anyone can recompute the record hash from the ledger export "
+        "(`catalogmark ledger export`) and check it links to the previous record and into the run's Merkle "
+        "root (`catalogmark ledger verify`).</p>")
+    return [original, export, ledger]
+
+
+def _candidates_table(res: TraceResult) -> list[str]:
+    cands = res.verdict.signals.candidates or ()
+    if not cands:
+        return []
+    return ["<div><h3>Candidates checked</h3><table><tr><th>record</th><th>search score</th><th>PDQ</th>"
+            "<th>pHash</th><th>feature votes</th><th>registration</th></tr>"
+            + "".join(f"<tr><td>{_e(c.record_id)}</td><td>{_e(c.score)}</td>"
+                      f"<td>{_e(c.pdq_distance)}</td><td>{_e(c.phash_distance)}</td>"
+                      f"<td>{_e(c.sketch_votes)}</td><td>{_e(_reg_text(c.registration))}</td></tr>"
+                      for c in cands) + "</table></div>"]
+
+
+def _section(res: TraceResult, n: int) -> str:
+    sig = res.verdict.signals
+    parts = _head(res, n)
     parts.append('<div class="grid">')
-    reg = sig.get("registration")
-    if reg:
-        t = reg.get("transform") or {}
-        parts.append("<div><h3>Registration (suspect &rarr; export)</h3><table>" + _rows([
-            ("aligned", _yes(reg.get("verified"))), ("status", reg.get("reason")),
-            ("matching features (RANSAC inliers)", f"{reg.get('inliers')} of {reg.get('matches')} "
-                                                   f"(minimum {reg.get('min_inliers')})"),
-            ("correlation after alignment: colour layout / grey detail", f"{reg.get('ncc')} / {reg.get('ncc_grey')}"),
-            ("decisive when", _thresholds_text(reg.get("thresholds") or {})),
-            ("evidence tier", reg.get("tier")),
-            ("scale (suspect / export)", t.get("scale")), ("rotation (degrees)", t.get("rotation_deg")),
-            ("mirrored", t.get("mirrored")), ("aspect change", t.get("aspect_change")),
-            ("share of the export's area shown", t.get("export_area_kept")),
-            ("suspect covers export box (px)", t.get("suspect_covers_export_box")),
-            ("matrix (suspect px → export px)", _Raw(_e(t.get("matrix")))),
-        ]) + "</table></div>")
-    h = sig.get("hash")
-    if h:
-        parts.append("<div><h3>Perceptual hashes</h3><table>" + _rows([
-            ("PDQ distance", f"{h.get('pdq_distance')} of 256 (match ≤ {h.get('pdq_threshold')}; via "
-                             f"{h.get('pdq_variant')})"),
-            ("pHash distance", f"{h.get('phash_distance')} of 64 (match ≤ {h.get('phash_threshold')})"),
-            ("hash match", _yes(h.get("match"))),
-            ("local-feature votes (search)", h.get("sketch_votes")),
-            ("all distances", json.dumps(h.get("distances"))),
-        ]) + "</table></div>")
-    w = sig.get("watermark") or {}
-    parts.append("<div><h3>Invisible watermark</h3><table>" + _rows(
-        [("read", w.get("mode") or "not read"), ("found", _yes(w.get("found"))),
-         ("payload", w.get("payload")), ("payload of the matched export", (doc.get("export") or {}).get("payload")),
-         ("bit errors corrected", w.get("bit_errors")), ("reader confidence", w.get("confidence")),
-         ("false-positive probability", w.get("false_positive_probability"))]
-        + ([("note", w.get("reason"))] if w.get("reason") else [])) + "</table></div>")
-    m = sig.get("metadata")
-    if m is not None:
-        parts.append("<div><h3>Embedded metadata</h3><table>" + _rows([
-            ("catalogmark claim present", _yes(m.get("present"))), ("signature valid", _yes(m.get("signature_valid"))),
-            ("signer verified", _yes(m.get("signer_verified"))), ("owner", m.get("owner")),
-            ("record id", m.get("record_id")), ("payload", m.get("payload")),
-            ("pixels match the signed hash", _yes(m.get("pixels_match"))),
-            ("problems", "; ".join(m.get("problems") or []) or "none"),
-        ]) + "</table></div>")
-    vm = sig.get("visible_mark")
-    if vm:
-        parts.append("<div><h3>Visible watermark</h3><table>" + _rows([
-            ("expected on this export", vm.get("expected")), ("status", vm.get("status")),
-            ("fine-detail correlation in the mark's area", None if vm.get("detail_ncc") is None else
-             f"{vm['detail_ncc']} (intact >= {MARK_PRESENT}, removed < {MARK_REMOVED})"),
-            ("tone correlation in the mark's area", vm.get("ncc")), ("what it means", vm.get("note")),
-        ]) + "</table></div>")
-    orig = doc.get("original")
-    if orig:
-        cap = orig.get("capture") or {}
-        parts.append("<div><h3>The original</h3><table>" + _rows([
-            ("source file", orig.get("source")), ("source SHA-256", orig.get("source_sha256")),
-            ("camera", " ".join(str(cap.get(k)) for k in ("make", "model") if cap.get(k)) or "not recorded"),
-            ("DateTimeOriginal", cap.get("datetime_original") or "not recorded"),
-            ("original size", f"{cap.get('original_width', '?')} x {cap.get('original_height', '?')}"),
-        ]) + "</table></div>")
-        exp = doc.get("export") or {}
-        parts.append("<div><h3>The export</h3><table>" + _rows(
-            [(k.replace("_", " "), exp.get(k)) for k in ("output", "sku", "role", "preset", "output_sha256",
-                                                           "pixel_sha256", "width", "height", "format",
-                                                           "payload", "created_at")]) + "</table></div>")
-        led = doc.get("ledger") or {}
-        parts.append("<div><h3>Ledger record (hash chain)</h3><table>" + _rows(
-            [("record id", led.get("record_id")), ("chain position (seq)", led.get("seq")),
-             ("previous record hash", led.get("prev_hash")), ("this record's hash", led.get("record_hash")),
-             ("run", led.get("run_id")), ("run Merkle root", led.get("run_merkle_root")),
-             ("run sealed at", led.get("run_finished_at")), ("owner key fingerprint", led.get("key_fingerprint")),
-             ("owner", led.get("owner"))]) + "</table>"
-            "<p style='font-size:12px;color:#556'>Anyone can recompute the record hash from the ledger export "
-            "(`catalogmark ledger export`) and check it links to the previous record and into the run's Merkle "
-            "root (`catalogmark ledger verify`).</p></div>")
-    cands = sig.get("candidates") or []
-    if cands:
-        parts.append("<div><h3>Candidates checked</h3><table><tr><th>record</th><th>search score</th><th>PDQ</th>"
-                     "<th>pHash</th><th>feature votes</th><th>registration</th></tr>"
-                     + "".join(f"<tr><td>{_e(c['record_id'])}</td><td>{_e(c['score'])}</td>"
-                               f"<td>{_e(c['pdq_distance'])}</td><td>{_e(c['phash_distance'])}</td>"
-                               f"<td>{_e(c['sketch_votes'])}</td><td>{_e(_reg_text(c.get('registration')))}</td></tr>"
-                               for c in cands) + "</table></div>")
+    if sig.registration is not None:
+        parts.append(_registration_table(sig.registration))
+    if sig.hash is not None:
+        parts.append(_hash_table(sig.hash))
+    export_payload = res.record.record.payload if res.record is not None else None
+    parts.append(_watermark_table(sig.watermark, export_payload))
+    if sig.metadata is not None:
+        parts.append(_metadata_table(sig.metadata))
+    if sig.visible_mark is not None:
+        parts.append(_visible_table(sig.visible_mark))
+    parts.extend(_record_tables(res))
+    parts.extend(_candidates_table(res))
     parts.append("</div></section>")
     return "\n".join(parts)
 

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.imaging import hashes
+from pipeline.ledger import StoredRecord
 
 SIG_VERSION = 2  # 1: per-export features in export pixels (before the per-photo runner); not readable any more
 SEARCH_MAGIC = b"CMT1"
@@ -401,9 +402,10 @@ class Frame:
         return np.array([[sw, 0.0, ox - 0.5], [0.0, sh, oy - 0.5], [0.0, 0.0, 1.0]])
 
 
-def frame_of(record: dict[str, Any] | None) -> Frame | None:
-    """The export's frame from its ledger record (``record["extra"]["frame"]``); None if the record has none."""
-    extra = (record or {}).get("extra") or {}
+def frame_of(record: StoredRecord | dict[str, Any] | None) -> Frame | None:
+    """The export's frame from its ledger record (``extra["frame"]``; a StoredRecord or its dict); None if the
+    record has none."""
+    extra = (record.record.extra if isinstance(record, StoredRecord) else (record or {}).get("extra")) or {}
     d = extra.get("frame") if isinstance(extra, dict) else None
     return Frame.from_dict(d) if isinstance(d, dict) else None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ import numpy as np
 
 from pipeline.catalog import is_image_file
 from pipeline.errors import InputError
+from pipeline.ledger import RunInfo, StoredRecord
 from pipeline.trace import signatures as sg
-from pipeline.trace.index import QuerySignature, TraceIndex, query_signature
+from pipeline.trace.evidence import Verdict, WatermarkReading
+from pipeline.trace.index import Candidate, QuerySignature, TraceIndex, query_signature
 from pipeline.trace.register import (
     PhotoFit,
     Registration,
@@ -31,14 +33,8 @@ from pipeline.trace.register import (
     no_registration,
     register_export,
 )
-from pipeline.trace.verdict import (
-    CandidateEvidence,
-    Verdict,
-    decide,
-    payload_hex,
-    read_watermark,
-    registration_tier,
-)
+from pipeline.trace.result import TraceResult
+from pipeline.trace.verdict import CandidateEvidence, decide, read_watermark, registration_tier
 from pipeline.trace.visible import mark_layer, visible_mark_check
 
 SUSPECT_MAX_SIDE = 2048  # suspects are decoded at most this large (registration and watermark read both fit)
@@ -46,36 +42,17 @@ TOP_K = 16  # candidates registered per suspect
 MIRROR_RETRY = 6  # candidates re-registered with the mirrored suspect when nothing aligned
 MAX_WATERMARK_READS = 3  # informed reads per suspect (one per distinct registered export, best first)
 PHOTO_CACHE = 64  # parsed photo features kept across the suspects of a sweep (candidates recur)
+
+
 def build_index(store: Any) -> TraceIndex:
     return TraceIndex.build(store.iter_search_keys())
 
 
-@dataclass
-class TraceResult:
-    """One suspect's outcome, with what the report needs."""
-
-    suspect: str
-    verdict: Verdict
-    record: dict[str, Any] | None = None
-    run: dict[str, Any] | None = None
-    evidence: CandidateEvidence | None = None
-    suspect_rgb: np.ndarray | None = field(default=None, repr=False)
-    capture: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The ``trace --json`` object (README.md "Trace") for this suspect."""
-        rec = self.record
-        match = None
-        if self.verdict.verdict == "match" and rec is not None:
-            match = {k: rec.get(k) for k in ("record_id", "source", "sku", "preset", "output")}
-        signals = dict(self.verdict.signals)
-        if self.error:
-            signals["error"] = self.error
-        signals["timings_ms"] = {k: round(v * 1000, 1) for k, v in self.timings.items()}
-        return {"suspect": self.suspect, "verdict": self.verdict.verdict, "confidence": self.verdict.confidence,
-                "match": match, "signals": signals}
+def _note_payload(evidence: list[CandidateEvidence], reading: WatermarkReading) -> None:
+    """Give a found payload to every candidate whose export carries it."""
+    for ev in evidence:
+        if ev.payload == reading.payload:
+            ev.watermark = reading
 
 
 def _widened(mark: np.ndarray | None) -> np.ndarray | None:
@@ -96,6 +73,23 @@ def expand_suspects(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+class _Fits:
+    """One RANSAC fit per photo (and mirror flag) for one suspect, mapped through each candidate export's frame:
+    exports of one photo share the fit."""
+
+    def __init__(self, feats: SuspectFeatures) -> None:
+        self.feats = feats
+        self._fits: dict[tuple[bytes, bool], PhotoFit] = {}
+        self.photo_of: dict[int, bytes] = {}  # id(evidence) -> its photo's key
+
+    def register(self, ev: CandidateEvidence, mirror: bool) -> Registration:
+        assert ev.signature is not None
+        photo_key = self.photo_of[id(ev)]
+        if (photo_key, mirror) not in self._fits:
+            self._fits[(photo_key, mirror)] = fit_photo(self.feats, ev.signature.photo, try_mirror=mirror)
+        return register_export(self._fits[(photo_key, mirror)], self.feats, ev.signature, exclude=_widened(ev.mark))
+
+
 class Tracer:
     """Traces suspects against one ledger with one key; build once, call ``trace_image`` per suspect."""
 
@@ -109,18 +103,18 @@ class Tracer:
         t = time.perf_counter()
         self.index = index if index is not None else build_index(store)
         self.index_seconds = time.perf_counter() - t
-        self._runs: dict[str, dict[str, Any]] | None = None
+        self._runs: dict[str, RunInfo] | None = None
         self._photos: dict[bytes, sg.PhotoFeatures] = {}
 
-    def run_of(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def run_of(self, record: StoredRecord) -> RunInfo | None:
         if self._runs is None:
             try:
-                self._runs = {str(r.get("run_id")): r for r in self.store.runs()}
+                self._runs = {str(r.run_id): r for r in self.store.runs()}
             except Exception:  # a store without runs (tests, exports): the report just omits the Merkle root
                 self._runs = {}
-        return self._runs.get(str(record.get("run_id")))
+        return self._runs.get(str(record.run_id))
 
-    def _export(self, record_id: str, record: dict[str, Any]) -> tuple[sg.ExportTrace | None, str, bytes]:
+    def _export(self, record_id: str, record: StoredRecord | None) -> tuple[sg.ExportTrace | None, str, bytes]:
         """The candidate export from the ledger (search keys, frame, its photo's features), or why not; and the
         key of its photo (exports of one photo share it: one fit serves them all)."""
         blobs = self.store.get_trace(record_id)
@@ -144,96 +138,25 @@ class Tracer:
         return sg.ExportTrace(frame=frame, photo=photo, keys=sig), "", digest
 
     def trace_image(self, rgb: np.ndarray, *, name: str = "<image>", data: bytes | None = None) -> TraceResult:
-        timings: dict[str, float] = {}
         if min(rgb.shape[:2]) < sg.MIN_SIDE:
             v = Verdict("no-match", 0.0, None, None, [f"The picture is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small "
-                                                       "to carry any evidence either way."], {})
+                                                       "to carry any evidence either way."])
             return TraceResult(suspect=name, verdict=v, suspect_rgb=rgb, error="too small to trace")
+        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         q: QuerySignature = query_signature(rgb)
         cands = self.index.search(q, k=self.k)
         timings["search"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        feats = SuspectFeatures.compute(rgb)
-        evidence: list[CandidateEvidence] = []
-        strong_sources: set[str] = set()
-        fits: dict[tuple[bytes, bool], PhotoFit] = {}  # one RANSAC fit per photo (and mirror flag)
-        photo_of: dict[int, bytes] = {}
-
-        def registered(ev: CandidateEvidence, photo_key: bytes, mirror: bool) -> Registration:
-            assert ev.signature is not None
-            if (photo_key, mirror) not in fits:
-                fits[(photo_key, mirror)] = fit_photo(feats, ev.signature.photo, try_mirror=mirror)
-            return register_export(fits[(photo_key, mirror)], feats, ev.signature, exclude=_widened(ev.mark))
-
-        for c in cands:
-            record = self.store.get(c.record_id) or {"record_id": c.record_id}
-            if strong_sources and str(record.get("source")) not in strong_sources:
-                # one export already aligned decisively: only other exports of the same original (another
-                # preset) can still change the answer, so the rest are listed but not registered (~40 ms each)
-                evidence.append(CandidateEvidence(candidate=c, record=record, signature=None, registration=None))
-                continue
-            sig, why, photo_key = self._export(c.record_id, record)
-            ev = CandidateEvidence(candidate=c, record=record, signature=sig, registration=None)
-            if sig is None:
-                ev.registration = no_registration(f"not registered: {why}", export_size=(int(record.get("width") or 0),
-                                                                               int(record.get("height") or 0)))
-            else:
-                ev.mark = self._mark(record, sig)
-                photo_of[id(ev)] = photo_key
-                # the mirrored suspect's SIFT pass (~200 ms) only where the search saw a mirror image
-                hinted = "mirror" in c.pdq_variant or c.sketch_mirrored
-                ev.registration = registered(ev, photo_key, hinted)
-            evidence.append(ev)
-            if registration_tier(ev.registration, c.pdq_distance) == "strong":
-                strong_sources.add(str(record.get("source")))
-        if not any(ev.registered for ev in evidence):
-            # nothing aligned: maybe a mirrored copy the search did not flag; try the mirror on the best few
-            for ev in evidence[:MIRROR_RETRY]:
-                if ev.signature is not None and not (ev.registration and ev.registration.mirrored):
-                    mreg = registered(ev, photo_of[id(ev)], True)
-                    if ev.registration is None or (mreg.ok, mreg.ncc) > (ev.registration.ok, ev.registration.ncc):
-                        ev.registration = mreg
+        evidence = self._register(rgb, cands)
         timings["register"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        # informed watermark reads, best registered candidates first, one per distinct export
-        ranked = sorted((ev for ev in evidence if ev.registered),
-                        key=lambda e: -(e.registration.ncc if e.registration else 0.0))
-        blind: dict[str, Any] | None = None
-        payload_records: list[dict[str, Any]] = []
-        for ev in ranked[:MAX_WATERMARK_READS]:
-            assert ev.signature is not None
-            ev.watermark = read_watermark(rgb, self.key, registration=ev.registration,
-                                          export_size=(ev.signature.width, ev.signature.height))
-            if ev.watermark.get("found"):
-                if ev.watermark_matches:
-                    break
-                # the payload names another export (e.g. another preset of the same photo): note it
-                for other in evidence:
-                    if payload_hex(other.record.get("payload")) == ev.watermark.get("payload"):
-                        other.watermark = dict(ev.watermark)
-                break
-        if not any(ev.watermark and ev.watermark.get("found") for ev in ranked[:MAX_WATERMARK_READS]):
-            # nothing aligned, or the informed read (one decode in the registered frame, which a registration a
-            # pixel or two off can miss) found nothing: the blind read searches the lattice itself
-            bw = read_watermark(rgb, self.key)
-            if ranked:
-                if bw.get("found"):
-                    for ev in evidence:
-                        if payload_hex(ev.record.get("payload")) == bw.get("payload"):
-                            ev.watermark = dict(bw, mode="blind (after the informed read missed)")
-            else:
-                blind = bw
-                if bw.get("found") and bw.get("payload"):
-                    try:
-                        payload_records = list(self.store.find_by_payload(bw["payload"]))
-                    except Exception:
-                        payload_records = []
+        blind, payload_records = self._read_watermarks(rgb, evidence)
         timings["watermark"] = time.perf_counter() - t2
         metadata = self._metadata(data, rgb)
         for ev in evidence:
-            if ev.registered and ev.signature is not None:
-                ev.visible = visible_mark_check(rgb, ev.registration, ev.signature, ev.record, self.owner,
+            if ev.registered and ev.signature is not None and ev.record is not None:
+                ev.visible = visible_mark_check(rgb, ev.registration, ev.signature, ev.record.record, self.owner,
                                                 mask=ev.mark)
         verdict = decide(evidence, metadata=metadata, blind_watermark=blind, payload_records=payload_records,
                          pdq_quality=q.pdq_quality)
@@ -241,19 +164,94 @@ class Tracer:
         record = None
         chosen = None
         if verdict.record_id is not None:
-            chosen = next((ev for ev in evidence if str(ev.record.get("record_id")) == verdict.record_id), None)
+            chosen = next((ev for ev in evidence if ev.record_id == verdict.record_id), None)
             record = chosen.record if chosen is not None else (payload_records[0] if payload_records else None)
         return TraceResult(suspect=name, verdict=verdict, record=record,
                            run=self.run_of(record) if record else None, evidence=chosen,
                            suspect_rgb=rgb, timings=timings)
 
-    def _mark(self, record: dict[str, Any], sig: sg.ExportTrace) -> np.ndarray | None:
+    def _register(self, rgb: np.ndarray, cands: list[Candidate]) -> list[CandidateEvidence]:
+        """Each candidate with its registration (in search order), until one export aligned decisively; then a
+        mirrored retry on the best few if none aligned."""
+        fits = _Fits(SuspectFeatures.compute(rgb))
+        evidence: list[CandidateEvidence] = []
+        strong_sources: set[str] = set()
+        for c in cands:
+            record = self.store.get(c.record_id)
+            source = str(None if record is None else record.record.source)
+            if strong_sources and source not in strong_sources:
+                # one export already aligned decisively: only other exports of the same original (another
+                # preset) can still change the answer, so the rest are listed but not registered (~40 ms each)
+                evidence.append(CandidateEvidence(candidate=c, record=record, signature=None, registration=None))
+                continue
+            ev = self._registered(c, record, fits)
+            evidence.append(ev)
+            if registration_tier(ev.registration, c.pdq_distance) == "strong":
+                strong_sources.add(source)
+        if not any(ev.registered for ev in evidence):
+            # nothing aligned: maybe a mirrored copy the search did not flag; try the mirror on the best few
+            for ev in evidence[:MIRROR_RETRY]:
+                if ev.signature is not None and not (ev.registration and ev.registration.mirrored):
+                    mreg = fits.register(ev, True)
+                    if ev.registration is None or (mreg.ok, mreg.ncc) > (ev.registration.ok, ev.registration.ncc):
+                        ev.registration = mreg
+        return evidence
+
+    def _registered(self, c: Candidate, record: StoredRecord | None, fits: _Fits) -> CandidateEvidence:
+        """One candidate registered against the suspect (or why it could not be)."""
+        sig, why, photo_key = self._export(c.record_id, record)
+        ev = CandidateEvidence(candidate=c, record=record, signature=sig, registration=None)
+        if sig is None:
+            size = (0, 0) if record is None else (int(record.record.width or 0), int(record.record.height or 0))
+            ev.registration = no_registration(f"not registered: {why}", export_size=size)
+            return ev
+        assert record is not None  # sg.frame_of(None) is None: a candidate without a record has no signature
+        ev.mark = self._mark(record, sig)
+        fits.photo_of[id(ev)] = photo_key
+        # the mirrored suspect's SIFT pass (~200 ms) only where the search saw a mirror image
+        ev.registration = fits.register(ev, "mirror" in c.pdq_variant or c.sketch_mirrored)
+        return ev
+
+    def _read_watermarks(self, rgb: np.ndarray, evidence: list[CandidateEvidence],
+                         ) -> tuple[WatermarkReading | None, list[StoredRecord]]:
+        """Informed watermark reads, best registered candidates first, one per distinct export; the blind read
+        when those found nothing. Returns the blind reading when nothing registered, and the records carrying
+        its payload."""
+        ranked = sorted((ev for ev in evidence if ev.registered),
+                        key=lambda e: -(e.registration.ncc if e.registration else 0.0))[:MAX_WATERMARK_READS]
+        for ev in ranked:
+            assert ev.signature is not None
+            ev.watermark = read_watermark(rgb, self.key, registration=ev.registration,
+                                          export_size=(ev.signature.width, ev.signature.height))
+            if ev.watermark.found:
+                if not ev.watermark_matches:
+                    # the payload names another export (e.g. another preset of the same photo): note it
+                    _note_payload(evidence, ev.watermark)
+                break
+        if any(ev.watermark and ev.watermark.found for ev in ranked):
+            return None, []
+        # nothing aligned, or the informed read (one decode in the registered frame, which a registration a pixel
+        # or two off can miss) found nothing: the blind read searches the lattice itself
+        bw = read_watermark(rgb, self.key)
+        if ranked:
+            if bw.found:
+                _note_payload(evidence, replace(bw, mode="blind (after the informed read missed)"))
+            return None, []
+        payload_records: list[StoredRecord] = []
+        if bw.found and bw.payload:
+            try:
+                payload_records = list(self.store.find_by_payload(bw.payload))
+            except Exception:
+                payload_records = []
+        return bw, payload_records
+
+    def _mark(self, record: StoredRecord, sig: sg.ExportTrace) -> np.ndarray | None:
         """The export's visible-mark footprint in its thumbnail frame (None: no mark), and the mark itself put on
         ``sig`` (the thumbnail is of the unmarked photo); rendered once per candidate (~30 ms) for registration
         and the visible-mark check alike."""
-        if not record.get("visible_mark"):
+        if not record.record.visible_mark:
             return None
-        mask, layer = mark_layer(record, sig.thumb_size, self.owner)
+        mask, layer = mark_layer(record.record, sig.thumb_size, self.owner)
         sig.mark_layer = layer
         return mask
 
@@ -261,12 +259,11 @@ class Tracer:
         if data is None:
             return None
         try:
-            from pipeline.metadata.check import check_claim
+            from pipeline.metadata.check import check_claim, metadata_summary
             from pipeline.metadata.read import read_embedded
-            from pipeline.verify import _metadata_dict
 
             meta = read_embedded(data)
-            return _metadata_dict(check_claim(meta, rgb, self.public_key))
+            return metadata_summary(check_claim(meta, rgb, self.public_key))
         except Exception as exc:  # metadata is a supporting signal: never let it stop a trace
             return {"present": False, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -278,7 +275,7 @@ class Tracer:
             rgb, capture = load_rgb(data, max_side=SUSPECT_MAX_SIDE)
         except Exception as exc:  # an unreadable suspect is a per-file result, not a crash of the sweep
             msg = str(exc).removeprefix("<bytes>: ")  # the decoder saw bytes; the suspect's path is named already
-            v = Verdict("no-match", 0.0, None, None, [f"The file could not be read as an image: {msg}"], {})
+            v = Verdict("no-match", 0.0, None, None, [f"The file could not be read as an image: {msg}"])
             return TraceResult(suspect=str(path), verdict=v, error=msg)
         res = self.trace_image(rgb, name=str(path), data=data)
         res.capture = capture.as_dict()

@@ -28,12 +28,25 @@ unrelated products on white can sit close in PDQ space.  A "no-match" has ``conf
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from pipeline.ledger import StoredRecord
 from pipeline.trace import signatures as sg
+from pipeline.trace.evidence import (
+    NOT_READ_REASON,
+    CandidateRegistration,
+    CandidateSummary,
+    HashSignal,
+    RegistrationSignal,
+    RegistrationThresholds,
+    Signals,
+    Verdict,
+    VisibleCheck,
+    WatermarkReading,
+)
 from pipeline.trace.index import PDQ_MATCH, PHASH_MATCH, Candidate
 from pipeline.trace.register import MIN_INLIERS, Registration
 
@@ -49,6 +62,9 @@ META_FALSE_MATCH = 1e-9
 MISS_RATE = 0.01  # share of attacked copies not traced: measured 0 of 1240 (calibration + bench), bounded at 1 %
 P_FLOOR = 1e-12  # confidences are reported no closer to 1 than this
 PAYLOAD_HEX = 10  # PAYLOAD_BITS / 4
+THRESHOLDS = RegistrationThresholds(NCC_STRONG, NCC_GREY_STRONG, NCC_MATCH, NCC_GREY_MATCH, HASH_CORROBORATES)
+
+__all__ = ["CandidateEvidence", "Verdict", "decide", "payload_hex", "read_watermark", "registration_tier"]
 
 
 def payload_hex(value: Any) -> str | None:
@@ -66,14 +82,14 @@ def payload_hex(value: Any) -> str | None:
 
 
 def read_watermark(suspect: np.ndarray, key: Any, *, registration: Registration | None = None,
-                   export_size: tuple[int, int] | None = None) -> dict[str, Any]:
+                   export_size: tuple[int, int] | None = None) -> WatermarkReading:
     """Read the invisible watermark: informed (``Hint`` from the registration) when registered, else blind."""
     if key is None:
-        return {"available": False, "reason": "no owner key: the invisible watermark needs the secret key"}
+        return WatermarkReading.unavailable("no owner key: the invisible watermark needs the secret key")
     try:
         from pipeline import invisible
     except ImportError as exc:  # the watermark package is optional for trace: report, do not fail
-        return {"available": False, "reason": f"invisible watermark reader unavailable ({exc})"}
+        return WatermarkReading.unavailable(f"invisible watermark reader unavailable ({exc})")
     informed = registration is not None and registration.ok and export_size is not None
     try:
         if informed:
@@ -84,17 +100,13 @@ def read_watermark(suspect: np.ndarray, key: Any, *, registration: Registration 
         else:
             det = invisible.read(suspect, key)
     except Exception as exc:  # a reader failure on an odd image must not stop the trace of a whole folder
-        return {"available": False, "reason": f"watermark reader failed: {type(exc).__name__}: {exc}"}
+        return WatermarkReading.unavailable(f"watermark reader failed: {type(exc).__name__}: {exc}")
     found = bool(det.found)
-    return {
-        "available": True,
-        "mode": "informed" if informed else "blind",
-        "found": found,
-        "payload": payload_hex(det.payload) if found else None,
-        "confidence": round(float(det.confidence), 4),
-        "bit_errors": None if det.bit_errors is None else int(det.bit_errors),
-        "false_positive_probability": float(det.false_positive_probability),
-    }
+    return WatermarkReading(
+        available=True, mode="informed" if informed else "blind", found=found,
+        payload=payload_hex(det.payload) if found else None, confidence=round(float(det.confidence), 4),
+        bit_errors=None if det.bit_errors is None else int(det.bit_errors),
+        false_positive_probability=float(det.false_positive_probability))
 
 
 # -------------------------------------------------------------------------------------------- decision
@@ -102,15 +114,28 @@ def read_watermark(suspect: np.ndarray, key: Any, *, registration: Registration 
 
 @dataclass
 class CandidateEvidence:
-    """Everything learnt about one candidate record."""
+    """Everything learnt about one candidate record (``record`` None: the ledger has no row for its id)."""
 
     candidate: Candidate
-    record: dict[str, Any]
+    record: StoredRecord | None
     signature: sg.ExportTrace | None  # its search keys, frame and photo features (None: not loaded)
     registration: Registration | None = None
-    watermark: dict[str, Any] | None = None
-    visible: dict[str, Any] | None = None
+    watermark: WatermarkReading | None = None
+    visible: VisibleCheck | None = None
     mark: np.ndarray | None = field(default=None, repr=False)  # the visible mark's footprint (thumbnail frame)
+
+    @property
+    def record_id(self) -> str:
+        return self.candidate.record_id
+
+    @property
+    def source(self) -> str | None:
+        return None if self.record is None else self.record.record.source
+
+    @property
+    def payload(self) -> str | None:
+        """The record's payload as 10 hex digits (None: no invisible mark, or no record)."""
+        return None if self.record is None else payload_hex(self.record.record.payload)
 
     @property
     def registered(self) -> bool:
@@ -119,20 +144,9 @@ class CandidateEvidence:
 
     @property
     def watermark_matches(self) -> bool:
-        w = self.watermark or {}
-        return bool(w.get("found") and w.get("payload")
-                    and w.get("payload") == payload_hex(self.record.get("payload"))
-                    and float(w.get("false_positive_probability", 1.0)) <= WM_MAX_FP)
-
-
-@dataclass
-class Verdict:
-    verdict: str  # "match" | "no-match"
-    confidence: float
-    record_id: str | None
-    false_match_probability: float | None
-    findings: list[str]
-    signals: dict[str, Any] = field(default_factory=dict)
+        w = self.watermark
+        return bool(w is not None and w.found and w.payload and w.payload == self.payload
+                    and w.fp_bound <= WM_MAX_FP)
 
 
 def registration_tier(r: Registration | None, pdq_distance: int | None = None) -> str:
@@ -147,26 +161,30 @@ def registration_tier(r: Registration | None, pdq_distance: int | None = None) -
     return "weak"
 
 
-def registration_dict(reg: Registration | None, pdq_distance: int | None = None) -> dict[str, Any]:
+def registration_signal(reg: Registration | None, pdq_distance: int | None = None) -> RegistrationSignal:
     if reg is None:
-        return {"ok": False, "reason": "not attempted"}
+        return RegistrationSignal.not_attempted()
     tier = registration_tier(reg, pdq_distance)
-    return {
-        "ok": reg.ok, "verified": tier in ("strong", "corroborated"), "tier": tier,
-        "reason": reg.reason, "inliers": reg.inliers, "matches": reg.matches,
-        "min_inliers": MIN_INLIERS, "ncc": round(reg.ncc, 3), "ncc_grey": round(reg.ncc_grey, 3),
-        "thresholds": {"strong": {"colour": NCC_STRONG, "grey": NCC_GREY_STRONG},
-                       "with_hash_match": {"colour": NCC_MATCH, "grey": NCC_GREY_MATCH, "pdq": HASH_CORROBORATES}}, "mirrored": reg.mirrored, "inlier_spread": round(reg.spread, 4),
-        "transform": reg.transform if reg.ok else None,
-    }
+    return RegistrationSignal(
+        ok=reg.ok, reason=reg.reason, verified=tier in ("strong", "corroborated"), tier=tier,
+        inliers=reg.inliers, matches=reg.matches, min_inliers=MIN_INLIERS, ncc=round(reg.ncc, 3),
+        ncc_grey=round(reg.ncc_grey, 3), thresholds=THRESHOLDS, mirrored=reg.mirrored,
+        inlier_spread=round(reg.spread, 4), transform=reg.transform if reg.ok else None)
 
 
-def hash_dict(c: Candidate, quality: int | None = None) -> dict[str, Any]:
-    return {
-        "pdq_distance": c.pdq_distance, "pdq_threshold": PDQ_MATCH, "pdq_variant": c.pdq_variant,
-        "phash_distance": c.phash_distance, "phash_threshold": PHASH_MATCH, "sketch_votes": round(c.sketch_score, 2),
-        "distances": dict(c.distances), "match": c.hash_match, "suspect_pdq_quality": quality,
-    }
+def hash_signal(c: Candidate, quality: int | None = None) -> HashSignal:
+    return HashSignal(pdq_distance=c.pdq_distance, pdq_threshold=PDQ_MATCH, pdq_variant=c.pdq_variant,
+                      phash_distance=c.phash_distance, phash_threshold=PHASH_MATCH,
+                      sketch_votes=round(c.sketch_score, 2), distances=dict(c.distances), match=c.hash_match,
+                      suspect_pdq_quality=quality)
+
+
+def candidate_summary(ev: CandidateEvidence) -> CandidateSummary:
+    c, r = ev.candidate, ev.registration
+    return CandidateSummary(
+        record_id=c.record_id, score=round(c.score, 3), pdq_distance=c.pdq_distance,
+        phash_distance=c.phash_distance, sketch_votes=round(c.sketch_score, 2),
+        registration=None if r is None else CandidateRegistration(r.ok, r.inliers, round(r.ncc, 3)))
 
 
 NCC_TIE = 0.02  # registered exports whose correlation is this close to the best one explain the picture equally well
@@ -190,7 +208,7 @@ def pick_registered(verified: list[CandidateEvidence]) -> CandidateEvidence:
 
     def rank(e: CandidateEvidence) -> tuple[bool, bool, int, float, int, float]:
         r = e.registration
-        return (fits_frame(r), bool((e.visible or {}).get("own_mark")), r.inliers if r else 0,
+        return (fits_frame(r), e.visible is not None and e.visible.own_mark, r.inliers if r else 0,
                 round(r.overlap if r else 0.0, 2),
                 -(e.candidate.pdq_distance if e.candidate.pdq_distance is not None else 256),
                 r.ncc if r else 0.0)
@@ -214,8 +232,29 @@ def fits_frame(reg: Registration | None) -> bool:
     return max(-x0 / ew, -y0 / eh, (x1 - ew) / ew, (y1 - eh) / eh) <= FRAME_SLACK
 
 
+def _metadata_ok(meta: dict[str, Any]) -> bool:
+    """A signed claim by the owner's key whose pixels match the signed pHash."""
+    return bool(meta.get("present") and meta.get("signature_valid") and meta.get("signer_verified", True)
+                and meta.get("pixels_match"))
+
+
+def _choose(evidence: list[CandidateEvidence], meta: dict[str, Any]) -> CandidateEvidence | None:
+    """The candidate the evidence names: the export whose payload the picture carries (registered first), else
+    the registered one that explains it best, else the one its valid signed metadata names."""
+    chosen = next((ev for ev in evidence if ev.watermark_matches and ev.registered), None)
+    if chosen is None:
+        chosen = next((ev for ev in evidence if ev.watermark_matches), None)
+    if chosen is None:
+        verified = [ev for ev in evidence if ev.registered]
+        if verified:
+            chosen = pick_registered(verified)
+    if chosen is None and _metadata_ok(meta) and meta.get("record_id"):
+        chosen = next((ev for ev in evidence if ev.record_id == meta["record_id"]), None)
+    return chosen
+
+
 def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None = None,
-           blind_watermark: dict[str, Any] | None = None, payload_records: list[dict[str, Any]] | None = None,
+           blind_watermark: WatermarkReading | None = None, payload_records: list[StoredRecord] | None = None,
            pdq_quality: int | None = None) -> Verdict:
     """Fuse everything into one verdict (see the module docstring for the calibration).
 
@@ -223,139 +262,144 @@ def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None
     suspect's signed-metadata check; ``blind_watermark``: a blind read (when nothing registered);
     ``payload_records``: ledger records carrying the payload that read decoded.
     """
+    chosen = _choose(evidence, metadata or {})
+    bw = blind_watermark
+    blind_record: StoredRecord | None = None
+    if chosen is None and bw is not None and bw.found and bw.fp_bound <= WM_MAX_FP:
+        blind_record = payload_records[0] if payload_records else None
+    base = Signals(candidates=tuple(candidate_summary(ev) for ev in evidence[:8]), metadata=metadata)
+    if chosen is not None:
+        return _from_candidate(chosen, evidence, base, bw, metadata or {}, pdq_quality)
+    if blind_record is not None:
+        return _from_blind_read(blind_record, base, bw)
+    return _no_match(evidence, base, bw, payload_records, pdq_quality)
+
+
+def _no_match(evidence: list[CandidateEvidence], signals: Signals, bw: WatermarkReading | None,
+              payload_records: list[StoredRecord] | None, pdq_quality: int | None) -> Verdict:
+    """Nothing decisive: say what was checked, and how close it came (lowers the confidence)."""
+    findings: list[str] = []
+    best = max((ev.registration.ncc for ev in evidence if ev.registration is not None and ev.registration.ok),
+               default=0.0)
+    partial = float(np.clip(best / NCC_STRONG, 0.0, 1.0)) * 0.5
+    first = evidence[0] if evidence else None
+    unreadable = sorted({ev.registration.reason.removeprefix("not registered: ") for ev in evidence
+                         if ev.registration is not None and ev.registration.reason.startswith("not registered:")})
+    signals = replace(
+        signals, hash=hash_signal(first.candidate, pdq_quality) if first is not None else None,
+        watermark=bw if bw is not None else (first.watermark if first is not None and first.watermark else
+                                             WatermarkReading.unavailable(NOT_READ_REASON)),
+        unreadable_candidates=tuple(unreadable) if unreadable else None)
+    if unreadable:
+        findings.append("Some candidate records could not be checked: " + "; ".join(unreadable) + ".")
+    if bw is not None and bw.found and not payload_records:
+        findings.append(f"An invisible watermark made with the owner's key was found (payload {bw.payload}),"
+                        " but no ledger record carries that payload.")
+    findings.append("No export in the ledger matches this picture: no candidate aligned with it, no invisible "
+                    "watermark of the owner was found, and no valid signed metadata names one of the owner's "
+                    "records." if not evidence else
+                    f"The closest ledger records were checked ({len(evidence)}); none aligned with this picture "
+                    "and no watermark of the owner was found in it. It is not one of the owner's exports as far "
+                    "as the evidence shows.")
+    return Verdict("no-match", round((1 - MISS_RATE) * (1 - partial), 4), None, None, findings, signals)
+
+
+def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence], signals: Signals,
+                    bw: WatermarkReading | None, meta: dict[str, Any], pdq_quality: int | None) -> Verdict:
+    """A named candidate: a match if a decisive signal (watermark, registration, signed metadata) backs it."""
     findings: list[str] = []
     p_parts: dict[str, float] = {}
-    chosen: CandidateEvidence | None = None
-    # 1. a watermark payload that equals a registered candidate's payload: the export that leaked
-    for ev in evidence:
-        if ev.watermark_matches and ev.registered:
-            chosen = ev
-            break
-    if chosen is None:
-        for ev in evidence:
-            if ev.watermark_matches:
-                chosen = ev
-                break
-    if chosen is None:
-        verified = [ev for ev in evidence if ev.registered]
-        if verified:
-            chosen = pick_registered(verified)
-    meta = metadata or {}
-    meta_ok = bool(meta.get("present") and meta.get("signature_valid") and meta.get("signer_verified", True)
-                   and meta.get("pixels_match"))
-    if chosen is None and meta_ok and meta.get("record_id"):
-        chosen = next((ev for ev in evidence if ev.record.get("record_id") == meta["record_id"]), None)
-    blind_record: dict[str, Any] | None = None
-    bw = blind_watermark or {}
-    if chosen is None and bw.get("found") and float(bw.get("false_positive_probability", 1.0)) <= WM_MAX_FP:
-        blind_record = payload_records[0] if payload_records else None
-    signals: dict[str, Any] = {"candidates": [
-        {"record_id": ev.candidate.record_id, "score": round(ev.candidate.score, 3),
-         "pdq_distance": ev.candidate.pdq_distance, "phash_distance": ev.candidate.phash_distance,
-         "sketch_votes": round(ev.candidate.sketch_score, 2),
-         "registration": None if ev.registration is None else {
-             "ok": ev.registration.ok, "inliers": ev.registration.inliers, "ncc": round(ev.registration.ncc, 3)}}
-        for ev in evidence[:8]
-    ]}
-    if metadata is not None:
-        signals["metadata"] = metadata
-    if chosen is None and blind_record is None:
-        best = max((ev.registration.ncc for ev in evidence if ev.registration is not None and ev.registration.ok),
-                   default=0.0)
-        partial = float(np.clip(best / NCC_STRONG, 0.0, 1.0)) * 0.5
-        if evidence:
-            signals["hash"] = hash_dict(evidence[0].candidate, pdq_quality)
-        signals["watermark"] = bw or (evidence[0].watermark if evidence and evidence[0].watermark else
-                                      {"available": False, "reason": "not read"})
-        unreadable = sorted({ev.registration.reason.removeprefix("not registered: ") for ev in evidence
-                             if ev.registration is not None and ev.registration.reason.startswith("not registered:")})
-        if unreadable:
-            signals["unreadable_candidates"] = unreadable
-            findings.append("Some candidate records could not be checked: " + "; ".join(unreadable) + ".")
-        if bw.get("found") and not payload_records:
-            findings.append(f"An invisible watermark made with the owner's key was found (payload {bw.get('payload')}),"
-                            " but no ledger record carries that payload.")
-        findings.append("No export in the ledger matches this picture: no candidate aligned with it, no invisible "
-                        "watermark of the owner was found, and no valid signed metadata names one of the owner's "
-                        "records." if not evidence else
-                        f"The closest ledger records were checked ({len(evidence)}); none aligned with this picture "
-                        "and no watermark of the owner was found in it. It is not one of the owner's exports as far "
-                        "as the evidence shows.")
-        return Verdict("no-match", round((1 - MISS_RATE) * (1 - partial), 4), None, None, findings, signals)
+    signals = replace(
+        signals, hash=hash_signal(chosen.candidate, pdq_quality),
+        registration=registration_signal(chosen.registration, chosen.candidate.pdq_distance),
+        watermark=chosen.watermark or bw or WatermarkReading.unavailable(NOT_READ_REASON),
+        visible_mark=chosen.visible or VisibleCheck(status="unchecked"))
+    if chosen.watermark_matches:
+        w = chosen.watermark
+        assert w is not None
+        p_parts["watermark"] = w.fp_bound
+        findings.append(
+            f"The picture carries the owner's invisible watermark with payload {w.payload}, which is the "
+            f"payload of exactly this export (read {w.mode or ''}, {w.bit_errors} bit errors "
+            f"corrected). The chance of that happening by accident is at most {p_parts['watermark']:.1e}.")
+    if chosen.registered and chosen.registration is not None:
+        p_parts["registration"] = REG_FALSE_MATCH
+        findings.extend(_registration_findings(chosen))
+    elif chosen.candidate.hash_match:
+        findings.append(f"The perceptual hashes are close (PDQ distance {chosen.candidate.pdq_distance} of 256, "
+                        f"threshold {PDQ_MATCH}).")
+    findings.extend(_visible_findings(chosen.visible))
+    if not chosen.watermark_matches and chosen.registered:
+        twins = [ev for ev in evidence if ev is not chosen and ev.registered and ev.source == chosen.source]
+        if twins:
+            signals = replace(signals, other_exports_aligned=tuple(ev.record_id for ev in twins))
+            findings.append(_twins_finding(chosen, twins))
+    if _metadata_ok(meta) and meta.get("record_id") == chosen.record_id:
+        p_parts["metadata"] = META_FALSE_MATCH
+        findings.append("The file still carries the owner's signed metadata naming this record, and the "
+                        "signature verifies with the owner's public key.")
+    if not p_parts:  # only hashes or a weak registration: not enough to claim a match
+        signals = replace(signals, note="candidate found but not verified")
+        findings.insert(0, "A similar export exists, but the evidence is not strong enough to call this a copy.")
+        return Verdict("no-match", round((1 - MISS_RATE) * 0.5, 4), None, None, findings, signals)
+    return _match(chosen.record, chosen.record_id, p_parts, findings, signals)
 
-    if chosen is not None:
-        rec = chosen.record
-        reg = chosen.registration
-        signals["hash"] = hash_dict(chosen.candidate, pdq_quality)
-        signals["registration"] = registration_dict(reg, chosen.candidate.pdq_distance)
-        signals["watermark"] = chosen.watermark or bw or {"available": False, "reason": "not read"}
-        signals["visible_mark"] = chosen.visible or {"status": "unchecked"}
-        if chosen.watermark_matches:
-            w = chosen.watermark or {}
-            p_parts["watermark"] = float(w["false_positive_probability"])
-            findings.append(
-                f"The picture carries the owner's invisible watermark with payload {w['payload']}, which is the "
-                f"payload of exactly this export (read {w.get('mode', '')}, {w.get('bit_errors')} bit errors "
-                f"corrected). The chance of that happening by accident is at most {p_parts['watermark']:.1e}.")
-        if chosen.registered and reg is not None:
-            p_parts["registration"] = REG_FALSE_MATCH
-            t = reg.transform
-            tier = registration_tier(reg, chosen.candidate.pdq_distance)
-            findings.append(
-                f"The picture lines up with the owner's export point for point: {reg.inliers} matching features "
-                f"agree on one geometric transform, and after alignment its colours correlate with the export's "
-                f"at {reg.ncc:.2f} and its fine detail at {reg.ncc_grey:.2f}"
-                + (f" (decisive above {NCC_STRONG} and {NCC_GREY_STRONG})." if tier == "strong" else
-                   f", and the perceptual hash of the whole picture agrees (PDQ distance "
-                   f"{chosen.candidate.pdq_distance} of 256)."))
-            findings.append(_transform_sentence(t))
-        elif chosen.candidate.hash_match:
-            findings.append(f"The perceptual hashes are close (PDQ distance {chosen.candidate.pdq_distance} of 256, "
-                            f"threshold {PDQ_MATCH}).")
-        v = chosen.visible or {}
-        if v.get("status") == "removed":
-            findings.append("The owner's visible watermark has been removed from this copy: its keyed position no "
-                            "longer matches the export while the rest of the picture does.")
-        elif v.get("status") == "present":
-            findings.append("The owner's visible watermark is still in place at its keyed position.")
-        if not chosen.watermark_matches and chosen.registered:
-            twins = [ev for ev in evidence if ev is not chosen and ev.registered
-                     and ev.record.get("source") == rec.get("source")]
-            if twins:
-                names = ", ".join(f"{ev.record.get('preset', '?')} ({ev.registration.inliers if ev.registration else 0}"
-                                  " matching features)" for ev in twins)
-                signals["other_exports_aligned"] = [str(ev.record.get("record_id")) for ev in twins]
-                findings.append(
-                    f"Other exports of the same original also line up with it: {names}. This export was named "
-                    f"because it explains the picture best ({reg.inliers if reg else 0} matching features); without "
-                    "an invisible-watermark read, which of these exports was copied is less certain than that the "
-                    "picture is the owner's.")
-        if meta_ok and meta.get("record_id") == rec.get("record_id"):
-            p_parts["metadata"] = META_FALSE_MATCH
-            findings.append("The file still carries the owner's signed metadata naming this record, and the "
-                            "signature verifies with the owner's public key.")
-        if not p_parts:  # only hashes or a weak registration: not enough to claim a match
-            signals["note"] = "candidate found but not verified"
-            findings.insert(0, "A similar export exists, but the evidence is not strong enough to call this a copy.")
-            return Verdict("no-match", round((1 - MISS_RATE) * 0.5, 4), None, None, findings, signals)
-        record_id = str(rec.get("record_id"))
-    else:
-        assert blind_record is not None
-        rec = blind_record
-        signals["watermark"] = bw
-        p_parts["watermark"] = float(bw["false_positive_probability"])
-        findings.append(f"The picture carries the owner's invisible watermark with payload {bw['payload']} "
-                        f"(read blind, {bw.get('bit_errors')} bit errors corrected), which identifies this export. "
-                        f"The chance of that by accident is at most {p_parts['watermark']:.1e}. The picture itself "
-                        "could not be aligned with the export's stored features.")
-        record_id = str(rec.get("record_id"))
-    p = float(np.prod(list(p_parts.values())))
-    p = max(p, P_FLOOR)
-    signals["false_match_probability"] = {"combined": p, **p_parts}
-    findings.insert(0, f"This picture is a copy of the owner's export {rec.get('output', '')} "
-                       f"(SKU {rec.get('sku', '?')}, preset {rec.get('preset', '?')}), made from the original "
-                       f"{rec.get('source', '?')}.")
+
+def _from_blind_read(rec: StoredRecord, signals: Signals, bw: WatermarkReading | None) -> Verdict:
+    """No candidate named, but a blind read found a payload that a ledger record carries."""
+    assert bw is not None
+    p_parts = {"watermark": bw.fp_bound}
+    findings = [f"The picture carries the owner's invisible watermark with payload {bw.payload} "
+                f"(read blind, {bw.bit_errors} bit errors corrected), which identifies this export. "
+                f"The chance of that by accident is at most {p_parts['watermark']:.1e}. The picture itself "
+                "could not be aligned with the export's stored features."]
+    return _match(rec, rec.record.record_id, p_parts, findings, replace(signals, watermark=bw))
+
+
+def _match(rec: StoredRecord | None, record_id: str, p_parts: dict[str, float], findings: list[str],
+           signals: Signals) -> Verdict:
+    p = max(float(np.prod(list(p_parts.values()))), P_FLOOR)
+    signals = replace(signals, false_match_probability={"combined": p, **p_parts})
+    r = None if rec is None else rec.record
+    findings.insert(0, f"This picture is a copy of the owner's export {r.output if r else ''} "
+                       f"(SKU {r.sku if r else '?'}, preset {r.preset if r else '?'}), made from the original "
+                       f"{r.source if r else '?'}.")
     return Verdict("match", round(1 - p, 12), record_id, p, findings, signals)
+
+
+def _registration_findings(chosen: CandidateEvidence) -> list[str]:
+    reg = chosen.registration
+    assert reg is not None
+    tier = registration_tier(reg, chosen.candidate.pdq_distance)
+    return [
+        f"The picture lines up with the owner's export point for point: {reg.inliers} matching features "
+        f"agree on one geometric transform, and after alignment its colours correlate with the export's "
+        f"at {reg.ncc:.2f} and its fine detail at {reg.ncc_grey:.2f}"
+        + (f" (decisive above {NCC_STRONG} and {NCC_GREY_STRONG})." if tier == "strong" else
+           f", and the perceptual hash of the whole picture agrees (PDQ distance "
+           f"{chosen.candidate.pdq_distance} of 256)."),
+        _transform_sentence(reg.transform),
+    ]
+
+
+def _visible_findings(v: VisibleCheck | None) -> list[str]:
+    status = None if v is None else v.status
+    if status == "removed":
+        return ["The owner's visible watermark has been removed from this copy: its keyed position no "
+                "longer matches the export while the rest of the picture does."]
+    if status == "present":
+        return ["The owner's visible watermark is still in place at its keyed position."]
+    return []
+
+
+def _twins_finding(chosen: CandidateEvidence, twins: list[CandidateEvidence]) -> str:
+    reg = chosen.registration
+    names = ", ".join(f"{ev.record.record.preset if ev.record else '?'} "
+                      f"({ev.registration.inliers if ev.registration else 0} matching features)" for ev in twins)
+    return (f"Other exports of the same original also line up with it: {names}. This export was named "
+            f"because it explains the picture best ({reg.inliers if reg else 0} matching features); without "
+            "an invisible-watermark read, which of these exports was copied is less certain than that the "
+            "picture is the owner's.")
 
 
 def _transform_sentence(t: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.models import VisibleMark
+from pipeline.models import Record, VisibleMark
 from pipeline.trace import signatures as sg
+from pipeline.trace.evidence import VisibleCheck
 from pipeline.trace.register import Registration, aligned_to_thumbnail, correlation
 
 MARK_PRESENT = 0.65  # band-pass correlation in the mark's footprint at or above which the mark is intact
@@ -17,7 +18,7 @@ OWN_MARK = 0.1  # detail correlation with the marked export this much above that
 #                 carries this export's own mark (separates exports of one photo, see verdict.pick_registered)
 
 
-def mark_layer(record: dict[str, Any], thumb_size: tuple[int, int],
+def mark_layer(record: Record, thumb_size: tuple[int, int],
                owner: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Where the record's visible mark sits (bool mask in the thumbnail frame, None: no visible mark) and, with
     the ``owner`` profile, the mark itself at thumbnail size (float32 H x W x 4: premultiplied RGB 0..255 and
@@ -27,11 +28,11 @@ def mark_layer(record: dict[str, Any], thumb_size: tuple[int, int],
     without it, the recorded keyed geometry gives its nominal footprint (a rotated box of the recorded width and
     0.22 aspect) and no layer.
     """
-    vm = record.get("visible_mark")
+    vm = record.visible_mark
     if not vm:
         return None, None
     tw, th = thumb_size
-    ew, eh = int(record.get("width") or tw), int(record.get("height") or th)
+    ew, eh = int(record.width or tw), int(record.height or th)
     if owner is not None:
         try:
             from pipeline.marks.visible import render_mark
@@ -52,33 +53,33 @@ def mark_layer(record: dict[str, Any], thumb_size: tuple[int, int],
 
 
 def visible_mark_check(suspect: np.ndarray, registration: Registration | None, sig: sg.ExportTrace,
-                       record: dict[str, Any], owner: Any = None, *,
-                       mask: np.ndarray | None = None) -> dict[str, Any]:
+                       record: Record, owner: Any = None, *,
+                       mask: np.ndarray | None = None) -> VisibleCheck:
     """Is the record's visible mark still where the key put it, in the registered suspect?
 
     ``mask``: the record's ``mark_layer`` mask when the caller has it already (else it is computed here). The
     comparison is with the export as re-rendered (photo thumbnail + the mark layer, ``sig.mark_layer``): without
     the owner profile there is no layer and the check says "unchecked".
     """
-    if not record.get("visible_mark"):
-        return {"expected": False, "status": "none", "note": "this export carries no visible mark"}
+    if not record.visible_mark:
+        return VisibleCheck(expected=False, status="none", note="this export carries no visible mark")
     if registration is None or not registration.ok or sig.plain_thumbnail is None:
-        return {"expected": True, "status": "unchecked", "note": "the suspect could not be aligned to the export"}
+        return VisibleCheck(expected=True, status="unchecked", note="the suspect could not be aligned to the export")
     if mask is None:
         mask, layer = mark_layer(record, sig.thumb_size, owner)
         if sig.mark_layer is None:
             sig.mark_layer = layer
     thumb = sig.thumbnail_rgb()
     if sig.mark_layer is None or thumb is None:
-        return {"expected": True, "status": "unchecked",
-                "note": "the mark cannot be re-rendered without the owner profile (catalogmark.toml)"}
+        return VisibleCheck(expected=True, status="unchecked",
+                            note="the mark cannot be re-rendered without the owner profile (catalogmark.toml)")
     if mask is None or mask.sum() < 20:
-        return {"expected": True, "status": "unchecked", "note": "the mark footprint is too small at this scale"}
+        return VisibleCheck(expected=True, status="unchecked", note="the mark footprint is too small at this scale")
     warped, valid = aligned_to_thumbnail(suspect, registration.matrix, sig)
     inside = mask & valid
     if inside.sum() < 0.5 * mask.sum():
-        return {"expected": True, "status": "cropped-out",
-                "note": "the suspect does not cover the place of the mark (it was cropped away)"}
+        return VisibleCheck(expected=True, status="cropped-out",
+                            note="the suspect does not cover the place of the mark (it was cropped away)")
     a = sg.to_gray(warped).astype(np.float32)
     b = sg.to_gray(thumb).astype(np.float32)
     tone = correlation(a[inside], b[inside])
@@ -104,6 +105,7 @@ def visible_mark_check(suspect: np.ndarray, registration: Registration | None, s
                    "picture matches the export: the mark was painted out or covered",
         "altered": "the area of the visible mark only partly matches the export",
     }
-    return {"expected": True, "status": status, "detail_ncc": round(detail, 3), "ncc": round(tone, 3),
-            "detail_ncc_unmarked": round(unmarked, 3), "own_mark": bool(status == "present" and detail - unmarked >= OWN_MARK),
-            "thresholds": {"present": MARK_PRESENT, "removed_below": MARK_REMOVED}, "note": notes[status]}
+    return VisibleCheck(expected=True, status=status, detail_ncc=round(detail, 3), ncc=round(tone, 3),
+                        detail_ncc_unmarked=round(unmarked, 3),
+                        own_mark=bool(status == "present" and detail - unmarked >= OWN_MARK),
+                        thresholds=(MARK_PRESENT, MARK_REMOVED), note=notes[status])

@@ -1,0 +1,216 @@
+"""Typed trace evidence: what trace learnt about a suspect and the verdict's signals, each with its JSON.
+
+``as_json()`` of each type is the object ``trace --json`` and the evidence report print (README.md "Trace");
+the report and the CLI read the attributes. These are plain data: no image code, so any module may import them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The reading when no watermark was read at all.
+NOT_READ_REASON = "not read"
+
+
+@dataclass(frozen=True)
+class WatermarkReading:
+    """One read of the invisible watermark: informed (with a registration hint) or blind, or why none was made."""
+
+    available: bool  # False: no key, no reader, or the reader failed (``reason`` says which)
+    reason: str | None = None
+    mode: str | None = None  # "informed", "blind", or "blind (after the informed read missed)"
+    found: bool = False
+    payload: str | None = None  # 10 lowercase hex digits, when found
+    confidence: float | None = None
+    bit_errors: int | None = None
+    false_positive_probability: float | None = None
+
+    @classmethod
+    def unavailable(cls, reason: str) -> WatermarkReading:
+        return cls(available=False, reason=reason)
+
+    @property
+    def fp_bound(self) -> float:
+        """The false-positive bound of a find (1 when nothing was read)."""
+        return 1.0 if self.false_positive_probability is None else float(self.false_positive_probability)
+
+    def as_json(self) -> dict[str, Any]:
+        if not self.available:
+            return {"available": False, "reason": self.reason}
+        return {"available": True, "mode": self.mode, "found": self.found, "payload": self.payload,
+                "confidence": self.confidence, "bit_errors": self.bit_errors,
+                "false_positive_probability": self.false_positive_probability}
+
+
+@dataclass(frozen=True)
+class VisibleCheck:
+    """Is the record's visible mark still at its keyed place in the registered suspect?"""
+
+    status: str  # "present" | "removed" | "altered" | "cropped-out" | "unchecked" | "none"
+    expected: bool | None = None  # None: no check was made at all (the verdict's "unchecked" placeholder)
+    note: str | None = None
+    detail_ncc: float | None = None  # band-pass correlation in the mark's footprint (None: not measured)
+    ncc: float | None = None  # tone correlation there
+    detail_ncc_unmarked: float | None = None  # the same against the export without its mark
+    own_mark: bool = False  # the copy carries this export's own mark (see verdict.pick_registered)
+    thresholds: tuple[float, float] | None = None  # (present at or above, removed below)
+
+    def as_json(self) -> dict[str, Any]:
+        if self.expected is None:
+            return {"status": self.status}
+        doc: dict[str, Any] = {"expected": self.expected, "status": self.status}
+        if self.detail_ncc is not None:
+            present, removed = self.thresholds or (None, None)
+            doc.update(detail_ncc=self.detail_ncc, ncc=self.ncc, detail_ncc_unmarked=self.detail_ncc_unmarked,
+                       own_mark=self.own_mark, thresholds={"present": present, "removed_below": removed})
+        doc["note"] = self.note
+        return doc
+
+
+@dataclass(frozen=True)
+class RegistrationThresholds:
+    """When a registration is decisive: strong on its own, or corroborated by a PDQ match."""
+
+    strong_colour: float
+    strong_grey: float
+    match_colour: float
+    match_grey: float
+    pdq: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"strong": {"colour": self.strong_colour, "grey": self.strong_grey},
+                "with_hash_match": {"colour": self.match_colour, "grey": self.match_grey, "pdq": self.pdq}}
+
+
+@dataclass(frozen=True)
+class RegistrationSignal:
+    """The chosen candidate's registration as the verdict reports it (``attempted`` False: there was none)."""
+
+    ok: bool
+    reason: str
+    attempted: bool = True
+    verified: bool = False
+    tier: str = "none"
+    inliers: int = 0
+    matches: int = 0
+    min_inliers: int = 0
+    ncc: float = 0.0
+    ncc_grey: float = 0.0
+    thresholds: RegistrationThresholds | None = None
+    mirrored: bool = False
+    inlier_spread: float = 0.0
+    transform: dict[str, Any] | None = None  # register.Registration.transform, when ok
+
+    @classmethod
+    def not_attempted(cls) -> RegistrationSignal:
+        return cls(ok=False, reason="not attempted", attempted=False)
+
+    def as_json(self) -> dict[str, Any]:
+        if not self.attempted:
+            return {"ok": False, "reason": self.reason}
+        return {
+            "ok": self.ok, "verified": self.verified, "tier": self.tier, "reason": self.reason,
+            "inliers": self.inliers, "matches": self.matches, "min_inliers": self.min_inliers, "ncc": self.ncc,
+            "ncc_grey": self.ncc_grey, "thresholds": None if self.thresholds is None else self.thresholds.as_json(),
+            "mirrored": self.mirrored, "inlier_spread": self.inlier_spread, "transform": self.transform,
+        }
+
+
+@dataclass(frozen=True)
+class HashSignal:
+    """A candidate's perceptual-hash distances with their thresholds."""
+
+    pdq_distance: int
+    pdq_threshold: int
+    pdq_variant: str
+    phash_distance: int
+    phash_threshold: int
+    sketch_votes: float
+    distances: dict[str, int]
+    match: bool
+    suspect_pdq_quality: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "pdq_distance": self.pdq_distance, "pdq_threshold": self.pdq_threshold, "pdq_variant": self.pdq_variant,
+            "phash_distance": self.phash_distance, "phash_threshold": self.phash_threshold,
+            "sketch_votes": self.sketch_votes, "distances": dict(self.distances), "match": self.match,
+            "suspect_pdq_quality": self.suspect_pdq_quality,
+        }
+
+
+@dataclass(frozen=True)
+class CandidateRegistration:
+    """The short form of a candidate's registration in the candidate list."""
+
+    ok: bool
+    inliers: int
+    ncc: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "inliers": self.inliers, "ncc": self.ncc}
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """One checked candidate in the verdict's list (search score, distances, registration if attempted)."""
+
+    record_id: str
+    score: float
+    pdq_distance: int
+    phash_distance: int
+    sketch_votes: float
+    registration: CandidateRegistration | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "score": self.score, "pdq_distance": self.pdq_distance,
+                "phash_distance": self.phash_distance, "sketch_votes": self.sketch_votes,
+                "registration": None if self.registration is None else self.registration.as_json()}
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Everything the verdict rests on; a field is None when that signal is not reported."""
+
+    candidates: tuple[CandidateSummary, ...] | None = None
+    metadata: dict[str, Any] | None = None  # the suspect's signed-metadata check (metadata.check.metadata_summary)
+    hash: HashSignal | None = None
+    registration: RegistrationSignal | None = None
+    watermark: WatermarkReading | None = None
+    visible_mark: VisibleCheck | None = None
+    unreadable_candidates: tuple[str, ...] | None = None
+    other_exports_aligned: tuple[str, ...] | None = None
+    note: str | None = None
+    false_match_probability: dict[str, float] | None = None  # "combined" and one bound per decisive signal
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.candidates is not None:
+            doc["candidates"] = [c.as_json() for c in self.candidates]
+        if self.metadata is not None:
+            doc["metadata"] = self.metadata
+        for name, value in (("hash", self.hash), ("registration", self.registration),
+                            ("watermark", self.watermark), ("visible_mark", self.visible_mark)):
+            if value is not None:
+                doc[name] = value.as_json()
+        for name, items in (("unreadable_candidates", self.unreadable_candidates),
+                            ("other_exports_aligned", self.other_exports_aligned)):
+            if items is not None:
+                doc[name] = list(items)
+        if self.note is not None:
+            doc["note"] = self.note
+        if self.false_match_probability is not None:
+            doc["false_match_probability"] = dict(self.false_match_probability)
+        return doc
+
+
+@dataclass
+class Verdict:
+    verdict: str  # "match" | "no-match"
+    confidence: float
+    record_id: str | None
+    false_match_probability: float | None
+    findings: list[str]
+    signals: Signals = field(default_factory=Signals)
+
