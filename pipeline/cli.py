@@ -178,6 +178,8 @@ def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, 
         from pipeline import contactsheet
 
         contactsheet.write_report(report_path, summary, options)
+    for message, n in summary.warnings.items():  # stderr, also with --json (where "warnings" lists them too)
+        click.echo(f"catalogmark: warning: {printable(message)} ({n} export{'' if n == 1 else 's'})", err=True)
     if as_json:
         _emit_json(summary.as_json() | {"timestamps": None if stamps is None else stamps.as_json()})
     elif not quiet:

@@ -157,6 +157,7 @@ class Fingerprint:
     iptc: bytes | None
     claim: dict[str, Any]  # the signed fields, canonical JSON of this is what is signed
     signature: str  # base64 Ed25519 signature over canonical_json(claim)
+    warnings: tuple[str, ...] = ()  # what the blocks could not carry whole (an IIM field cut to its length)
 
 
 @dataclass
@@ -251,6 +252,7 @@ class ImageResult:
     trace: tuple[bytes, bytes] | None = None  # (search keys, features) for the ledger's trace side table
     temp_path: str | None = None  # the fsynced output, renamed to job.output only after its record is committed
     reason: str = ""  # why an export is missing or stale (--check), or why it was redone
+    warnings: tuple[str, ...] = ()  # processed, but something was cut or dropped (said once per run, counted)
 
 
 @dataclass

@@ -113,6 +113,7 @@ class RunSummary:
     check_items: list[CheckItem] = field(default_factory=list)
     seconds: float = 0.0
     manifests: list[str] = field(default_factory=list)
+    warnings: dict[str, int] = field(default_factory=dict)  # message -> number of exports it concerns
 
     @property
     def ok(self) -> bool:
@@ -127,6 +128,7 @@ class RunSummary:
             "failed": self.failed,
             "failures": [{"path": f.path, "stage": f.stage, "error": f.error, "preset": f.preset} for f in self.failures],
             "outputs": self.outputs,
+            "warnings": [{"message": m, "exports": n} for m, n in self.warnings.items()],
         }
         if self.check:
             doc["check"] = {
@@ -221,7 +223,7 @@ def _export(photo: Photo, features: Callable[[], bytes], job: ImageJob, key: str
     except ImageError as exc:
         return _failed(job, exc, started)
     return ImageResult(job, "processed", record=record, trace=trace, temp_path=str(tmp),
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, warnings=fp.warnings)
 
 
 def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
@@ -518,6 +520,8 @@ def _tally(summary: RunSummary, result: ImageResult, expected: Expected | None) 
     if result.status == "processed" and result.record is not None:
         summary.processed += 1
         summary.outputs.append(_entry(result.job, result.record))
+        for w in result.warnings:
+            summary.warnings[w] = summary.warnings.get(w, 0) + 1
     elif result.status == "skipped" and expected is not None:
         summary.skipped += 1
         summary.outputs.append(_entry(result.job, expected))

@@ -310,6 +310,19 @@ def test_a_corrupt_file_fails_alone(workdir):
     assert leftovers == []
 
 
+def test_iim_fields_cut_to_their_length_are_a_counted_warning(workdir):
+    cat = small_catalog(workdir / "iim")
+    long_name = "Example Photography Studio International"  # 40 bytes: IIM By-line and Credit hold 32
+    code, doc, err = run_json(workdir, str(cat), "--preset", "aliexpress", "--out", str(workdir / "iim" / "o"),
+                              "--ledger", str(workdir / "iim" / "l.sqlite"), "--owner", long_name)
+    assert code == 0, err
+    by_line = [w for w in doc["warnings"] if w["message"].startswith("IPTC By-line is cut to its 32-byte limit")]
+    assert by_line == [{"message": by_line[0]["message"], "exports": doc["processed"]}]
+    assert "'Example Photography Studio Inter'" in by_line[0]["message"]
+    assert any(w["message"].startswith("IPTC Credit is cut") for w in doc["warnings"])
+    assert err.count("catalogmark: warning: IPTC By-line is cut") == 1 and f"({doc['processed']} exports)" in err
+
+
 def test_outputs_are_deterministic_with_source_date_epoch(workdir):
     cat = small_catalog(workdir / "det")
     digests = []

@@ -399,6 +399,10 @@ def test_iptc_values_are_truncated_on_character_boundaries(build, pixels):
     assert "\ufffd" not in iptc["By-line"]
     assert iptc["CopyrightNotice"] == "c" * 128
     assert iptc["ApplicationRecordVersion"] == "4"
+    # every cut is said (the run summary counts them), naming the field, its limit and what is kept
+    assert [w.split(" is cut")[0] for w in fp.warnings] == ["IPTC By-line", "IPTC Credit", "IPTC CopyrightNotice"]
+    assert "128-byte limit (300 bytes)" in fp.warnings[2]
+    assert build()[0].warnings == ()
 
 
 # ---------------------------------------------------------------------------------------------------------------

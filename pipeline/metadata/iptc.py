@@ -37,19 +37,35 @@ def _iim_dataset(record: int, dataset: int, value: bytes) -> bytes:
     return struct.pack(">BBBH", 0x1C, record, dataset, len(value)) + value
 
 
+def _text_sets(owner: Owner, desc: str, sku: str) -> list[tuple[tuple[int, int], bytes]]:
+    return [
+        ((2, 5), xml_clean(sku).encode("utf-8")),
+        ((2, 80), xml_clean(owner.name).encode("utf-8")),
+        ((2, 110), xml_clean(owner.name).encode("utf-8")),
+        ((2, 116), xml_clean(owner.copyright).encode("utf-8")),
+        ((2, 120), xml_clean(desc).encode("utf-8")),
+    ]
+
+
 def build_iptc(owner: Owner, *, desc: str, sku: str) -> bytes:
-    """IPTC IIM data sets (the payload of the Photoshop 8BIM 0x0404 resource), UTF-8 declared in 1:90."""
-    return b"".join(
-        [
-            _iim_dataset(1, 90, IPTC_UTF8),
-            _iim_dataset(2, 0, struct.pack(">H", 4)),
-            _iim_dataset(2, 5, xml_clean(sku).encode("utf-8")),
-            _iim_dataset(2, 80, xml_clean(owner.name).encode("utf-8")),
-            _iim_dataset(2, 110, xml_clean(owner.name).encode("utf-8")),
-            _iim_dataset(2, 116, xml_clean(owner.copyright).encode("utf-8")),
-            _iim_dataset(2, 120, xml_clean(desc).encode("utf-8")),
-        ]
-    )
+    """IPTC IIM data sets (the payload of the Photoshop 8BIM 0x0404 resource), UTF-8 declared in 1:90.
+
+    Each value is cut to its IIM maximum on a character boundary (``iptc_cuts`` says which were); XMP carries the
+    whole text."""
+    sets = [((1, 90), IPTC_UTF8), ((2, 0), struct.pack(">H", 4)), *_text_sets(owner, desc, sku)]
+    return b"".join(_iim_dataset(r, d, value) for (r, d), value in sets)
+
+
+def iptc_cuts(owner: Owner, *, desc: str, sku: str) -> list[str]:
+    """One sentence per IIM field ``build_iptc`` has to cut to its length limit (IIM 4.2), naming what is kept."""
+    cuts = []
+    for (r, d), value in _text_sets(owner, desc, sku):
+        name, limit = IPTC_SETS[(r, d)]
+        if len(value) > limit:
+            kept = truncate_utf8(value, limit).decode("utf-8")
+            cuts.append(f"IPTC {name} is cut to its {limit}-byte limit ({len(value)} bytes): {kept!r} "
+                        "(XMP has the whole text)")
+    return cuts
 
 
 def _irb(resource_id: int, data: bytes) -> bytes:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pipeline.keys import OwnerKey
 from pipeline.metadata.claim import build_claim, sign_claim
 from pipeline.metadata.exif import build_exif
-from pipeline.metadata.iptc import build_iptc
+from pipeline.metadata.iptc import build_iptc, iptc_cuts
 from pipeline.metadata.text import capture_datetime, description
 from pipeline.metadata.xmp import build_xmp
 from pipeline.models import Canvas, Fingerprint, ImageJob, Marked, Owner
@@ -34,5 +34,7 @@ def fingerprint(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, key
         created = capture_datetime(canvas.capture.datetime_original) if policy.keep_capture_date else None
         xmp = build_xmp(claim, signature, public_b64, owner, desc=desc, timestamp=timestamp, title=job.sku,
                         date_created=created)
-    iptc = build_iptc(owner, desc=desc, sku=job.sku) if policy.iptc and job.preset.format == "jpeg" else b""
-    return Fingerprint(exif=exif, xmp=xmp, iptc=iptc, claim=claim, signature=signature)
+    iptc, cuts = b"", []
+    if policy.iptc and job.preset.format == "jpeg":
+        iptc, cuts = build_iptc(owner, desc=desc, sku=job.sku), iptc_cuts(owner, desc=desc, sku=job.sku)
+    return Fingerprint(exif=exif, xmp=xmp, iptc=iptc, claim=claim, signature=signature, warnings=tuple(cuts))
