@@ -80,3 +80,26 @@ class SourceBytes:
     data: bytes
     sha256: str
     stat: os.stat_result
+
+
+#: The largest file `verify` and `trace` read as a suspect copy: marketplace images are a few MB (the largest
+#: storefront cap is tens of MB), a 100 MP PNG under 400 MB. A file over this is refused from its size alone.
+SUSPECT_MAX_BYTES = 512 << 20
+
+
+class FileTooLarge(OSError):
+    """A file over the size limit of what reads it (raised before reading it)."""
+
+
+def read_limited(path: str | Path, limit: int) -> bytes:
+    """The whole file, if it holds at most ``limit`` bytes: the size is checked on the open descriptor first (a
+    3 GiB sparse file is refused without being read), and no more than ``limit + 1`` bytes are ever read (a file
+    that grows meanwhile, or a FIFO, cannot exhaust memory). Raises FileTooLarge or the OSError of the read."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_size > limit:
+            raise FileTooLarge(f"file too large ({st.st_size:,} bytes; the limit is {limit:,})")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(f"file too large (over {limit:,} bytes)")
+    return data

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import files
 from pipeline.canonical import payload_hex
 from pipeline.keys import OwnerKey, PublicKey
 from pipeline.metadata.check import check_claim, metadata_summary
@@ -52,12 +53,20 @@ def verify_file(path: Path, *, public_key: PublicKey | None, key: OwnerKey | Non
         result["metadata"] = metadata_summary(check)
         result["watermark"] = _no_watermark("not a file")
         return result
-    meta = read_embedded(path)
+    try:  # read once, size-capped: the metadata and the pixels come from the same bytes
+        data = files.read_limited(path, files.SUSPECT_MAX_BYTES)
+    except OSError as exc:
+        result["error"] = f"{path}: cannot read it: {exc.strerror or exc}"
+        result["metadata"] = metadata_summary(check_claim(EmbeddedMetadata(), None, public_key))
+        result["watermark"] = _no_watermark("not read")
+        return result
+    meta = read_embedded(data)
     rgb: np.ndarray | None = None
     try:
-        rgb, _capture = load_rgb(path)
+        rgb, _capture = load_rgb(data)
     except Exception as exc:  # ImageError from ingest, or anything a broken file provokes
-        result["error"] = f"{path}: not a readable image: {exc}"
+        msg = str(exc).removeprefix("<bytes>: ")  # the decoder saw bytes; the path is named here
+        result["error"] = f"{path}: not a readable image: {msg}"
     result["metadata"] = metadata_summary(check_claim(meta, rgb, public_key))
     result["watermark"] = (read_watermark(rgb, key) if rgb is not None
                            else _no_watermark("pixels could not be decoded"))

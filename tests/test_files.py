@@ -51,3 +51,43 @@ def test_any_name_the_file_system_allows_can_be_written(tmp_path_factory, name):
     target = tmp_path_factory.mktemp("names") / name
     files.write_atomic(target, b"x")
     assert target.read_bytes() == b"x" and [p.name for p in target.parent.iterdir()] == [name]
+
+
+def test_read_limited_refuses_a_huge_sparse_file_without_reading_it(tmp_path):
+    big = tmp_path / "huge.jpg"
+    with open(big, "wb") as fh:
+        fh.truncate(3 << 30)  # 3 GiB, sparse: reading it would take 3 GB of memory
+    with pytest.raises(files.FileTooLarge, match=r"file too large \(3,221,225,472 bytes"):
+        files.read_limited(big, files.SUSPECT_MAX_BYTES)
+    small = tmp_path / "ok.bin"
+    small.write_bytes(b"x" * 100)
+    assert files.read_limited(small, 100) == b"x" * 100
+    with pytest.raises(files.FileTooLarge):
+        files.read_limited(small, 99)
+
+
+def test_verify_and_trace_refuse_an_oversized_suspect_cleanly(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from pipeline.trace.tracer import Tracer
+    from tests.helpers import REPO
+    from tests.synthetic import MemoryStore
+
+    big = tmp_path / "huge.jpg"
+    with open(big, "wb") as fh:
+        fh.write(b"\xff\xd8\xff\xe0")
+        fh.truncate(3 << 30)
+    code = ("import resource, runpy, sys; sys.argv = ['catalogmark', 'verify', '--json', sys.argv[1]];"
+            "\ntry:\n runpy.run_module('pipeline', run_name='__main__')\nexcept SystemExit as e:\n"
+            " print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); raise")
+    r = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (doc,) = json.loads(r.stdout)
+    assert "file too large (3,221,225,472 bytes" in doc["error"] and str(big) in doc["error"]
+    peak_kb = int(r.stderr.strip().splitlines()[-1])
+    assert peak_kb < 400_000, f"verify of a 3 GiB file peaked at {peak_kb} KB"
+    res = Tracer(MemoryStore()).trace_path(big)
+    assert res.error is not None and "file too large (3,221,225,472 bytes" in res.error

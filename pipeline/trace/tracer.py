@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline import files
 from pipeline.catalog import is_image_file
 from pipeline.errors import InputError
 from pipeline.ledger import RunInfo, StoredRecord
@@ -271,7 +272,7 @@ class Tracer:
         from pipeline.stages.ingest import load_rgb
 
         try:
-            data = Path(path).read_bytes()
+            data = files.read_limited(path, files.SUSPECT_MAX_BYTES)
             rgb, capture = load_rgb(data, max_side=SUSPECT_MAX_SIDE)
         except Exception as exc:  # an unreadable suspect is a per-file result, not a crash of the sweep
             msg = str(exc).removeprefix("<bytes>: ")  # the decoder saw bytes; the suspect's path is named already
