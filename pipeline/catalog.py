@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError, InputError
 
-#: What counts as an image file in a source folder (and in a folder of suspects); HEIC/HEIF are listed so that
-#: they are reported (no decoder installed) rather than silently left out.
+#: What counts as an image file in a source folder (and in a folder of suspects): what ingest decodes, camera RAW
+#: included (a RAW file without the raw extra installed is a failure saying how to enable it, never left out).
+#: Camera RAW suffixes (ingest tells the TIFF-structured RAW formats without a mark of their own from a TIFF by them)
+RAW_SUFFIXES = frozenset({".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".avif", ".heic", ".heif"}
-)
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".avif", ".heic", ".heif", ".hif",
+     ".psd"}
+) | RAW_SUFFIXES
 CATALOG_CSV = "catalog.csv"
+#: catalogmark's own files, left out of the report of ignored files (as are hidden files and folders, whose names
+#: start with ".", e.g. the ``.part`` temp files and ``.catalogmark.lock``): a catalog.csv at the root of a SRC
+#: folder and a run's manifest.json
+_OWN_FILES = frozenset({CATALOG_CSV, "manifest.json"})
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,47 @@ class CatalogItem:
     problem: str | None = None  # why this image cannot be exported (e.g. its SKU is not a usable name): it fails alone
 
 
+@dataclass(frozen=True)
+class IgnoredFile:
+    """A file under a SRC folder that is not an image: listed in the run summary (``ignored``) with the reason."""
+
+    path: str  # the path as the user named it (SRC as given + relative path)
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    items: list[CatalogItem]
+    ignored: list[IgnoredFile]
+
+
 def _natural_key(name: str) -> list[object]:
     # ``\d`` is exactly the Unicode decimal digits, which int() reads; "①" or "²" are digits to str.isdigit()
     # but not decimal, so they stay text (int() of them would raise)
     return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _not_an_image(path: Path) -> str | None:
+    """Why ``path`` (not hidden, not a directory) is not an image file to process, or None if it is one."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"broken symbolic link (to {_printable(os.readlink(path))})"
+        return "vanished while the folder was read"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        return f"not a regular file: {kind}"
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return None
+    return f"not an image ({f'suffix {_printable(suffix)}' if suffix else 'no file name suffix'} is not an " \
+           "image type catalogmark reads)"
 
 
 def is_image_file(path: Path) -> bool:
@@ -93,7 +139,14 @@ def _safe_sku(sku: str, where: str) -> str:
 
 
 def discover(sources: list[str | Path]) -> list[CatalogItem]:
-    """Find images under each SRC (folder, recursively, or a single file) and assign SKU, role and position.
+    """The images of :func:`scan` (what it ignored left out)."""
+    return scan(sources).items
+
+
+def scan(sources: list[str | Path]) -> Discovery:
+    """Find images under each SRC (folder, recursively, or a single file) and assign SKU, role and position; also
+    list every other file under a SRC folder, with why it is not an image (``ignored``), except hidden files and
+    folders (names starting with ".") and catalogmark's own (catalog.csv, manifest.json).
 
     SKU = first-level folder name under SRC (or the file stem for loose files); the image named ``main.*`` of a
     SKU, else its first by name, is ``main``; the rest are ``gallery``. A ``catalog.csv`` (path, sku[, role]) at the
@@ -101,6 +154,7 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
     file name that cannot be a SKU makes each image of it an item with a ``problem``: it fails alone.
     """
     found: list[tuple[str, str, str, str | None]] = []  # (abs, display, sku, role override)
+    ignored: list[IgnoredFile] = []
     for src in sources:
         src_path = Path(src)
         if not src_path.exists():
@@ -113,9 +167,14 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
         overrides = _read_catalog_csv(src_path) if (src_path / CATALOG_CSV).is_file() else {}
         for path in sorted(src_path.rglob("*"), key=lambda p: _natural_key(p.relative_to(src_path).as_posix())):
             rel = path.relative_to(src_path)
-            if any(part.startswith(".") for part in rel.parts) or not is_image_file(path):
+            if any(part.startswith(".") for part in rel.parts):
                 continue
             display = _printable(str(Path(src) / rel))
+            if not is_image_file(path):
+                why = None if path.name in _OWN_FILES else _not_an_image(path)
+                if why is not None:
+                    ignored.append(IgnoredFile(display, why))
+                continue
             if rel.as_posix() in overrides:
                 sku, role = overrides[rel.as_posix()]
             else:
@@ -145,4 +204,4 @@ def discover(sources: list[str | Path]) -> list[CatalogItem]:
             items.append(CatalogItem(main[0], main[1], sku, "main", 0, problem))
         for n, (abs_path, display, _role) in enumerate(gallery, start=1):
             items.append(CatalogItem(abs_path, display, sku, "gallery", n, problem))
-    return items
+    return Discovery(items, ignored)

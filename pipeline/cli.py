@@ -214,6 +214,7 @@ def _print_run_summary(summary: Any, options: Any, report_path: Path | None) -> 
             click.echo(f"FAILED   {printable(f.path)} [{f.preset}] at {f.stage}: {printable(f.error)}")
         click.echo(f"check: {summary.current} up to date, {summary.missing} missing, {summary.stale} stale, "
                    f"{summary.failed} failed")
+        _print_ignored(summary)
         return
     if summary.run_id is None and summary.processed == 0:
         click.echo(f"nothing to do: {summary.skipped} up to date, {summary.failed} failed "
@@ -228,6 +229,22 @@ def _print_run_summary(summary: Any, options: Any, report_path: Path | None) -> 
         click.echo(f"report:      {printable(report_path)}")
     for f in summary.failures:
         click.echo(f"FAILED {printable(f.path)} [{f.preset}] at {f.stage}: {printable(f.error)}")
+    _print_ignored(summary)
+
+
+_IGNORED_SHOWN = 20  # ignored files listed one a line in the text summary; --json lists them all
+
+
+def _print_ignored(summary: Any) -> None:
+    """The files under the sources that are not images: a count, then (some of) them with the reason."""
+    if not summary.ignored:
+        return
+    n = len(summary.ignored)
+    click.echo(f"ignored:     {n} file{'' if n == 1 else 's'} under the sources (not images)")
+    for i in summary.ignored[:_IGNORED_SHOWN]:
+        click.echo(f"IGNORED {printable(i.path)}: {printable(i.reason)}")
+    if n > _IGNORED_SHOWN:
+        click.echo(f"... and {n - _IGNORED_SHOWN} more (all of them in --json: ignored)")
 
 
 # --- verify -----------------------------------------------------------------------------------------------------
@@ -328,6 +345,63 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
         if report_path is not None:
             click.echo(f"evidence report: {printable(report_path)} (and {printable(report_path.with_suffix('.json'))})")
     sys.exit(EXIT_OK if all(r.verdict.verdict == "match" for r in results) else EXIT_SOME_FAILED)
+
+
+# --- prove ------------------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("target")
+@ledger_option
+@key_option
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The run's --archive folder: the kit then holds the original, byte for byte.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Kit folder (a .zip of it goes beside it). Default: ./priority-kit-<sku>-<record id>.")
+@click.option("--seen", default=None, metavar="DATE",
+              help="When the copy was found (YYYY-MM-DD or ISO time); default: a found copy's file time.")
+@click.option("--seq", type=int, default=None, help="The record at this seq (default: see `ledger proof`).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Owner profile, for tracing a found copy's visible mark exactly. Optional.")
+@click.option("--force", is_flag=True, help="Replace an existing kit folder and zip.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def prove(target: str, ledger_path: Path | None, key_file: Path | None, archive: Path | None, out_dir: Path | None,
+          seen: str | None, seq: int | None, config_path: Path | None, force: bool, as_json: bool) -> None:
+    """Write a priority kit for TARGET (our export, a found copy that trace matches, or a record id): a folder
+    and a zip that anyone checks with sha256sum, openssl and python3 (VERIFY.md inside)."""
+    from pipeline import config, keys, priority
+    from pipeline import prove as prove_mod
+
+    key = keys.load_key(key_file)
+    owner = None
+    try:
+        owner = config.load_owner(config_path)
+    except ConfigError:
+        if config_path is not None:
+            raise
+    seen_at = None if seen is None else priority.parse_seen(seen)
+    with _open_existing_ledger(ledger_path) as led:
+        tgt = prove_mod.resolve_target(led, target, key=key, owner=owner, seq=seq)
+        out = out_dir or Path(prove_mod.default_kit_name(tgt))
+        kit = prove_mod.build_kit(led, tgt, public_key=key.public, out=out, archive=archive, seen=seen_at,
+                                  force=force)
+    ok = kit.proof.verifies and all(s.verifies for s in kit.stamps)
+    if kit.original is None:  # stderr, also with --json
+        click.echo(f"catalogmark: warning: the original is {printable(kit.original_note)}", err=True)
+    if as_json:
+        _emit_json(kit.as_json())
+        sys.exit(EXIT_OK if ok else EXIT_SOME_FAILED)
+    rec = tgt.record.record
+    click.echo(f"kit:       {printable(kit.folder)}/ and {printable(kit.zip_path)}")
+    click.echo(f"record:    {printable(rec.record_id)} (seq {tgt.record.seq}, run {tgt.record.run_id}): "
+               f"{printable(tgt.how)}")
+    click.echo(f"original:  {printable(kit.original or kit.original_note)}")
+    click.echo(f"export:    {printable(kit.export or kit.export_note)}")
+    for s in kit.stamps:
+        click.echo(f"timestamp: {s.gen_time} by {printable(s.authority)} ({'verified' if s.verifies else 'DOES NOT VERIFY'})")
+    if not kit.stamps:
+        click.echo("timestamp: none (the run has no RFC 3161 token: catalogmark ledger timestamp)")
+    click.echo(f"priority:  {printable(priority.priority_sentence(kit.priority))}")
+    sys.exit(EXIT_OK if ok else EXIT_SOME_FAILED)
 
 
 # --- presets ----------------------------------------------------------------------------------------------------

@@ -57,5 +57,10 @@ class RunInterrupted(CatalogmarkError):
         self.exit_code = 128 + signum
 
 
+class BackendError(CatalogmarkError):
+    """The parallel backend failed as a whole (the dask scheduler lost, workers that cannot run catalogmark): the
+    run seals what came back as 'interrupted' and stops."""
+
+
 class RunLockedError(CatalogmarkError):
     """Another run holds the ledger or the output folder (pipeline/lock.py)."""

@@ -212,6 +212,13 @@ class StoredRecord:
         return doc
 
 
+def hashed_fields(stored: StoredRecord) -> dict[str, Any]:
+    """The object whose canonical JSON a stored record's hash covers: ``record_hash(stored.prev_hash,
+    hashed_fields(stored)) == stored.record_hash`` for an intact record (what a priority kit's record.json is)."""
+    doc = stored.as_dict(keep_fmt=True)
+    return {name: doc[name] for name in HASHED_COLUMNS.get(stored.fmt, HASHED_COLUMNS[RECORD_FORMAT])}
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """One row of the ``runs`` table, with ``info`` and ``counts`` parsed (raw text if not JSON: tampering)."""
@@ -686,6 +693,16 @@ class Ledger:
     def get(self, record_id: str) -> StoredRecord | None:
         """Newest record with that record_id, or None."""
         return self._one("SELECT * FROM records WHERE record_id = ? ORDER BY seq DESC LIMIT 1", (record_id,))
+
+    def history(self, record_id: str) -> list[StoredRecord]:
+        """Every record with that record_id (one per export of it: reruns repeat the id), in seq order."""
+        return list(self._records("SELECT * FROM records WHERE record_id = ? ORDER BY seq", (record_id,)))
+
+    def find_by_output_sha256(self, sha256: str) -> list[StoredRecord]:
+        """Every record whose output had exactly these bytes (SHA-256 hex, any case), in seq order. A scan (no
+        index): callers try the record named by a file's claim (:meth:`history`) first."""
+        return list(self._records("SELECT * FROM records WHERE output_sha256 = ? ORDER BY seq",
+                                  (sha256.strip().lower(),)))
 
     def find_by_payload(self, payload_hex: str) -> list[StoredRecord]:
         """Every record carrying that invisible-watermark payload (hex, any case), in seq order."""

@@ -111,7 +111,42 @@ class Canvas:
     capture: CaptureInfo
     source_bytes: int = 0
     scaled: tuple[int, int] = (0, 0)  # size the whole upright photo was resampled to
-    offset: tuple[int, int] = (0, 0)  # where its top-left lands on the canvas (negative: cropped by cover)
+    offset: tuple[int, int] = (0, 0)  # where its top-left lands on the canvas (negative: cropped by cover or fill)
+    fill: Fill | None = None  # the product-fill check, on a canvas whose preset asks for one (``min_fill``)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the export should say although it was made: a product fill short of the preset's target."""
+        if self.fill is None or self.fill.met:
+            return ()
+        if self.fill.box == (0, 0, 0, 0):
+            return (f"no product found on the background for the preset's min_fill {self.fill.target:g} (a blank "
+                    "photo?): exported at the plain pad geometry",)
+        return (f"product fill short of the preset's min_fill {self.fill.target:g} (stopped by max_upscale "
+                f"{self.fill.max_upscale:g}): the record's extra.fill has the fill reached",)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """How much of the frame the product spans on a ``min_fill`` canvas, measured on the canvas pixels.
+
+    fill = max(box width / canvas width, box height / canvas height), the box being the product's bounding box
+    on the background (``imaging.productbox``). ``met`` is False when the upscale limit stopped short of the
+    target (the export is still made; its record says so).
+    """
+
+    target: float  # the preset's min_fill
+    reached: float  # measured on the canvas
+    met: bool
+    box: tuple[int, int, int, int]  # the product's box on the canvas (x0, y0, x1, y1)
+    source_fill: float  # the product's fill of the photo itself (its own frame), before any scaling
+    upscale: float  # scale applied to the source pixels (> 1: enlarged)
+    max_upscale: float  # the preset's limit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "reached": round(self.reached, 4), "met": self.met, "box": list(self.box),
+                "source_fill": round(self.source_fill, 4), "upscale": round(self.upscale, 4),
+                "max_upscale": self.max_upscale}
 
 
 @dataclass(frozen=True)

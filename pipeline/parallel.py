@@ -1,8 +1,9 @@
-"""The only module that talks to joblib: an unordered parallel map over loky processes or a dask cluster."""
+"""The only module that talks to joblib and dask: an unordered parallel map over loky processes or a dask cluster."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -13,9 +14,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, TypeVar
 
-import joblib
-
-from pipeline.errors import ConfigError
+from pipeline.errors import BackendError, ConfigError
 from pipeline.models import WorkerDeath
 
 T = TypeVar("T")
@@ -24,6 +23,8 @@ R = TypeVar("R")
 BACKENDS = ("loky", "dask")
 #: How often a wait for results looks at the ``stop`` event (seconds; no result is ever late because of it).
 POLL_SECONDS = 0.2
+#: dask: how long the client waits for a lost scheduler to come back, and for a cluster with no workers to get one.
+DASK_GRACE_SECONDS = 20.0
 #: Idle loky workers shut down after this long (as joblib's default); the next map starts fresh ones.
 IDLE_WORKER_SECONDS = 300
 #: Thread-pool sizes of numerical libraries in the workers, as joblib sets them (cores / workers each).
@@ -46,14 +47,23 @@ def _dask_client(scheduler: str | None) -> Iterator[Any]:
         raise ConfigError("--backend dask needs the dask extra: pip install 'catalogmark[dask]'") from exc
     if not scheduler:
         raise ConfigError("--backend dask needs --scheduler tcp://HOST:PORT (the dask scheduler address)")
+    # distributed logs a lost connection as ERROR with tracebacks; what failed is raised as one clear BackendError
+    logs = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.split(".")[0] == "distributed"]
+    levels = [log.level for log in logs]
+    for log in logs:  # each: dask's logging config gives some of them (distributed.client, ...) their own level
+        log.setLevel(logging.CRITICAL)
     try:
-        client = Client(scheduler, timeout=10, set_as_default=False)
-    except OSError as exc:
-        raise ConfigError(f"cannot reach dask scheduler {scheduler}: {exc}") from exc
-    try:
-        yield client
+        try:
+            client = Client(scheduler, timeout=10, set_as_default=False)
+        except OSError as exc:
+            raise ConfigError(f"cannot reach dask scheduler {scheduler}: {exc}") from exc
+        try:
+            yield client
+        finally:
+            client.close()
     finally:
-        client.close()
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
 
 
 def map_unordered(
@@ -91,13 +101,97 @@ def map_unordered(
     if backend == "loky":
         yield from _loky_map(func, items, args, jobs, on_worker_death, stop)
         return
-    tasks = (joblib.delayed(func)(item, *args) for item in items)
-    with _dask_client(scheduler) as client, joblib.parallel_config(backend="dask", client=client):
-        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
-        for result in parallel(tasks):
-            yield result
-            if stop is not None and stop.is_set():
+    yield from _dask_map(func, items, args, jobs, scheduler, stop)
+
+
+def _dask_map(func: Callable[..., R], items: Iterable[T], args: tuple[Any, ...], jobs: int, scheduler: str | None,
+              stop: threading.Event | None) -> Iterator[R]:
+    """Futures on the cluster, at most ``jobs`` in flight; every task runs on a dask worker, never in this process.
+
+    Driven through dask.distributed's client directly rather than joblib's dask backend, which runs the work in
+    the client when the cluster has one thread or ``jobs`` is 1, hangs when the workers cannot import the task, and
+    raises the scheduler's connection errors as tracebacks. A task that raises means the cluster, not the image,
+    failed (``process_photo`` turns every per-image problem into data), so every failure here is a BackendError.
+    """
+    from dask.distributed import wait as dask_wait
+
+    pending = iter(items)
+    with _dask_client(scheduler) as client:
+        _await_workers(client, scheduler)
+        running: dict[Any, T] = {}
+        lost_since: float | None = None
+        state: dict[str, float] = {}
+        while True:
+            while len(running) < jobs:
+                try:
+                    item = next(pending)
+                except StopIteration:
+                    break
+                running[client.submit(func, item, *args, pure=False)] = item
+            if not running or (stop is not None and stop.is_set()):
+                for future in running:
+                    future.cancel()
                 return
+            try:
+                with client.as_current():  # the client is not the process-wide default (set_as_default=False)
+                    done, _ = dask_wait(list(running), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            except Exception as exc:  # FuturesCancelledError: the client gave up on a lost scheduler
+                if "Cancelled" not in type(exc).__name__:
+                    raise
+                raise BackendError(f"lost the dask scheduler {scheduler} ({type(exc).__name__}); the exports "
+                                   "that came back are recorded") from None
+            if client.status != "running" or any(f.status == "cancelled" for f in done):
+                lost_since = lost_since or time.monotonic()
+                if client.status in ("closing", "closed") or any(f.status == "cancelled" for f in done) or \
+                        time.monotonic() - lost_since > DASK_GRACE_SECONDS:
+                    raise BackendError(f"lost the dask scheduler {scheduler} (client {client.status}); "
+                                       "the exports that came back are recorded")
+                continue
+            lost_since = None
+            _check_workers_left(client, scheduler, state)
+            for future in done:
+                running.pop(future)
+                if future.status == "error":
+                    raise _task_failure(future.exception(), scheduler)
+                yield future.result()
+
+
+def _await_workers(client: Any, scheduler: str | None) -> None:
+    deadline = time.monotonic() + DASK_GRACE_SECONDS
+    while not client.nthreads():
+        if time.monotonic() > deadline:
+            raise BackendError(f"the dask scheduler {scheduler} has no workers (waited {DASK_GRACE_SECONDS:.0f} s); "
+                               "start some with: dask worker " + str(scheduler))
+        time.sleep(POLL_SECONDS)
+
+
+_NEEDS_PACKAGE = "install the same catalogmark version in the workers' environment"
+
+
+def _check_workers_left(client: Any, scheduler: str | None, state: dict[str, float]) -> None:
+    """A worker that cannot unpickle a task (catalogmark not importable there) dies on its first one; without a
+    nanny nothing replaces it and the task would wait for a worker forever. No worker for the grace period is an
+    error."""
+    if client.nthreads():
+        state.pop("no_workers_since", None)
+        return
+    since = state.setdefault("no_workers_since", time.monotonic())
+    if time.monotonic() - since > DASK_GRACE_SECONDS:
+        raise BackendError(f"the dask cluster {scheduler} has had no workers for {DASK_GRACE_SECONDS:.0f} s: they "
+                           "died or left (a worker that cannot import catalogmark dies on its first task); "
+                           + _NEEDS_PACKAGE)
+
+
+def _task_failure(exc: BaseException | None, scheduler: str | None) -> BackendError:
+    if isinstance(exc, ImportError) or "No module named" in str(exc):
+        return BackendError(f"the dask workers of {scheduler} cannot run catalogmark ({type(exc).__name__}: {exc}); "
+                            + _NEEDS_PACKAGE)
+    if type(exc).__name__ == "KilledWorker":  # a task that killed allowed-failures workers (each restarted)
+        return BackendError(f"catalogmark tasks keep killing the workers of {scheduler} ({exc}); if the workers "
+                            "cannot import catalogmark, " + _NEEDS_PACKAGE)
+    return BackendError(f"a task failed on the dask cluster {scheduler}: {type(exc).__name__}: {exc}")
 
 
 def _worker_init() -> None:

@@ -266,6 +266,9 @@ class Field:
     show: Callable[[Any], str] = _show_value  # attribute value -> text (describe_preset)
     inherited: bool = True  # False: each file's own (`name`, `extends`), never taken from the parent
     attribute: bool = True  # False: a TOML key only (`extends`), not an attribute of the Preset
+    # False: left out of the digest while at its default (a setting added later, neutral by default, so adding
+    # it does not change every preset's digest and make every existing export stale)
+    digest_at_default: bool = True
 
     @property
     def toml(self) -> bool:
@@ -311,6 +314,15 @@ CANVAS_FIELDS = (
     Field("upscale", _bool, False, "scale small sources up to the box (otherwise they keep their size)"),
     Field("min_long_side", _int(0, MAX_CANVAS_SIDE, "a non-negative integer"), 0,
           "a source whose canvas would be smaller than this (px) is a per-image failure"),
+    Field("min_fill", _num(0.0, 1.0, "a fraction 0-1 (0: off)"), 0.0,
+          "pad only: the product (its box on the background) spans at least this share of the frame on its "
+          "longer axis (max of width and height fractions); the photo is trimmed and scaled to reach it",
+          dump=float, digest_at_default=False),
+    Field("max_upscale", _num(1.0, 8.0, "a number 1-8"), 1.0,
+          "the most min_fill may enlarge the source (1: never beyond its own pixels); short of the target "
+          "at this limit, the export says so (warning in its record), it does not fail",
+          dump=float, digest_at_default=False),
+    Field("fill_roles", _roles, ("main",), "the roles min_fill applies to", digest_at_default=False),
 )
 MARK_FIELDS = (
     Field("visible", _bool, False, "draw the visible keyed mark on this role (safe default: no)"),
@@ -345,6 +357,16 @@ class CanvasSpec:
     background: tuple[int, int, int] = _C["background"]
     upscale: bool = _C["upscale"]
     min_long_side: int = _C["min_long_side"]
+    min_fill: float = _C["min_fill"]
+    max_upscale: float = _C["max_upscale"]
+    fill_roles: tuple[str, ...] = _C["fill_roles"]
+
+    def for_role(self, role: str | None) -> CanvasSpec:
+        """The canvas of one role's exports: ``min_fill`` is off for a role not in ``fill_roles`` (and for no
+        role: a caller that does not say which role gets the plain geometry)."""
+        if self.min_fill and role not in self.fill_roles:
+            return dataclasses.replace(self, min_fill=0.0)
+        return self
 
 
 @dataclass(frozen=True)
@@ -689,6 +711,9 @@ def _check_relations(p: Preset, origin: Callable[..., str]) -> None:
     if c.min_long_side > max(c.width, c.height):
         raise _fail(origin("canvas", "min_long_side"), ("canvas",), "min_long_side",
                     f"{c.min_long_side} is larger than the canvas ({c.width}x{c.height})")
+    if c.min_fill and c.fit != "pad":
+        raise _fail(origin("canvas", "min_fill"), ("canvas",), "min_fill",
+                    f'needs fit = "pad" (the frame is the box; fit = "{c.fit}" here)')
     naming = p.naming
     for role in ROLES:
         problem = _template_problem(naming[role], p.format)
@@ -707,8 +732,22 @@ def _check_relations(p: Preset, origin: Callable[..., str]) -> None:
         raise _fail(origin("naming", "main"), ("naming",), "main", f"collides with the gallery name {m!r}")
 
 
+def _digest_body(items: tuple[Item, ...], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the ``digest_at_default=False`` fields that are at their default (tables recursively)."""
+    for item in items:
+        if isinstance(item, Field):
+            if not item.digest_at_default and body.get(item.key) == item.dump(item.default):
+                body.pop(item.key, None)
+        elif isinstance(item, Table):
+            _digest_body(item.fields, body[item.key])
+        elif isinstance(item.item, Table):
+            for sub in body[item.key].values():
+                _digest_body(item.item.fields, sub)
+    return body
+
+
 def _with_digest(preset: Preset) -> Preset:
-    body = preset_as_dict(preset)
+    body = _digest_body(PRESET_SCHEMA, preset_as_dict(preset))
     body.pop("path")
     body.pop("digest")
     body["schema"] = SCHEMA_VERSION

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import PIPELINE_VERSION, files
-from pipeline.catalog import discover
-from pipeline.errors import ImageError, RunInterrupted
+from pipeline.catalog import IgnoredFile, scan
+from pipeline.errors import BackendError, ImageError, RunInterrupted
 from pipeline.keys import OwnerKey
 from pipeline.ledger import FileStat, Ledger
 from pipeline.lock import run_lock
@@ -114,6 +114,8 @@ class RunSummary:
     seconds: float = 0.0
     manifests: list[str] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)  # message -> number of exports it concerns
+    backend_error: str | None = None  # the parallel backend failed as a whole: the run was sealed interrupted
+    ignored: list[IgnoredFile] = field(default_factory=list)  # files under a SRC folder that are not images
 
     @property
     def ok(self) -> bool:
@@ -129,6 +131,7 @@ class RunSummary:
             "failures": [{"path": f.path, "stage": f.stage, "error": f.error, "preset": f.preset} for f in self.failures],
             "outputs": self.outputs,
             "warnings": [{"message": m, "exports": n} for m, n in self.warnings.items()],
+            "ignored": [{"path": i.path, "reason": i.reason} for i in self.ignored],
         }
         if self.check:
             doc["check"] = {
@@ -193,7 +196,7 @@ def _export(photo: Photo, features: Callable[[], bytes], job: ImageJob, key: str
     rid = record_id_for(key)
     try:
         with _at("ingest"):
-            canvas = ingest.canvas_for(photo, job.preset.canvas)
+            canvas = ingest.canvas_for(photo, job.preset.canvas, job.role)
         with _at("watermark"):
             marked = watermark.watermark(canvas, job, ctx.owner, ctx.key)
         with _at("fingerprint"):
@@ -223,7 +226,7 @@ def _export(photo: Photo, features: Callable[[], bytes], job: ImageJob, key: str
     except ImageError as exc:
         return _failed(job, exc, started)
     return ImageResult(job, "processed", record=record, trace=trace, temp_path=str(tmp),
-                       seconds=time.perf_counter() - started, warnings=fp.warnings)
+                       seconds=time.perf_counter() - started, warnings=fp.warnings + canvas.warnings)
 
 
 def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
@@ -260,7 +263,8 @@ def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
             with _at("ingest"):
                 if ctx.archive:
                     _archive_source(ctx.archive, task.source, sha, src.data)
-                photo, problems = ingest.open_photo(src, name, [job.preset.canvas for job, _ in todo])
+                photo, problems = ingest.open_photo(src, name, [job.preset.canvas for job, _ in todo],
+                                                    [job.role for job, _ in todo])
         except ImageError as exc:
             results.extend(_failed(job, exc, started) for job, _ in todo)
         else:
@@ -543,6 +547,10 @@ def run(options: RunOptions, *, on_result: Callable[[ImageResult], None] | None 
     exclusive = contextlib.nullcontext() if options.check else run_lock(options.ledger_path, options.out_dir)
     with _stop_on_signals(stop), exclusive:  # --check only reads: it takes no lock (lock.py)
         summary = _run(options, on_result, stop)
+    if summary.backend_error is not None:
+        done = (f"run {summary.run_id} sealed as interrupted with {summary.processed} new exports recorded"
+                if summary.run_id is not None else "no export was recorded")
+        raise BackendError(f"{summary.backend_error}: {done}; run again to finish")
     if stop.is_set():
         name = signal.Signals(stop.signum).name
         if summary.run_id is not None:
@@ -558,8 +566,10 @@ def _run(options: RunOptions, on_result: Callable[[ImageResult], None] | None, s
     started = time.perf_counter()
     ctx = WorkContext(options.owner, options.key, source_timestamp(), owner_digest(options.owner),
                       options.archive, single_threaded=options.jobs > 1)
-    plans, upfront = plan_photos(discover(list(options.sources)), options.presets, options.out_dir)
-    summary = RunSummary(run_id=None, merkle_root=None, check=options.check, failures=list(upfront))
+    found = scan(list(options.sources))
+    plans, upfront = plan_photos(found.items, options.presets, options.out_dir)
+    summary = RunSummary(run_id=None, merkle_root=None, check=options.check, failures=list(upfront),
+                         ignored=found.ignored)
     summary.failed = len(upfront)
     ledger_missing = not Path(options.ledger_path).exists()
     ledger = None if options.check and ledger_missing else Ledger.open(options.ledger_path)
@@ -615,10 +625,12 @@ def _run_tasks(tasks: list[PhotoTask], options: RunOptions, ctx: WorkContext, le
                 progress.update(1, failed=failure is not None)
             if stop.is_set():
                 break
+    except BackendError as exc:  # the cluster, not an image: what came back is committed, the run sealed interrupted
+        summary.backend_error = str(exc)
     finally:
         results.close()  # stopped early: the unfinished photos' workers are killed, not waited for
         counts = {"processed": summary.processed, "skipped": summary.skipped, "failed": summary.failed}
-        if stop.is_set():
+        if stop.is_set() or summary.backend_error is not None:
             summary.merkle_root = committer.interrupt(counts)
         else:
             summary.merkle_root = committer.finish(counts)

@@ -135,6 +135,43 @@ def _check_token(token: bytes, merkle_root: str, ca_pem: str, nonce: int | None,
     return replace(base, ok=True, tsa_name=tsa_name)
 
 
+@dataclass(frozen=True)
+class StampStatus:
+    """One stored token of a run checked against the run's root: which TSA, its time, whether it verifies."""
+
+    token: TimestampToken
+    check: TokenCheck
+
+    @property
+    def verifies(self) -> bool:
+        return self.check.ok
+
+    @property
+    def gen_time(self) -> str:
+        return self.check.gen_time or self.token.gen_time
+
+    @property
+    def authority(self) -> str:
+        """The TSA as a reader names it: its certificate's subject, else its URL."""
+        return self.check.tsa_name or self.token.tsa_url
+
+    def as_json(self) -> dict[str, object]:
+        return {"tsa_url": self.token.tsa_url, "tsa_name": self.check.tsa_name, "gen_time": self.gen_time,
+                "hash_algorithm": self.token.hash_algorithm, "verifies": self.verifies,
+                "problem": self.check.problem or None}
+
+
+def check_stamps(tokens: Sequence[TimestampToken], merkle_root: str) -> list[StampStatus]:
+    """Each stored token re-checked (signature, chain against the CA kept with it, imprint) against ``merkle_root``."""
+    return [StampStatus(t, check_token(t.token, merkle_root, t.ca_pem)) for t in tokens]
+
+
+def earliest_verified(stamps: Sequence[StampStatus]) -> StampStatus | None:
+    """The verified token with the earliest time (what a run's priority rests on), or None."""
+    good = [s for s in stamps if s.verifies]
+    return min(good, key=lambda s: s.gen_time) if good else None
+
+
 def _signer_certificate(resp: TimeStampResponse, extra: Sequence[x509.Certificate]) -> x509.Certificate | None:
     """The certificate named by the token's SignerInfo: from the token, else from ``extra``."""
     try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.catalog import discover
+from pipeline.catalog import IgnoredFile, discover, scan
 from pipeline.errors import ConfigError, InputError
 
 
@@ -43,6 +45,39 @@ def test_loose_files_use_their_stem_and_nested_folders_belong_to_top_sku(tree):
     items = discover([root])
     assert {(i.sku, i.display.split("/")[-1]) for i in items} == {
         ("loose", "loose.jpg"), ("S", "deep.jpg"), ("S", "top.jpg")}
+
+
+def test_every_other_file_is_listed_as_ignored_with_why(tree):
+    import os
+
+    root = tree("S/a.jpg", "S/phone.HEIC", "S/shot.heif", "S/raw.dng", "S/raw.NEF", "S/raw.cr3", "S/raw.arw",
+                "S/raw.raf", "S/raw.orf", "S/raw.rw2", "S/raw.pef", "S/raw.srw", "S/raw.cr2", "S/layout.psd",
+                "S/notes.txt", "S/logo.svg", "S/README", "S/.DS_Store", ".git/config", "S/.a.jpg.x1.part",
+                "manifest.json", "S/sub/manifest.json")
+    (root / "catalog.csv").write_text("path,sku\nS/a.jpg,S\n")
+    os.mkfifo(root / "S" / "pipe.jpg")
+    (root / "S" / "gone.jpg").symlink_to(root / "S" / "missing.jpg")
+    (root / "S" / "folder.jpg").mkdir()  # a directory is a container, never an image or an ignored file
+    found = scan([root])
+    assert sorted(i.display.split("/")[-1] for i in found.items) == sorted(
+        ["a.jpg", "phone.HEIC", "shot.heif", "layout.psd"] + [f"raw.{s}" for s in
+                                                              ("dng", "NEF", "cr3", "arw", "raf", "orf", "rw2",
+                                                               "pef", "srw", "cr2")])
+    why = {Path(i.path).relative_to(root).as_posix(): i.reason for i in found.ignored}
+    assert set(why) == {"S/notes.txt", "S/logo.svg", "S/README", "S/pipe.jpg", "S/gone.jpg"}
+    assert why["S/notes.txt"].startswith("not an image (suffix .txt")
+    assert why["S/README"].startswith("not an image (no file name suffix")
+    assert why["S/pipe.jpg"] == "not a regular file: a named pipe (FIFO)"
+    assert why["S/gone.jpg"].startswith("broken symbolic link (to ")
+    assert all(isinstance(i, IgnoredFile) for i in found.ignored)
+    assert discover([root]) == found.items
+
+
+def test_a_raw_or_psd_file_named_directly_is_an_image(tree):
+    root = tree("shot.CR3", "layout.psd", "phone.heic")
+    for name in ("shot.CR3", "layout.psd", "phone.heic"):
+        (item,) = discover([root / name])
+        assert item.sku == name.split(".")[0]
 
 
 def test_catalog_csv_overrides(tree):

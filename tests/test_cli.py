@@ -475,3 +475,53 @@ def test_check_lists_each_stale_output_with_its_reason(workdir):
     assert r.returncode == 1
     assert f"MISSING  {victim} [ebay]: the output file was deleted (source " in r.stdout
     assert r.stdout.splitlines()[-1] == "check: 3 up to date, 1 missing, 0 stale, 0 failed"
+
+
+def test_phone_raw_and_psd_sources_and_every_other_file_accounted_for(workdir, tmp_path):
+    """HEIC (phones), DNG (camera RAW, raw extra) and PSD go through a real run; every other file under the
+    source is listed as ignored with why, in --json and in the text summary; a RAW file without the raw extra
+    is a failure saying how to enable it."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pytest.importorskip("rawpy")
+    pytest.importorskip("pidng")
+    from tests.test_ingest_formats import dng_bytes, psd_bytes
+
+    cat = tmp_path / "shoot"
+    (cat / "MUG-1").mkdir(parents=True)
+    pillow_heif.register_heif_opener()
+    Image.fromarray(product_on_white((640, 480), 3)).save(cat / "MUG-1" / "main.HEIC", quality=90)
+    scene = np.full((360, 480, 3), 0.9)
+    scene[100:260, 150:330] = (0.5, 0.1, 0.1)
+    (cat / "MUG-1" / "b_raw.dng").write_bytes(dng_bytes(scene))
+    (cat / "MUG-1" / "c_layout.psd").write_bytes(psd_bytes(product_on_white((300, 200), 4)))
+    (cat / "MUG-1" / "notes.txt").write_text("shot list\n")
+    (cat / "MUG-1" / ".DS_Store").write_bytes(b"\x00")
+    os.mkfifo(cat / "MUG-1" / "pipe")
+    (cat / "MUG-1" / "gone.jpg").symlink_to(cat / "MUG-1" / "deleted.jpg")
+    base = ["--preset", "web", "--out", str(tmp_path / "out"), "--jobs", "1"]
+    code, doc, err = run_json(workdir, str(cat), *base, "--ledger", str(tmp_path / "l.sqlite"))
+    assert code == 0 and doc["processed"] == 3 and doc["failed"] == 0, err
+    formats = {Path(o["source"]).suffix: o for o in doc["outputs"]}
+    assert set(formats) == {".HEIC", ".dng", ".psd"}, doc["outputs"]
+    ignored = {Path(i["path"]).name: i["reason"] for i in doc["ignored"]}
+    assert set(ignored) == {"notes.txt", "pipe", "gone.jpg"}, doc["ignored"]
+    assert ignored["pipe"] == "not a regular file: a named pipe (FIFO)"
+    r = cm("run", str(cat), *base, "--ledger", str(tmp_path / "l.sqlite"), "--key-file", str(workdir / "owner.key"),
+           cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert "ignored:     3 files under the sources (not images)" in r.stdout
+    assert any(ln.startswith("IGNORED ") and ln.endswith("notes.txt: not an image (suffix .txt is not an image "
+                                                          "type catalogmark reads)") for ln in r.stdout.splitlines())
+
+    # Without the raw extra (rawpy unimportable in every process of the run, workers included): the DNG fails,
+    # saying how to enable it; the others are processed.
+    blocker = tmp_path / "no-rawpy"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['rawpy'] = None  # as if not installed\n")
+    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    code, doc, err = run_json(workdir, str(cat), "--preset", "web", "--out", str(tmp_path / "out2"), "--jobs", "2",
+                              "--ledger", str(tmp_path / "l2.sqlite"), env=env)
+    assert code == 1 and doc["processed"] == 2 and doc["failed"] == 1, err
+    (f,) = doc["failures"]
+    assert f["path"].endswith("b_raw.dng") and f["stage"] == "ingest"
+    assert "RAW needs the raw extra: pip install 'catalogmark[raw]'" in f["error"]

@@ -57,6 +57,16 @@ def test_record_carries_every_hash(exported, product_image, make_job, jpeg_file,
     assert record.visible_mark["rotation"] == 5.0
     assert record.created_at == "2026-01-01T00:00:00Z"
     assert record.extra["claim"] == {"v": 1, "phash": "8f373714acfcf4d0"}
+    # what made the perceptual hashes: the method and the library versions (an upgrade can flip bits)
+    made = record.extra["hashes"]
+    from importlib.metadata import version
+
+    import cv2
+    import PIL
+
+    assert made == {"phash": hashes.PHASH_METHOD, "pdq": hashes.PDQ_METHOD, "pillow": PIL.__version__,
+                    "pdqhash": version("pdqhash"), "opencv": cv2.__version__, "numpy": np.__version__}
+    assert "OpenCV's DCT" in made["phash"] and "imagehash itself is not used" in made["phash"]
 
 
 def test_undecodable_output_is_an_image_error():

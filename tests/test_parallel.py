@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import BackendError, ConfigError
 from pipeline.models import WorkerDeath
 from pipeline.parallel import map_unordered
 
@@ -120,3 +120,43 @@ def test_stop_ends_the_map_early(jobs):
         seen.append(r)
         stop.set()
     assert 1 <= len(seen) < 40
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.3)
+    return x * x
+
+
+def test_dask_runs_on_the_workers_even_with_one_thread_and_one_job():
+    pytest.importorskip("dask.distributed")
+    from tests.dask_cluster import local_cluster
+
+    with local_cluster(workers=1, threads=1) as cluster:
+        pids = set(map_unordered(worker_pid, range(4), jobs=1, backend="dask", scheduler=cluster.address))
+        assert pids and os.getpid() not in pids  # never silently in the client
+
+
+def test_dask_workers_without_the_package_are_a_clear_error_within_seconds():
+    pytest.importorskip("dask.distributed")
+    from tests.dask_cluster import local_cluster
+
+    with local_cluster(workers=1, without_package=True) as cluster:
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="install the same catalogmark version in the workers"):
+            list(map_unordered(square_plus, range(3), args=(0,), jobs=2, backend="dask", scheduler=cluster.address))
+        assert time.monotonic() - started < 60  # bounded: the grace period, not forever
+
+
+def test_a_lost_dask_scheduler_is_a_backend_error_not_a_hang():
+    pytest.importorskip("dask.distributed")
+    from tests.dask_cluster import local_cluster
+
+    with local_cluster(workers=1) as cluster:
+        got: list[int] = []
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="lost the dask scheduler"):
+            for r in map_unordered(slow_square, range(50), jobs=1, backend="dask", scheduler=cluster.address):
+                got.append(r)
+                if len(got) == 2:
+                    cluster.kill_scheduler()
+        assert len(got) >= 2 and time.monotonic() - started < 60

@@ -308,6 +308,11 @@ BAD_CASES = [
     ("[canvas]\nbackground = [255, 255, 256]", "[canvas] background: expected [r, g, b] with integers 0-255"),
     ("[canvas]\nbackground = [255, 255]", "[canvas] background: expected [r, g, b]"),
     ("[canvas]\nmin_long_side = 5000", "[canvas] min_long_side: 5000 is larger than the canvas (800x600)"),
+    ("[canvas]\nmin_fill = 1.5", "[canvas] min_fill: expected a fraction 0-1 (0: off), got 1.5"),
+    ("[canvas]\nmax_upscale = 0.5", "[canvas] max_upscale: expected a number 1-8, got 0.5"),
+    ('[canvas]\nfill_roles = ["hero"]', '[canvas] fill_roles: expected a list of roles'),
+    ('[canvas]\nfit = "fit"\nmin_fill = 0.85', '[canvas] min_fill: needs fit = "pad" (the frame is the box; '
+                                              'fit = "fit" here)'),
     ("quality = 0", "quality: expected an integer 1-100, got 0"),
     ("quality = 101", "quality: expected an integer 1-100, got 101"),
     ("quality = 90.5", "quality: expected an integer 1-100, got 90.5"),
@@ -496,6 +501,7 @@ def preset_docs(draw: st.DrawFn) -> dict[str, object]:
     quality = draw(st.integers(1, 100))
     width, height = draw(st.integers(1, 5000)), draw(st.integers(1, 5000))
     fmt = draw(st.sampled_from(["jpeg", "png", "webp"]))
+    fit = draw(st.sampled_from(["fit", "pad", "cover"]))
     return {
         "description": draw(st.text(max_size=40)),
         "sources": draw(st.lists(st.text(max_size=20), max_size=3)),
@@ -508,10 +514,14 @@ def preset_docs(draw: st.DrawFn) -> dict[str, object]:
         "canvas": {
             "width": width,
             "height": height,
-            "fit": draw(st.sampled_from(["fit", "pad", "cover"])),
+            "fit": fit,
             "background": draw(st.lists(st.integers(0, 255), min_size=3, max_size=3)),
             "upscale": draw(st.booleans()),
             "min_long_side": draw(st.integers(0, max(width, height))),
+            "min_fill": draw(unit) if fit == "pad" else 0.0,  # min_fill needs pad
+            "max_upscale": draw(st.floats(1.0, 8.0)),
+            "fill_roles": draw(st.lists(st.sampled_from(["main", "gallery"]), unique=True).map(
+                lambda r: sorted(r, key=ROLES.index))),
         },
         "marks": {r: {"visible": draw(st.booleans()), "invisible": draw(st.booleans())} for r in ROLES},
         "visible_style": {
@@ -574,3 +584,22 @@ def test_presets_cite_only_the_repository_and_public_pages(builtins: dict[str, P
         cited = re.findall(r"docs/storefronts\.md#([a-z0-9-]+)", text)
         assert cited, f"{p.path} does not cite its section of docs/storefronts.md"
         assert set(cited) <= anchors, (p.path, set(cited) - anchors)
+
+
+# ---------------------------------------------------------------------------------------------- product fill
+
+
+def test_fill_settings_and_their_digest(builtins: dict[str, Preset], write) -> None:
+    amazon = builtins["amazon"]
+    assert (amazon.canvas.min_fill, amazon.canvas.max_upscale, amazon.canvas.fill_roles) == (0.85, 1.5, ("main",))
+    assert amazon.canvas.for_role("main") == amazon.canvas
+    assert amazon.canvas.for_role("gallery").min_fill == 0.0 and amazon.canvas.for_role(None).min_fill == 0.0
+    assert "min_fill" in describe_preset(amazon) and preset_as_dict(amazon)["canvas"]["min_fill"] == 0.85
+    # A preset that does not set them has the digest it had before they existed (no export of it goes stale)...
+    plain = load_preset(str(write("plain/p.toml", MINIMAL)))
+    explicit = load_preset(str(write("explicit/p.toml", _merged(MINIMAL, "[canvas]\nmin_fill = 0\nmax_upscale = 1\n"
+                                                                        'fill_roles = ["main"]'))))
+    assert explicit.digest == plain.digest
+    # ... and one that does is another preset
+    fill = load_preset(str(write("fill/p.toml", _merged(MINIMAL, "[canvas]\nmin_fill = 0.85"))))
+    assert fill.digest != plain.digest

@@ -128,3 +128,23 @@ def test_one_photo_fit_maps_into_each_export(spec: CanvasSpec) -> None:
     t = register_export(fit, feats_s, twin)
     s = frame["scaled"][0] / photo.shape[1]
     assert t.ok and t.transform["scale"] == pytest.approx(s, rel=0.02)
+
+
+def test_padding_agreement_tells_the_copied_export_from_its_twin_with_more_padding():
+    """A copy of an export with a 20 px pad, on a grey page: its own padding reads as background (1.0); a twin
+    export of the same photo with a 60 px pad expects background where the copy shows the page."""
+    import numpy as np
+
+    from pipeline.trace.register import Registration, padding_agreement
+
+    page = np.full((400, 400, 3), 128, np.uint8)
+    page[80:320, 80:320] = 255  # the copied export: 240 x 240, white padding ...
+    page[100:300, 100:300] = 30  # ... around a 200 x 200 photo
+    own = Registration(ok=True, reason="", matrix=np.array([[1.0, 0, -80], [0, 1.0, -80], [0, 0, 1]]))
+    assert padding_agreement(page, own, (240, 240), (20, 20, 220, 220), (255, 255, 255)) == 1.0
+    # the twin: the same photo at the same scale on a 320 x 320 canvas (pad 60): its frame starts at 40 in the copy
+    twin = Registration(ok=True, reason="", matrix=np.array([[1.0, 0, -40], [0, 1.0, -40], [0, 0, 1]]))
+    agreement = padding_agreement(page, twin, (320, 320), (60, 60, 260, 260), (255, 255, 255))
+    assert agreement is not None and agreement < 0.5
+    # no padding at all (a cover export): nothing to say
+    assert padding_agreement(page, own, (200, 200), (0, 0, 200, 200), (255, 255, 255)) is None

@@ -94,12 +94,17 @@ def test_folder_sweep_traces_every_image(traced: dict[str, Any]) -> None:
 def test_json_contract(traced: dict[str, Any]) -> None:
     for r in traced["results"]:
         doc = json.loads(json.dumps(r.as_json()))
-        assert set(doc) == {"suspect", "verdict", "confidence", "match", "signals"}
+        assert set(doc) == {"suspect", "verdict", "confidence", "match", "signals", "ledger_proof"}
         assert doc["verdict"] in ("match", "no-match") and 0 <= doc["confidence"] <= 1
         if doc["verdict"] == "match":
             assert set(doc["match"]) == {"record_id", "source", "sku", "preset", "output"}
+            proof = doc["ledger_proof"]
+            assert proof["verifies"] and proof["tree_size"] == 3 and proof["root"] == traced["root"]
+            leaf = int(doc["match"]["record_id"][-1]) - 1
+            assert proof["leaf_index"] == leaf and proof["path_length"] == (1 if leaf == 2 else 2)  # 2: promoted
+            assert proof["timestamps"] == [] and proof["vouched_by"] is None
         else:
-            assert doc["match"] is None
+            assert doc["match"] is None and doc["ledger_proof"] is None
 
 
 def _visible(res: TraceResult) -> str | None:
@@ -171,3 +176,119 @@ def test_report_renders_in_headless_chromium(traced: dict[str, Any], tmp_path: P
     assert len(re.findall(r"<img ", dom)) >= 10
     assert len(re.findall(r'<section class="suspect"', dom)) == 4
     assert dom.count("badge match") == 3 and dom.count("badge no-match") == 1
+
+
+def test_the_evidence_pack_carries_the_inclusion_proof_and_the_timestamp(traced: dict[str, Any], tmp_path: Path,
+                                                                          chromium: str) -> None:
+    """A stamped copy of the fixture's ledger (loopback TSA): the report's ledger table shows the inclusion proof
+    and the timestamp, the findings end with the priority sentence; and without a token it says so."""
+    import os
+    import sqlite3
+
+    from pipeline.config import TimestampConfig
+    from pipeline.timestamp import stamp_runs
+    from tests.conftest import screenshot_html
+    from tests.tsa import LocalTSA
+
+    db = tmp_path / "stamped.db"
+    src, dst = sqlite3.connect(traced["base"] / "ledger.db"), sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    suspect = traced["base"] / "suspects" / "a_crop_rotate.jpg"
+    found = tmp_path / "found-on-a-marketplace.jpg"
+    shutil.copyfile(suspect, found)
+    later = 1_900_000_000  # 2030-03-17T17:46:40Z: well after the run was sealed
+    os.utime(found, (later, later))
+    key = OwnerKey(FIXED_SECRET)
+    with Ledger.open(db) as led, LocalTSA(tmp_path / "tsa") as tsa:
+        (unstamped,) = trace_files([found], store=led, key=key, owner=OWNER)
+        report = stamp_runs(led, TimestampConfig(tsa=(tsa.url,), ca_file="ca.pem", ca_pem=tsa.ca_file.read_text(),
+                                                 timeout=10))
+        assert report.ok and len(report.stamped) == 1
+        html_path = tmp_path / "evidence.html"
+        (res,) = trace_files([found], store=led, key=key, owner=OWNER, report_html=html_path)
+    # before the token: the owner's clock only, said so
+    assert unstamped.ledger_proof is not None and unstamped.ledger_proof.timestamps == ()
+    assert "by the owner's own clock (this run has no trusted timestamp" in unstamped.verdict.findings[-1]
+    # with it: the proof, the timestamp and the priority, typed and in the JSON
+    proof = res.ledger_proof
+    assert res.verdict.verdict == "match" and proof is not None
+    assert (proof.leaf_index, proof.tree_size, proof.path_length, proof.verifies) == (1, 3, 2, True)
+    (stamp,) = proof.timestamps
+    assert stamp.verifies and stamp.authority == "CN=catalogmark test TSA" and stamp.gen_time == report.stamped[0].gen_time
+    assert proof.vouched_by == "CN=catalogmark test TSA" and proof.seen_at == "2030-03-17T17:46:40Z"
+    days = proof.days_before
+    assert days is not None and days > 1000
+    sentence = res.verdict.findings[-1]
+    assert sentence.startswith("Recorded in the owner's signed, timestamped ledger on ")
+    assert (f"(RFC 3161 timestamp by CN=catalogmark test TSA) — {days} days before this copy was found (its file "
+            "time) on 2030-03-17 17:46:40 UTC.") in sentence
+    assert res.as_json()["ledger_proof"]["timestamps"][0]["verifies"] is True
+    doc = json.loads(html_path.with_suffix(".json").read_text())
+    assert doc["suspects"][0]["ledger_proof"]["sentence"] == sentence and sentence in doc["suspects"][0]["findings"]
+    text = html_path.read_text()
+    for needle in ("inclusion proof (Merkle audit path)", "leaf 1 of 3, a path of 2 hashes to the run root",
+                   "trusted timestamp (RFC 3161)", "by CN=catalogmark test TSA", "days before this copy was found"):
+        assert needle in text, needle
+    assert text.count('<span class="ok">verified</span>') == 2
+    shot = screenshot_html(chromium, html_path, tmp_path / "evidence.png", height=2600)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.std() > 20
+    keep = os.environ.get("CATALOGMARK_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)
+
+
+def _flip_bits(data: bytes, bits: list[int]) -> bytes:
+    out = bytearray(data)
+    for b in bits:
+        out[b // 8] ^= 0x80 >> (b % 8)
+    return bytes(out)
+
+
+def test_trace_survives_a_hash_library_upgrade(traced: dict[str, Any], tmp_path: Path) -> None:
+    """An upgrade of Pillow / pdqhash / OpenCV / numpy can flip a few bits of every perceptual hash: the stored
+    search keys (made by the old versions) then differ from what the new versions compute on a suspect. Flip
+    10 of 256 PDQ bits (global, trimmed and every region) and 4 of 64 pHash bits of every stored export: the
+    copies still trace to the same records."""
+    import dataclasses
+    import sqlite3
+
+    from pipeline.trace import signatures as sg
+
+    db = tmp_path / "upgraded.db"
+    src, dst = sqlite3.connect(traced["base"] / "ledger.db"), sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    rng = np.random.default_rng(8)
+
+    def pdq(h: bytes) -> bytes:
+        return _flip_bits(h, list(rng.choice(256, 10, replace=False)))
+
+    def ph(h: bytes) -> bytes:
+        return _flip_bits(h, list(rng.choice(64, 4, replace=False)))
+
+    with Ledger.open(db) as led:
+        for s in (1, 2, 3):
+            rid = f"rid{s:04d}"
+            blobs = led.get_trace(rid)
+            assert blobs is not None
+            old = sg.TraceSignature.from_bytes(blobs[0])
+            new = dataclasses.replace(old, pdq=pdq(old.pdq), pdq_trim=pdq(old.pdq_trim), phash=ph(old.phash),
+                                      phash_trim=ph(old.phash_trim),
+                                      pdq_regions=tuple(pdq(r) for r in old.pdq_regions))
+            assert new.search_keys() != blobs[0]
+            led.put_trace(rid, new.search_keys(), blobs[1])
+        results = trace_files([traced["base"] / "suspects"], store=led, key=OwnerKey(FIXED_SECRET), owner=OWNER)
+        plain = tmp_path / "reencoded.jpg"  # a copy the hash channel alone finds: only re-encoded
+        Image.fromarray(_export(1, OwnerKey(FIXED_SECRET), visible=False)).save(plain, quality=85)
+        (res,) = trace_files([plain], store=led, key=OwnerKey(FIXED_SECRET), owner=OWNER)
+    h = res.verdict.signals.hash
+    assert (res.verdict.verdict, res.verdict.record_id) == ("match", "rid0001")
+    assert h is not None and h.match and 0 < h.pdq_distance <= h.pdq_threshold  # the flipped bits show, within bounds
+    before = {Path(r.suspect).name: (r.verdict.verdict, r.verdict.record_id) for r in traced["results"]}
+    after = {Path(r.suspect).name: (r.verdict.verdict, r.verdict.record_id) for r in results}
+    assert after == before
+    assert after["a_crop_rotate.jpg"] == ("match", "rid0002") and after["c_mirror.webp"] == ("match", "rid0003")

@@ -10,11 +10,14 @@ comparison and the bits are the same (a test checks bit equality with imagehash 
 
 from __future__ import annotations
 
+import functools
 import math
+from importlib.metadata import PackageNotFoundError, version
 
 import cv2
 import numpy as np
 import pdqhash
+import PIL
 from PIL import Image
 
 #: Long side the hashes of an export or a suspect are computed on (PDQ quality is the same as at full size and it
@@ -61,3 +64,26 @@ def pdq_dihedral(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """The 8 dihedral PDQ hashes (identity, rotations, flips) as (8, 32) packed bytes from one DCT, and quality."""
     hashes, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
     return np.stack([np.packbits(np.asarray(h, dtype=np.uint8)) for h in hashes]), int(quality)
+
+
+#: How pHash and PDQ are computed here, named in every record beside the library versions (hash_versions).
+PHASH_METHOD = ("imagehash's pHash algorithm computed by catalogmark (pipeline/imaging/hashes.py): Pillow greyscale "
+                "+ Lanczos 32x32, OpenCV's DCT, numpy's median; imagehash itself is not used")
+PDQ_METHOD = "pdqhash (Facebook's PDQ) on OpenCV's area downscale to at most 512 px"
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    try:
+        pdq_version = version("pdqhash")
+    except PackageNotFoundError:  # e.g. a vendored build: say so rather than guess
+        pdq_version = "unknown"
+    return (("phash", PHASH_METHOD), ("pdq", PDQ_METHOD), ("pillow", PIL.__version__), ("pdqhash", pdq_version),
+            ("opencv", cv2.__version__), ("numpy", np.__version__))
+
+
+def hash_versions() -> dict[str, str]:
+    """What computed this process's perceptual hashes: the method of each and the versions of the libraries
+    (Pillow, pdqhash, OpenCV, numpy). Every record keeps it (``extra.hashes``): an upgrade of any of them can
+    flip hash bits, and trace must know which hashes came from which code."""
+    return dict(_versions())

@@ -53,6 +53,7 @@ def hashrecord(
     ``hashes.HASH_SIDE`` (what trace's search keys are computed on).
 
     pHash is the one signed in the claim (of the marked pixels); PDQ is of the decoded output, both computed once.
+    ``extra.hashes`` names what computed them (``hashes.hash_versions``: method and library versions).
     """
     pixels = decode_output(exported.data)
     small = hashes.downscale(pixels, hashes.HASH_SIDE)
@@ -84,6 +85,7 @@ def hashrecord(
         capture=canvas.capture.as_dict() | {"source_bytes": canvas.source_bytes},
         visible_mark=marked.visible.as_dict() if marked.visible else None,
         created_at=iso_utc(timestamp),
-        extra=dict(extra or {}) | {"quality": exported.quality, "claim": fp.claim},
+        extra=dict(extra or {}) | {"quality": exported.quality, "claim": fp.claim, "hashes": hashes.hash_versions()}
+        | ({"fill": canvas.fill.as_dict()} if canvas.fill is not None else {}),
     )
     return record, small

@@ -205,6 +205,48 @@ class Signals:
         return doc
 
 
+@dataclass(frozen=True)
+class TimestampSignal:
+    """One RFC 3161 token of the named record's run, re-checked against the run's root when traced."""
+
+    authority: str  # the TSA certificate's subject (its URL if unreadable)
+    tsa_url: str
+    gen_time: str  # ISO 8601 UTC, the TSA's time
+    verifies: bool
+    problem: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"authority": self.authority, "tsa_url": self.tsa_url, "gen_time": self.gen_time,
+                "verifies": self.verifies, "problem": self.problem or None}
+
+
+@dataclass(frozen=True)
+class LedgerProof:
+    """The named record's proof of priority: its Merkle inclusion proof to the run root, the run's timestamps,
+    and the priority they give in one sentence (``problem``: why there is no proof, e.g. the run is not sealed)."""
+
+    record_hash: str = ""
+    leaf_index: int | None = None
+    tree_size: int | None = None
+    path_length: int | None = None
+    root: str | None = None
+    verifies: bool = False
+    timestamps: tuple[TimestampSignal, ...] = ()
+    recorded_at: str | None = None  # earliest verified token's time, else the run's seal by the owner's clock
+    vouched_by: str | None = None  # the TSA of that token; None: only the owner's clock
+    seen_at: str | None = None  # when this copy was found (its file time) or traced
+    days_before: int | None = None
+    sentence: str = ""
+    problem: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"record_hash": self.record_hash, "leaf_index": self.leaf_index, "tree_size": self.tree_size,
+                "path_length": self.path_length, "root": self.root, "verifies": self.verifies,
+                "timestamps": [t.as_json() for t in self.timestamps], "recorded_at": self.recorded_at,
+                "vouched_by": self.vouched_by, "seen_at": self.seen_at, "days_before": self.days_before,
+                "sentence": self.sentence, "problem": self.problem or None}
+
+
 @dataclass
 class Verdict:
     verdict: str  # "match" | "no-match"

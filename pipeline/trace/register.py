@@ -302,3 +302,39 @@ def register(feats: SuspectFeatures, sig: sg.ExportTrace, *, try_mirror: bool = 
              exclude: np.ndarray | None = None) -> Registration:
     """Register the suspect to one candidate export (``fit_photo`` + ``register_export``)."""
     return register_export(fit_photo(feats, sig.photo, try_mirror=try_mirror), feats, sig, exclude=exclude)
+
+
+BACKGROUND_TOL = 24  # a suspect pixel within this (per channel) of the export's background colour agrees with it
+_PAD_SAMPLES = 24  # per side of the sampling grid over the export's padding
+
+
+def padding_agreement(suspect: np.ndarray, reg: Registration, canvas: tuple[int, int],
+                      photo_box: tuple[int, int, int, int], background: tuple[int, int, int]) -> float | None:
+    """Share of the export's padding (its canvas outside the photo) that the suspect shows in the background
+    colour where the registration puts it; None if the export has no padding inside the suspect.
+
+    Two exports of one photo with different padding both register on a copy of either with the same fit (the
+    photo is the same); a copy of the export with less padding, placed on a page (a screenshot), shows the page
+    where the other export expects its background. The export actually copied agrees (about 1.0), its twin does
+    not."""
+    cw, ch = canvas
+    x0, y0, x1, y1 = max(0, photo_box[0]), max(0, photo_box[1]), min(cw, photo_box[2]), min(ch, photo_box[3])
+    gx, gy = np.meshgrid((np.arange(_PAD_SAMPLES) + 0.5) * cw / _PAD_SAMPLES,
+                         (np.arange(_PAD_SAMPLES) + 0.5) * ch / _PAD_SAMPLES)
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    pad = ~((pts[:, 0] >= x0) & (pts[:, 0] < x1) & (pts[:, 1] >= y0) & (pts[:, 1] < y1))
+    if not pad.any():
+        return None
+    try:
+        inv = np.linalg.inv(reg.matrix)  # export pixel -> suspect pixel
+    except np.linalg.LinAlgError:
+        return None
+    hom = np.concatenate([pts[pad], np.ones((int(pad.sum()), 1))], axis=1) @ inv.T
+    sx, sy = hom[:, 0] / hom[:, 2], hom[:, 1] / hom[:, 2]
+    sh, sw = suspect.shape[:2]
+    inside = (sx >= 0) & (sx < sw) & (sy >= 0) & (sy < sh)
+    if not inside.any():
+        return None
+    px = suspect[sy[inside].astype(int), sx[inside].astype(int)].astype(np.int16)
+    agree = np.all(np.abs(px - np.asarray(background, np.int16)) <= BACKGROUND_TOL, axis=1)
+    return float(agree.mean())

@@ -23,10 +23,12 @@ from PIL import Image
 
 from pipeline import files
 from pipeline.imaging import hashes
+from pipeline.priority import pretty_time
 from pipeline.timefmt import now_iso
 from pipeline.trace.evidence import (
     CandidateRegistration,
     HashSignal,
+    LedgerProof,
     RegistrationSignal,
     RegistrationThresholds,
     VisibleCheck,
@@ -128,7 +130,7 @@ figcaption{font-size:12px;color:#556;margin-top:4px}
 table{border-collapse:collapse;font-size:13px;margin:4px 0 8px;width:100%;table-layout:fixed}th,td{border:1px solid #dde;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f0f2f7;font-weight:600;width:42%}
 td{word-break:break-all}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:12px}
-.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:600}footer{padding:10px 28px;color:#667;font-size:12px}
+.prose{word-break:normal;overflow-wrap:anywhere}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:600}footer{padding:10px 28px;color:#667;font-size:12px}
 """
 
 
@@ -264,11 +266,37 @@ def _record_tables(res: TraceResult) -> list[str]:
         ("this record's hash", stored.record_hash if stored else None),
         ("run", stored.run_id if stored else None), ("run Merkle root", run.merkle_root if run else None),
         ("run sealed at", run.finished_at if run else None),
-        ("owner key fingerprint", r.key_fingerprint if r else None), ("owner", r.owner if r else None)],
+        ("owner key fingerprint", r.key_fingerprint if r else None), ("owner", r.owner if r else None)]
+        + _proof_rows(res.ledger_proof),
         "<p style='font-size:12px;color:#556'>Anyone can recompute the record hash from the ledger export "
         "(`catalogmark ledger export`) and check it links to the previous record and into the run's Merkle "
-        "root (`catalogmark ledger verify`).</p>")
+        "root (`catalogmark ledger verify`); `catalogmark prove RECORD_ID` writes a kit with the record, its "
+        "inclusion proof and the timestamp tokens that a reviewer checks with openssl alone.</p>")
     return [original, export, ledger]
+
+
+def _proof_rows(proof: LedgerProof | None) -> list[tuple[str, Any]]:
+    """The ledger table's proof of priority: the inclusion proof, each timestamp, the priority sentence."""
+    if proof is None:
+        return []
+    if proof.problem:
+        return [("inclusion proof", _Raw(f'<span class="bad">not available</span>: {_e(proof.problem)}'))]
+    state = '<span class="ok">verified</span>' if proof.verifies else '<span class="bad">DOES NOT VERIFY</span>'
+    rows: list[tuple[str, Any]] = [("inclusion proof (Merkle audit path)", _Raw(
+        f"<span class='prose'>{state}: leaf {_e(proof.leaf_index)} of {_e(proof.tree_size)}, a path of "
+        f"{_e(proof.path_length)} hash{'' if proof.path_length == 1 else 'es'} to the run root</span>"))]
+    for i, t in enumerate(proof.timestamps, 1):
+        ok = ('<span class="ok">verified</span>' if t.verifies
+              else f'<span class="bad">DOES NOT VERIFY</span> ({_e(t.problem)})')
+        label = f"trusted timestamp {i} (RFC 3161)" if len(proof.timestamps) > 1 else "trusted timestamp (RFC 3161)"
+        rows.append((label, _Raw(f"<span class='prose'>{ok}: {_e(pretty_time(t.gen_time))} by {_e(t.authority)} "
+                                 f"({_e(t.tsa_url)})</span>")))
+    if not proof.timestamps:
+        rows.append(("trusted timestamp (RFC 3161)", _Raw(
+            "<span class='prose'><span class=\"bad\">none</span>: the run was sealed without one; only the "
+            "owner's clock says when</span>")))
+    rows.append(("priority", _Raw(f"<span class='prose'>{_e(proof.sentence)}</span>")))
+    return rows
 
 
 def _candidates_table(res: TraceResult) -> list[str]:

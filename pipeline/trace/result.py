@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.ledger import RunInfo, StoredRecord
-from pipeline.trace.evidence import Verdict
+from pipeline.trace.evidence import LedgerProof, Verdict
 from pipeline.trace.verdict import CandidateEvidence
 
 
@@ -33,6 +33,7 @@ class TraceResult:
     capture: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    ledger_proof: LedgerProof | None = None  # the named record's inclusion proof, timestamps and priority
 
     @property
     def named(self) -> bool:
@@ -65,4 +66,5 @@ class TraceResult:
             signals["error"] = self.error
         signals["timings_ms"] = {k: round(v * 1000, 1) for k, v in self.timings.items()}
         return {"suspect": self.suspect, "verdict": self.verdict.verdict, "confidence": self.verdict.confidence,
-                "match": match, "signals": signals}
+                "match": match, "signals": signals,
+                "ledger_proof": None if self.ledger_proof is None else self.ledger_proof.as_json()}

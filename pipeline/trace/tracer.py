@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ import numpy as np
 
 from pipeline import files
 from pipeline.catalog import is_image_file
-from pipeline.errors import InputError
+from pipeline.errors import InputError, LedgerError
 from pipeline.ledger import RunInfo, StoredRecord
 from pipeline.trace import signatures as sg
-from pipeline.trace.evidence import Verdict, WatermarkReading
+from pipeline.trace.evidence import LedgerProof, TimestampSignal, Verdict, WatermarkReading
 from pipeline.trace.index import Candidate, QuerySignature, TraceIndex, query_signature
 from pipeline.trace.register import (
     PhotoFit,
@@ -32,6 +33,7 @@ from pipeline.trace.register import (
     SuspectFeatures,
     fit_photo,
     no_registration,
+    padding_agreement,
     register_export,
 )
 from pipeline.trace.result import TraceResult
@@ -59,6 +61,15 @@ def _note_payload(evidence: list[CandidateEvidence], reading: WatermarkReading) 
 def _widened(mark: np.ndarray | None) -> np.ndarray | None:
     """The mark's footprint grown by 2 px: what registration leaves out of its correlations."""
     return None if mark is None else cv2.dilate(mark.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+
+def _padding(rgb: np.ndarray, ev: CandidateEvidence) -> float | None:
+    """register.padding_agreement of a registered candidate, from its frame (the photo's box on the canvas)."""
+    if ev.registration is None or ev.signature is None:
+        return None
+    f = ev.signature.frame
+    box = (f.offset[0], f.offset[1], f.offset[0] + f.scaled[0], f.offset[1] + f.scaled[1])
+    return padding_agreement(rgb, ev.registration, f.canvas, box, f.background)
 
 
 def expand_suspects(paths: Iterable[str | Path]) -> list[Path]:
@@ -138,7 +149,9 @@ class Tracer:
             return None, "the record has no export frame (extra.frame)", digest
         return sg.ExportTrace(frame=frame, photo=photo, keys=sig), "", digest
 
-    def trace_image(self, rgb: np.ndarray, *, name: str = "<image>", data: bytes | None = None) -> TraceResult:
+    def trace_image(self, rgb: np.ndarray, *, name: str = "<image>", data: bytes | None = None,
+                    seen: datetime | None = None) -> TraceResult:
+        """One suspect's trace; ``seen`` is when the copy was found (its file time), for the priority finding."""
         if min(rgb.shape[:2]) < sg.MIN_SIDE:
             v = Verdict("no-match", 0.0, None, None, [f"The picture is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small "
                                                        "to carry any evidence either way."])
@@ -159,6 +172,7 @@ class Tracer:
             if ev.registered and ev.signature is not None and ev.record is not None:
                 ev.visible = visible_mark_check(rgb, ev.registration, ev.signature, ev.record.record, self.owner,
                                                 mask=ev.mark)
+                ev.padding = _padding(rgb, ev)
         verdict = decide(evidence, metadata=metadata, blind_watermark=blind, payload_records=payload_records,
                          pdq_quality=q.pdq_quality)
         timings["total"] = time.perf_counter() - t0
@@ -167,9 +181,39 @@ class Tracer:
         if verdict.record_id is not None:
             chosen = next((ev for ev in evidence if ev.record_id == verdict.record_id), None)
             record = chosen.record if chosen is not None else (payload_records[0] if payload_records else None)
-        return TraceResult(suspect=name, verdict=verdict, record=record,
-                           run=self.run_of(record) if record else None, evidence=chosen,
-                           suspect_rgb=rgb, timings=timings)
+        run = self.run_of(record) if record else None
+        proof = self.ledger_proof(record, run, seen) if record is not None else None
+        if proof is not None and proof.sentence and verdict.verdict == "match":
+            verdict.findings.append(proof.sentence)
+        return TraceResult(suspect=name, verdict=verdict, record=record, run=run, evidence=chosen,
+                           suspect_rgb=rgb, timings=timings, ledger_proof=proof)
+
+    def ledger_proof(self, record: StoredRecord, run: RunInfo | None, seen: datetime | None) -> LedgerProof | None:
+        """The record's inclusion proof to its run root, the run's timestamps re-checked, and the priority they
+        give over a copy seen at ``seen`` (None: now); None for a store without proofs (tests' MemoryStore)."""
+        if not hasattr(self.store, "inclusion_proof"):
+            return None
+        from pipeline.priority import priority_of, priority_sentence
+        from pipeline.timestamp import check_stamps
+
+        r = record.record
+        try:
+            proof = self.store.inclusion_proof(r.record_id, seq=record.seq)
+        except LedgerError as exc:  # the run is not sealed yet, or the ledger lost the row
+            return LedgerProof(record_hash=record.record_hash, problem=str(exc))
+        stamps = check_stamps(self.store.timestamps(record.run_id), proof.root)
+        found = seen is not None
+        seen = seen or datetime.now(UTC).replace(microsecond=0)
+        pr = priority_of(run.finished_at if run is not None else r.created_at, stamps, seen,
+                         "this copy was found (its file time)" if found else "this copy was traced")
+        sentence = priority_sentence(pr)
+        return LedgerProof(
+            record_hash=proof.record_hash, leaf_index=proof.leaf_index, tree_size=proof.tree_size,
+            path_length=len(proof.audit_path), root=proof.root, verifies=proof.verifies,
+            timestamps=tuple(TimestampSignal(s.authority, s.token.tsa_url, s.gen_time, s.verifies, s.check.problem)
+                             for s in stamps),
+            recorded_at=pr.recorded_at, vouched_by=pr.vouched_by, seen_at=pr.seen_at, days_before=pr.days_before,
+            sentence=sentence[:1].upper() + sentence[1:] + ".")
 
     def _register(self, rgb: np.ndarray, cands: list[Candidate]) -> list[CandidateEvidence]:
         """Each candidate with its registration (in search order), until one export aligned decisively; then a
@@ -278,7 +322,11 @@ class Tracer:
             msg = str(exc).removeprefix("<bytes>: ")  # the decoder saw bytes; the suspect's path is named already
             v = Verdict("no-match", 0.0, None, None, [f"The file could not be read as an image: {msg}"])
             return TraceResult(suspect=str(path), verdict=v, error=msg)
-        res = self.trace_image(rgb, name=str(path), data=data)
+        try:
+            seen: datetime | None = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).replace(microsecond=0)
+        except OSError:
+            seen = None
+        res = self.trace_image(rgb, name=str(path), data=data, seen=seen)
         res.capture = capture.as_dict()
         return res
 

@@ -123,6 +123,7 @@ class CandidateEvidence:
     watermark: WatermarkReading | None = None
     visible: VisibleCheck | None = None
     mark: np.ndarray | None = field(default=None, repr=False)  # the visible mark's footprint (thumbnail frame)
+    padding: float | None = None  # register.padding_agreement: the copy shows this export's background there
 
     @property
     def record_id(self) -> str:
@@ -200,20 +201,31 @@ def pick_registered(verified: list[CandidateEvidence]) -> CandidateEvidence:
     from); one whose own visible mark is in the copy (``visible_mark_check``'s ``own_mark``: the copy matches the
     export with its mark clearly better than without; the other exports of the photo do not carry it); the most
     RANSAC inliers (exports of one photo share one fit, so this separates different photos, and crops: a cover
-    export keeps only the inliers inside it); the tightest frame (the larger share of the export the copy covers:
-    an uncropped copy covers all of its own export, less of a twin with more padding); the smaller PDQ distance.
+    export keeps only the inliers inside it); an export whose visible mark, if it has one, is not missing from
+    the copy (a copy that fits neither frame, a screenshot say, without the mark is better explained by the twin
+    that never had it; a painted-out copy of the marked export is told apart before this, by its frame); the
+    tightest frame (the larger share of the export the copy covers: an uncropped copy covers all of its own
+    export, less of a twin with more padding); the export whose padding the copy shows in its background colour
+    (``register.padding_agreement``: a screenshot of an export with less padding, on a page that is not white,
+    shows the page where its twin expects background); the smaller PDQ distance.
     """
     best = max(e.registration.ncc for e in verified if e.registration is not None)
     close = [e for e in verified if e.registration is not None and e.registration.ncc >= best - NCC_TIE]
 
-    def rank(e: CandidateEvidence) -> tuple[bool, bool, int, float, int, float]:
+    def rank(e: CandidateEvidence) -> tuple[bool, bool, int, bool, float, float, int, float]:
         r = e.registration
         return (fits_frame(r), e.visible is not None and e.visible.own_mark, r.inliers if r else 0,
-                round(r.overlap if r else 0.0, 2),
+                _marks_consistent(e), round(r.overlap if r else 0.0, 2),
+                round(1.0 if e.padding is None else e.padding, 1),
                 -(e.candidate.pdq_distance if e.candidate.pdq_distance is not None else 256),
                 r.ncc if r else 0.0)
 
     return max(close, key=rank)
+
+
+def _marks_consistent(e: CandidateEvidence) -> bool:
+    """False when the export has a visible mark and the copy shows it removed or altered."""
+    return not (e.visible is not None and e.visible.expected and e.visible.status in ("removed", "altered"))
 
 
 FRAME_SLACK = 0.006  # share of the export's side a copy may overhang its frame by registration error alone
