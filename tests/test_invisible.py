@@ -176,13 +176,18 @@ def _unmarked() -> dict[str, np.ndarray]:
 def test_unmarked_pictures_read_nothing(name: str, key: OwnerKey) -> None:
     det = invisible.read(_unmarked()[name], key)
     assert not det.found and det.payload is None and det.bit_errors is None
-    assert det.false_positive_probability <= 1e-6
+    assert det.false_positive_probability <= invisible.WORST_FP
     assert det.details["decodes"] <= invisible.MAX_DECODES
 
 
 def test_fp_bound_counts_every_decode() -> None:
     assert invisible.fp_bound(1) == 2.0**-invisible.CHECK_BITS
+    assert invisible.fp_bound(1, legacy=0) == 2.0**-invisible.CHECK_BITS / invisible.VARIANTS
+    assert invisible.fp_bound(3, legacy=1) == (1 + 2 / invisible.VARIANTS) * 2.0**-invisible.CHECK_BITS
+    assert invisible.fp_bound(0) == 2.0**-invisible.CHECK_BITS
     assert invisible.fp_bound(invisible.MAX_DECODES) <= 1e-6
+    assert abs(invisible.WORST_FP - (3 + 5 / 32) * 2.0**-26) < 1e-20
+    assert invisible.WORST_FP < 5e-8
 
 
 # ------------------------------------------------------------------------------------------------ masks, quality
@@ -259,5 +264,5 @@ def test_hint_reads_a_registered_copy(marked_shot: np.ndarray, key: OwnerKey) ->
     homography = np.diag([w / sw, h / sh, 1.0])
     det = invisible.read(small, key, hint=invisible.Hint(homography, (w, h)))
     assert det.found and det.payload == PAYLOAD
-    assert det.details["hinted"]
+    assert det.details["hinted"] and det.details["scheme"] == 2
     assert det.false_positive_probability == invisible.fp_bound(1)

@@ -5,15 +5,22 @@ Scheme (details in the submodules):
 - ``codec``: payload + 26-bit keyed check (truncated HMAC-SHA256) under a K=7 rate-1/3 convolutional code,
   soft-decision Viterbi decoding.
 - ``layout``: a keyed tile of 24 x 24 chips of 7 canvas pixels (a 168 px tile repeated over the picture); every
-  chip carries a coded bit times a keyed sign; six keyed pilot tones (tile harmonics) ride on top.
+  chip carries a coded bit times a keyed sign; six keyed pilot tones (tile harmonics) ride on top, one set of
+  a keyed family of VARIANTS = 32 per export, selected by a keyed hash of the payload (scheme 2: nothing of the
+  mark is the same in every export of an owner, so averaging a catalog finds no template; scheme 1 used one
+  set per key, still read).
 - ``embedder``: the tile rendered smooth (bicubic pulses), shaped by a perceptual mask (strength follows local
   texture; nothing on flat areas, nothing outside ``mask``; capped by a PSNR target and an SSIM budget) and by
   informed embedding (each chip's amplitude pre-compensates the picture's own interference as the reader will
   see it), added equally to R, G and B.
 - ``reader``: the pilot lines in the spectrum of the whitened suspect give the tiling lattice (scale, aspect,
-  rotation, mirror, any crop); all tiles are folded together; the pilots' phases give candidate shifts, the
-  code picks the aligned one; Viterbi decodes and the keyed check decides. The false-positive probability is
-  at most decodes * 2**-26 per picture (at most MAX_DECODES = 16 decodes: <= 2.4e-7).
+  rotation, mirror, any crop), every pilot set of the family (and scheme 1's) matched against the same peaks;
+  all tiles are folded together; the pilots' phases give candidate shifts, the code picks the aligned one;
+  Viterbi decodes and the keyed check decides, and a decode through pilot set v must have a payload that
+  selects v (5 more check bits). The false-positive probability per picture is at most
+  (legacy decodes + other decodes / 32) * 2**-26: at most MAX_DECODES = 8 decodes of which at most 3 through
+  scheme 1's set, so <= (3 + 5/32) * 2**-26 = 4.7e-8 (``WORST_FP``; it was 16 * 2**-26 = 2.4e-7); an informed
+  read makes one decode, accepted on the check alone: 2**-26 = 1.5e-8.
 
 Without the key, nobody can find the pilots' meaning, the chip signs or the check: another key reads nothing.
 """
@@ -24,7 +31,8 @@ import numpy as np
 
 from pipeline.invisible.codec import CHECK_BITS, CODED_BITS
 from pipeline.invisible.embedder import embed_pixels
-from pipeline.invisible.reader import MAX_DECODES, Detection, Hint, fp_bound, read_pixels
+from pipeline.invisible.layout import SCHEME, VARIANTS
+from pipeline.invisible.reader import MAX_DECODES, WORST_FP, Detection, Hint, fp_bound, read_pixels
 from pipeline.keys import OwnerKey
 from pipeline.models import PAYLOAD_BITS
 
@@ -33,6 +41,9 @@ __all__ = [
     "CODED_BITS",
     "MAX_DECODES",
     "PAYLOAD_BITS",
+    "SCHEME",
+    "VARIANTS",
+    "WORST_FP",
     "Detection",
     "Hint",
     "embed",

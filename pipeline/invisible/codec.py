@@ -13,6 +13,10 @@ or loop in pure Python per state; the decoder below is ~25 lines, vectorised ove
 False positives: for a picture not marked with this key, whatever bits the decoder returns, the probability that
 the check bits equal the keyed HMAC of the payload bits is 2**-CHECK_BITS (the HMAC is a PRF), so a reader that
 tries ``n`` decodes has a false-positive probability of at most ``n * 2**-CHECK_BITS`` (union bound).
+
+Scheme 2 adds ``pilot_variant``: which of the key's pilot sets an export carries is another keyed hash of its
+payload (an independent PRF output), so a decode found through pilot set ``v`` is accepted only if the payload
+selects ``v``: a further ``log2(VARIANTS)`` check bits, and such a decode costs ``2**-CHECK_BITS / VARIANTS``.
 """
 
 from __future__ import annotations
@@ -136,6 +140,14 @@ def check_bits(subkey: bytes, payload: int) -> np.ndarray:
     msg = b"catalogmark/invisible/check/v1" + payload.to_bytes((PAYLOAD_BITS + 7) // 8, "big")
     digest = hmac.new(subkey, msg, hashlib.sha256).digest()
     return _int_to_bits(int.from_bytes(digest, "big") >> (256 - CHECK_BITS), CHECK_BITS)
+
+
+def pilot_variant(subkey: bytes, payload: int, variants: int) -> int:
+    """The pilot set (0..variants-1, a power of two) an export of ``payload`` carries: HMAC-SHA256(subkey,
+    "variant" || payload), its first bits. Keyed, so without the key nobody can group exports by pilot set."""
+    msg = b"catalogmark/invisible/pilot-variant/v2" + payload.to_bytes((PAYLOAD_BITS + 7) // 8, "big")
+    digest = hmac.new(subkey, msg, hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") % variants
 
 
 def encode_payload(subkey: bytes, payload: int) -> np.ndarray:

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from pipeline.invisible import dsp
-from pipeline.invisible.codec import encode_payload
-from pipeline.invisible.layout import CANON, CANON_TILE, PILOTS, TILE, Layout, layout_for
+from pipeline.invisible.codec import encode_payload, pilot_variant
+from pipeline.invisible.layout import CANON, CANON_TILE, PILOTS, TILE, VARIANTS, Layout, layout_for
 
 # Perceptual mask: strength = ALPHA * local std + FLOOR (the floor fades in over the first FLAT_STD grey levels
 # of local activity, so truly flat areas -- white backgrounds, uniform fills -- get nothing), then capped so that
@@ -143,10 +143,15 @@ def _span(active: np.ndarray, size_q: int) -> tuple[int, int]:
     return int(idx[0]) // q_tile * q_tile, min(size_q, int(idx[-1]) + 2)
 
 
+def export_layout(subkey: bytes, payload: int) -> Layout:
+    """The layout an export of ``payload`` carries: the pilot set its payload selects (scheme 2)."""
+    return layout_for(subkey, pilot_variant(subkey, payload, VARIANTS))
+
+
 def embed_pixels(rgb: np.ndarray, subkey: bytes, payload: int, mask: np.ndarray | None) -> np.ndarray:
     """The embedding proper (inputs already validated)."""
     h, w = rgb.shape[:2]
-    lay = layout_for(subkey)
+    lay = export_layout(subkey, payload)
     values = lay.tile(encode_payload(subkey, payload))
     hw, hh = -(-w // 2), -(-h // 2)  # half resolution (chip = CANON = 3.5 px)
     qw, qh = -(-hw // 2), -(-hh // 2)  # quarter resolution

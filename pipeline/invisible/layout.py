@@ -10,6 +10,11 @@ independent chips per picture and less interference from the picture itself, whi
   picture's spectrum whose positions give the reader the tiling lattice (scale, aspect, rotation, mirror)
   however the copy was resized, rotated or cropped, and whose keyed phases, once the tiles are folded
   together, give the tile's cyclic shift and whether the copy is mirrored.
+- The pilots differ per picture (collusion resistance): the key defines a family of VARIANTS pilot sets
+  (frequencies and phases), and each export uses the one its payload selects (``codec.pilot_variant``, a keyed
+  hash of the payload), so averaging many exports of one owner no longer adds up one fixed template: each set
+  is in 1/VARIANTS of them. The reader tries every set. Marks made before the family existed (scheme 1) used
+  one set from the key alone: ``LEGACY``, which the reader still tries, and the embedder never uses.
 
 Everything derives from ``key.subkey("invisible")`` through SHAKE-256, which (unlike numpy's generators) is frozen
 forever, so a mark made today reads in ten years.
@@ -32,10 +37,16 @@ CHIP_PX = 7  # canvas pixels per chip; a tile is TILE * CHIP_PX = 168 px
 CANON = CHIP_PX / 2  # pixels per chip at the embedder's half resolution and in the reader's folded tile
 CANON_TILE = round(TILE * CANON)  # 84
 PILOTS = 6  # pilot tones
-PILOT_RING = (5.5, 10.5)  # their frequencies, in cycles per tile (periods of 2.3 to 4.4 chips)
+PILOT_RING = (5.5, 10.5)  # their frequencies, in cycles per tile (periods of 2.3 to 4.4 chips), scheme 1
+# scheme 2's sets keep off the ring's inner edge: higher harmonics pin the lattice down more precisely (a set of
+# low ones misread about one blind read in 30 that scheme 1's set, by luck mostly high, got right)
+FAMILY_RING = (6.5, 10.5)
 PILOT_MAX_SIDELOBE = 0.7  # their shift correlation's highest sidelobe, relative to the peak (best of 16 draws)
 PILOT_MIN_ANGLE = math.radians(15)  # minimum angle between two pilots
 PILOT_AXIS_ANGLE = math.radians(12)  # and away from the axes (where straight edges put spectral lines)
+VARIANTS = 32  # pilot sets per key (a power of two: the payload's keyed hash picks one, uniformly)
+LEGACY = -1  # the variant index of scheme 1's single pilot set (read only)
+SCHEME = 2  # 1: one pilot set per key (before the family); 2: VARIANTS sets, one per export
 
 
 def _stream(subkey: bytes, label: str, n: int) -> bytes:
@@ -52,6 +63,7 @@ class Layout:
     data_bit: np.ndarray  # (CHIPS,) index of the coded bit each chip carries
     pilots: np.ndarray  # (PILOTS, 2) int: (kx, ky) cycles per tile of each pilot tone
     pilot_phase: np.ndarray  # (PILOTS,) radians
+    variant: int  # which pilot set of the key's family (LEGACY: scheme 1's)
     _cache: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def tile(self, coded: np.ndarray) -> np.ndarray:
@@ -91,16 +103,17 @@ def _sidelobe(pilots: list[tuple[int, int]]) -> float:
     return float(np.max(np.asarray(c)[far])) / len(pilots)
 
 
-def _pilot_set(subkey: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _pilot_set(subkey: bytes, variant: int) -> tuple[np.ndarray, np.ndarray]:
     """PILOTS keyed tile harmonics: in the ring, off the axes, spread in angle, and with low shift sidelobes
-    (the first keyed draw that qualifies)."""
-    lo, hi = PILOT_RING
+    (the first keyed draw that qualifies), and their keyed phases. Scheme 1's labels for LEGACY."""
+    prefix = "" if variant == LEGACY else f"v2/{variant}/"
+    lo, hi = PILOT_RING if variant == LEGACY else FAMILY_RING
     r = math.ceil(hi)
     cand = [(kx, ky) for kx in range(-r, r + 1) for ky in range(0, r + 1)
             if lo <= math.hypot(kx, ky) <= hi and (ky > 0 or kx > 0) and _off_axis(kx, ky)]
     best: tuple[float, list[tuple[int, int]]] = (2.0, [])
     for attempt in range(16):
-        rnd = np.frombuffer(_stream(subkey, f"pilots/{attempt}", 8 * len(cand)), dtype=">u8")
+        rnd = np.frombuffer(_stream(subkey, f"{prefix}pilots/{attempt}", 8 * len(cand)), dtype=">u8")
         chosen: list[tuple[int, int]] = []
         for i in np.argsort(rnd, kind="stable"):
             kx, ky = cand[int(i)]
@@ -115,20 +128,28 @@ def _pilot_set(subkey: bytes) -> tuple[np.ndarray, np.ndarray]:
             best = (side, chosen)
         if side <= PILOT_MAX_SIDELOBE:
             break
-    phases = np.frombuffer(_stream(subkey, "pilot-phase", 2 * PILOTS), dtype=">u2") / 65536.0 * 2 * np.pi
+    phases = np.frombuffer(_stream(subkey, f"{prefix}pilot-phase", 2 * PILOTS), dtype=">u2") / 65536.0 * 2 * np.pi
     return np.array(best[1], np.int64), phases.astype(np.float64)
 
 
-@lru_cache(maxsize=16)
-def layout_for(subkey: bytes) -> Layout:
-    """The keyed layout for one ``key.subkey("invisible")`` (cached: the same key marks a whole catalog)."""
+def read_variants() -> tuple[int, ...]:
+    """Every pilot set a reader tries: the family, then scheme 1's."""
+    return (*range(VARIANTS), LEGACY)
+
+
+@lru_cache(maxsize=4 * (VARIANTS + 1))
+def layout_for(subkey: bytes, variant: int) -> Layout:
+    """The keyed layout of one pilot ``variant`` (0..VARIANTS-1, or LEGACY) for one ``key.subkey("invisible")``
+    (cached: the same key marks a whole catalog). The chips are the same in every variant; the pilots differ."""
+    if not (0 <= variant < VARIANTS or variant == LEGACY):
+        raise ValueError(f"pilot variant must be in [0, {VARIANTS}) or LEGACY, got {variant}")
     order = np.argsort(np.frombuffer(_stream(subkey, "order", 8 * CHIPS), dtype=">u8"), kind="stable")
     signs = np.unpackbits(np.frombuffer(_stream(subkey, "sign", CHIPS // 8), np.uint8))[:CHIPS]
     sign = (1.0 - 2.0 * signs.astype(np.float32)).reshape(TILE, TILE)
     data = order
     # the copies of a coded bit are CODED_BITS apart in the keyed order: independent positions
     data_bit = np.arange(CHIPS) % CODED_BITS
-    pilots, phases = _pilot_set(subkey)
+    pilots, phases = _pilot_set(subkey, variant)
     return Layout(
         sign=sign,
         data_rows=(data // TILE).astype(np.intp),
@@ -136,4 +157,5 @@ def layout_for(subkey: bytes) -> Layout:
         data_bit=data_bit.astype(np.intp),
         pilots=pilots,
         pilot_phase=phases,
+        variant=variant,
     )

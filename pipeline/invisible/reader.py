@@ -3,15 +3,25 @@ shift and mirror, soft-decode.
 
 1. Luminance at a work resolution (long side at most READ_LONG), whitened (``dsp.whiten``: high-passed and
    normalised by local activity, so the picture is mostly gone and white backgrounds contribute nothing).
-2. The keyed pilot tones are strong lines in its spectrum; matching the strongest peaks to the keyed pilot set
-   gives candidate tiling lattices (scale, aspect change, rotation, mirror), whatever the crop.
+2. The keyed pilot tones are strong lines in its spectrum; matching the strongest peaks to each keyed pilot set
+   (the VARIANTS sets of scheme 2 and scheme 1's one, against the same peaks) gives candidate tiling lattices
+   (scale, aspect change, rotation, mirror), whatever the crop; the best MAX_CANDIDATES of all sets go on.
 3. For a candidate lattice the residual (whitened at that chip size) is resampled onto the canonical tile grid
    and all tiles are summed ("folded"): crops only lose tiles, a pasted banner only dilutes the sum.
 4. In the folded tile the pilots' phases give the tile's cyclic shift, for the tile and for its mirror image;
    the strength of that pilot correlation (a z-score) ranks the hypotheses.
 5. The lattice is refined from how the pilot phases drift between the halves of the picture (folded
-   separately), then the chips are sampled, soft-decoded (Viterbi) and the keyed check verified. Every decode
-   attempt counts in the false-positive bound.
+   separately), then the chips are sampled, soft-decoded (Viterbi) and the keyed check verified; a decode
+   through pilot set v of the family also needs a payload that selects v (``codec.pilot_variant``).
+6. If nothing decoded, the strongest hypothesis (pilot z >= POLISH_MIN_Z) has its lattice polished by the chips
+   themselves (small perturbations kept when the codeword agreement rises) and is decoded once more.
+
+False positives: every decode attempt counts (``fp_bound``): 2**-26 through scheme 1's set, 2**-26 / VARIANTS
+through one of the family (the variant check is an independent keyed hash). A blind read makes at most
+MAX_DECODES = 8, at most MAX_LEGACY_DECODES = 3 of them through scheme 1's set: <= (3 + 5/32) * 2**-26 = 4.7e-8
+per picture (``WORST_FP``; before the family: 16 * 2**-26 = 2.4e-7, of which 5 decodes were reachable). The
+choice of pilot set, lattice and shift by pilot strength and codeword agreement uses no keyed check: free.
+An informed read makes one decode, accepted on the keyed check alone: 2**-26 = 1.5e-8, as before the family.
 """
 
 from __future__ import annotations
@@ -25,8 +35,19 @@ import cv2
 import numpy as np
 
 from pipeline.invisible import dsp
-from pipeline.invisible.codec import CHECK_BITS, CODED_BITS, Decoded, agreement, decode_payload
-from pipeline.invisible.layout import CANON, CANON_TILE, CHIP_PX, TILE, Layout, layout_for
+from pipeline.invisible.codec import CHECK_BITS, CODED_BITS, Decoded, agreement, decode_payload, pilot_variant
+from pipeline.invisible.layout import (
+    CANON,
+    CANON_TILE,
+    CHIP_PX,
+    LEGACY,
+    SCHEME,
+    TILE,
+    VARIANTS,
+    Layout,
+    layout_for,
+    read_variants,
+)
 
 READ_LONG = 1024  # long side of the reader's work image (pixels)
 PILOT_CHIP = 3.5  # chip size assumed by the whitening used for the pilot search
@@ -38,11 +59,16 @@ PROPOSAL_PEAKS = 14  # of which the strongest propose lattices (pairs of them)
 PILOT_MIN_MATCH = 4  # pilots that must be found for a lattice proposal
 MIN_CHIP, MAX_CHIP = 1.2, 16.0  # plausible chip sizes in the work image (pixels)
 MAX_ANGLE = math.radians(25)  # plausible rotation of the lattice
-MAX_CANDIDATES = 5  # lattice candidates folded and tested
+SET_CANDIDATES = 5  # lattice candidates proposed per pilot set
+MAX_CANDIDATES = 8  # lattice candidates folded and tested (over all pilot sets together)
+MAX_LEGACY_DECODES = 3  # of which at most this many through scheme 1's pilot set (they cost 2**-26 each)
 SHIFTS_PER_HYPOTHESIS = 16  # pilot-correlation peaks compared (by codeword agreement) per hypothesis
-MAX_DECODES = 16  # decode attempts per read (the false-positive bound counts every one)
+HINTED_VARIANTS = 4  # informed read: the pilot sets with the most coherent pilots compared by codeword agreement
+MAX_DECODES = MAX_CANDIDATES  # decode attempts per read (the false-positive bound counts every one)
 MIN_PILOT_Z = 3.0  # hypotheses whose pilot correlation is weaker are not worth a decode attempt
 REFINE_ROUNDS = 3
+POLISH_MIN_Z = 6.0  # a blind read that decoded nothing polishes its strongest hypothesis if it is at least this
+POLISH_STEPS = (0.004, 0.002, 0.001)  # relative lattice perturbations tried, coarse to fine
 
 
 @dataclass(frozen=True)
@@ -69,9 +95,21 @@ class Detection:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def fp_bound(decodes: int) -> float:
-    """Union bound of the per-image false-positive probability after ``decodes`` keyed-check attempts."""
-    return max(1, decodes) * 2.0**-CHECK_BITS
+def fp_bound(decodes: int, legacy: int | None = None) -> float:
+    """Union bound of the per-image false-positive probability after ``decodes`` keyed-check attempts, of which
+    ``legacy`` went through scheme 1's pilot set (None: count all of them so, the conservative figure).
+
+    A legacy decode passes by chance with probability 2**-CHECK_BITS; a decode through pilot set v of the family
+    must also have a payload that selects v (``codec.pilot_variant``, an independent keyed hash), so
+    2**-CHECK_BITS / VARIANTS. At least one decode's worth is always reported. Worst case of a blind read:
+    MAX_LEGACY_DECODES legacy + the rest of MAX_DECODES through the family: (3 + 5/32) * 2**-26 = 4.7e-8.
+    """
+    legacy = decodes if legacy is None else min(legacy, decodes)
+    cost = legacy + (decodes - legacy) / VARIANTS
+    return max(cost, 1.0 if decodes == 0 else 0.0, 1.0 / VARIANTS) * 2.0**-CHECK_BITS
+
+
+WORST_FP = fp_bound(MAX_DECODES, MAX_LEGACY_DECODES)  # the bound of any blind read (4.7e-8)
 
 
 # ------------------------------------------------------------------------------------------------ lattice
@@ -114,14 +152,27 @@ def _tukey(n: int, alpha: float = 0.3) -> np.ndarray:
     return w
 
 
-def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tuple[np.ndarray, float]]:
-    """Candidate canonical->work matrices from the pilot tones' spectral lines, best first, with a score.
+@dataclass(frozen=True)
+class Peaks:
+    """The strongest spectral peaks of a whitened picture (where pilot lines may be), shared by every pilot set."""
 
-    Each pilot (kx, ky) cycles per tile appears as a line at q = (n / CANON_TILE) M^-T p in the n-point
-    spectrum. Strong local peaks are matched to the keyed pilot set: every pair of peaks and every ordered pair
-    of pilots (with the spectrum's sign ambiguity) proposes M; a proposal scores the strength of the peaks found
-    where the other pilots should be. ``scale`` multiplies the returned matrices (``r`` was downsampled).
-    """
+    q: np.ndarray  # (P, 2) peak positions (x, y), bins from the centre, sub-bin
+    strength: np.ndarray  # (P,) log of the peak's power over its background
+    n: int  # DFT size
+    lookup: np.ndarray  # (n, n) int32: which peak covers each bin (within PILOT_TOL, mirrored), -1 for none
+    _pairs: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+
+    def pairs(self) -> np.ndarray:
+        """[q_a, s q_b] for every pair a < b of the PROPOSAL_PEAKS strongest peaks, s = +1 then -1: (P, 2, 2)."""
+        if not self._pairs:
+            ia, ib = np.triu_indices(min(self.q.shape[0], PROPOSAL_PEAKS), 1)
+            qa, qb = self.q[ia], self.q[ib]
+            self._pairs.append(np.concatenate([np.stack([qa, sgn * qb], axis=2) for sgn in (1.0, -1.0)]))
+        return self._pairs[0]
+
+
+def spectral_peaks(r: np.ndarray) -> Peaks | None:
+    """The PILOT_PEAKS strongest local peaks of ``r``'s spectrum in the pilot band (None if there are too few)."""
     h, w = r.shape
     n = cv2.getOptimalDFTSize(max(h, w))
     pad = np.zeros((n, n), np.float32)
@@ -144,7 +195,7 @@ def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tup
     dil = cv2.dilate(norm, np.ones((3, 3), np.uint8))
     ys, xs = np.nonzero(band & (norm == dil))
     if ys.size < 3:
-        return []
+        return None
     order = np.argsort(-norm[ys, xs])[:PILOT_PEAKS]
     ys, xs = ys[order], xs[order]
     strength = np.log(np.maximum(norm[ys, xs], 1.0))
@@ -156,18 +207,6 @@ def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tup
                     y - c + _para(logp[y - 1, x], logp[y, x], logp[y + 1, x]))
         else:
             q[i] = (x - c, y - c)
-    p = lay.pilots.astype(np.float64)  # (K, 2) as (kx, ky)
-    k = p.shape[0]
-    # proposals: B maps pilot (kx, ky) to peak (qx, qy); B = [qa, s qb] [pi, pj]^-1, from the strongest peaks
-    ia, ib = np.triu_indices(min(q.shape[0], PROPOSAL_PEAKS), 1)
-    pi, pj = np.nonzero(~np.eye(k, dtype=bool))
-    pinv = np.linalg.inv(np.stack([np.column_stack([p[a], p[b]]) for a, b in zip(pi, pj, strict=True)]))
-    props = []
-    for sgn in (1.0, -1.0):
-        qq = np.stack([np.column_stack([q[a], sgn * q[b]]) for a, b in zip(ia, ib, strict=True)])  # (P, 2, 2)
-        props.append(np.einsum("aij,bjk->abik", qq, pinv).reshape(-1, 2, 2))
-    bmat = np.concatenate(props)
-    pred = np.einsum("nij,kj->nki", bmat, p)  # (N, K, 2) predicted peak positions (bins, centred)
     # every observed peak marks its neighbourhood in a lookup grid (and its mirror: the spectrum is symmetric)
     lookup = np.full((n, n), -1, np.int32)
     tol = PILOT_TOL
@@ -175,6 +214,49 @@ def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tup
         for mirror in (1, -1):
             bx, by = int(round(mirror * q[j, 0])) + c, int(round(mirror * q[j, 1])) + c
             lookup[max(0, by - tol) : by + tol + 1, max(0, bx - tol) : bx + tol + 1] = j
+    return Peaks(q, strength, n, lookup)
+
+
+@lru_cache(maxsize=4 * 33)
+def _pilot_solve_cached(pilots: bytes, k: int) -> np.ndarray:
+    p = np.frombuffer(pilots, np.int64).reshape(k, 2).astype(np.float64)
+    pi, pj = np.nonzero(~np.eye(k, dtype=bool))
+    pinv = np.linalg.inv(np.stack([np.column_stack([p[a], p[b]]) for a, b in zip(pi, pj, strict=True)]))
+    out = np.einsum("bjk,lk->bjl", pinv, p)
+    out.setflags(write=False)
+    return out
+
+
+def _pilot_solve(lay: Layout) -> np.ndarray:
+    """For every ordered pair (i, j) of the set's pilots: [p_i, p_j]^-1 applied to every pilot, (pairs, 2, K)."""
+    pilots = np.ascontiguousarray(lay.pilots, np.int64)
+    return _pilot_solve_cached(pilots.tobytes(), pilots.shape[0])
+
+
+def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tuple[np.ndarray, float]]:
+    """Candidate canonical->work matrices for ``lay``'s pilot set from ``r``'s spectral lines (``match_pilots``)."""
+    peaks = spectral_peaks(r)
+    return [] if peaks is None else match_pilots(peaks, lay, scale)
+
+
+def match_pilots(peaks: Peaks, lay: Layout, scale: float = 1.0) -> list[tuple[np.ndarray, float]]:
+    """Candidate canonical->work matrices from the spectral peaks for one pilot set, best first, with a score.
+
+    Each pilot (kx, ky) cycles per tile appears as a line at q = (n / CANON_TILE) M^-T p in the n-point
+    spectrum. Strong local peaks are matched to the keyed pilot set: every pair of peaks and every ordered pair
+    of pilots (with the spectrum's sign ambiguity) proposes M; a proposal scores the strength of the peaks found
+    where the other pilots should be. ``scale`` multiplies the returned matrices (``r`` was downsampled).
+    """
+    q, strength, n, lookup = peaks.q, peaks.strength, peaks.n, peaks.lookup
+    c = n // 2
+    p = lay.pilots.astype(np.float64)  # (K, 2) as (kx, ky)
+    k = p.shape[0]
+    # proposals: B maps pilot (kx, ky) to peak (qx, qy); B = [qa, s qb] [pi, pj]^-1, from the strongest peaks
+    # (every pair a, b of peaks, both signs s, every ordered pair i, j of pilots); B p predicts every pilot
+    qq = peaks.pairs()  # (P, 2, 2)
+    solve = _pilot_solve(lay)  # (pilot pairs, 2, K): [pi, pj]^-1 p
+    pred = qq[:, None, :, 0, None] * solve[None, :, None, 0, :] + qq[:, None, :, 1, None] * solve[None, :, None, 1, :]
+    pred = pred.reshape(-1, 2, k).transpose(0, 2, 1)  # (N, K, 2) predicted peak positions (bins, centred)
     px = np.clip(np.rint(pred[..., 0]).astype(np.intp) + c, 0, n - 1)
     py = np.clip(np.rint(pred[..., 1]).astype(np.intp) + c, 0, n - 1)
     idx = lookup[py, px]  # (N, K): which peak each pilot lands on, -1 for none
@@ -182,7 +264,7 @@ def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tup
     matched = (idx >= 0).sum(axis=1)
     score = best.sum(axis=1) + 100.0 * matched  # more pilots found first, then stronger
     good = np.nonzero(matched >= PILOT_MIN_MATCH)[0]
-    good = good[np.argsort(-score[good])][: 20 * MAX_CANDIDATES]
+    good = good[np.argsort(-score[good])][: 20 * SET_CANDIDATES]
     out: list[tuple[np.ndarray, float]] = []
     for g in good:
         # least squares over every matched pilot, signs resolved
@@ -209,7 +291,7 @@ def pilot_candidates(r: np.ndarray, lay: Layout, scale: float = 1.0) -> list[tup
         if any(np.max(np.abs(m - o)) < 0.02 * np.max(np.abs(o)) for o, _ in out):
             continue
         out.append((m, float(score[g])))
-        if len(out) >= MAX_CANDIDATES:
+        if len(out) >= SET_CANDIDATES:
             break
     return out
 
@@ -411,15 +493,38 @@ def _geometry(m: np.ndarray, f: float, hit: ShiftHit) -> dict[str, Any]:
     }
 
 
-def _detection(dec: Decoded | None, z: float, tries: int, details: dict[str, Any]) -> Detection:
-    fp = fp_bound(tries)
+def _accepts(subkey: bytes, lay: Layout, dec: Decoded) -> bool:
+    """A passing keyed check, and (scheme 2) a payload that selects the pilot set it was found through."""
+    if not dec.ok or dec.payload is None:
+        return False
+    return lay.variant == LEGACY or pilot_variant(subkey, dec.payload, VARIANTS) == lay.variant
+
+
+def _detection(dec: Decoded | None, z: float, tries: int, legacy: int, details: dict[str, Any],
+               lay: Layout | None = None) -> Detection:
+    fp = fp_bound(tries, legacy)
     details = dict(details, decodes=tries, pilot_z=round(z, 2))
+    if lay is not None:
+        details |= {"scheme": 1 if lay.variant == LEGACY else SCHEME, "pilot_set": lay.variant}
     if dec is not None and dec.ok:
         # confidence: 0.5 for a read that only just passed, up to 1 as the soft values approach a clean codeword
         # (random soft values agree with their best codeword at ~0.55; clean marks at 0.9 and more)
         conf = 0.5 + 0.5 * float(np.clip((dec.agreement - 0.55) / 0.35, 0.0, 1.0))
         return Detection(True, dec.payload, conf, dec.bit_errors, fp, details)
     return Detection(False, None, 0.0, None, fp, details)
+
+
+class _Syncs:
+    """The layout and pilot sync of every pilot set a reader tries, built once per read."""
+
+    def __init__(self, subkey: bytes) -> None:
+        self.layouts = [layout_for(subkey, v) for v in read_variants()]
+        self.cache: dict[int, PilotSync] = {}
+
+    def sync(self, lay: Layout) -> PilotSync:
+        if lay.variant not in self.cache:
+            self.cache[lay.variant] = PilotSync(lay)
+        return self.cache[lay.variant]
 
 
 class _Residuals:
@@ -437,38 +542,82 @@ class _Residuals:
 
 
 def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
-    lay = layout_for(subkey)
-    sync = PilotSync(lay)
+    syncs = _Syncs(subkey)
     if hint is not None:
-        return _read_hinted(rgb, subkey, lay, sync, hint)
+        return _read_hinted(rgb, subkey, syncs, hint)
     gray, f = work_image(rgb)
     res = _Residuals(gray)
-    cands = pilot_candidates(res.at(PILOT_CHIP), lay)
-    hyps: list[tuple[ShiftHit, Folded, np.ndarray]] = []
-    for m, _score in cands[:MAX_CANDIDATES]:
+    peaks = spectral_peaks(res.at(PILOT_CHIP))
+    # every pilot set proposes lattices from the same peaks; the best MAX_CANDIDATES of all of them are folded
+    pooled: list[tuple[float, np.ndarray, Layout]] = []
+    if peaks is not None:
+        for lay in syncs.layouts:
+            pooled += [(score, m, lay) for m, score in match_pilots(peaks, lay)]
+    pooled.sort(key=lambda t: -t[0])
+    hyps: list[tuple[ShiftHit, Folded, np.ndarray, Layout]] = []
+    for _score, m, lay in pooled[:MAX_CANDIDATES]:
         r = res.at(math.sqrt(abs(np.linalg.det(m))) * CANON)
         fo = fold(r, m)
-        hyps.append((sync.hits(fo.total())[0], fo, r))
+        hyps.append((syncs.sync(lay).hits(fo.total())[0], fo, r, lay))
     hyps.sort(key=lambda t: -t[0].z)
-    details: dict[str, Any] = {"work_scale": round(f, 4), "candidates": len(cands)}
+    details: dict[str, Any] = {"work_scale": round(f, 4), "candidates": len(pooled)}
     best_z = hyps[0][0].z if hyps else 0.0
-    tries = 0
-    for hit, fo, r in hyps[:MAX_DECODES]:
+    tries = legacy = 0
+    for hit, fo, r, lay in hyps[:MAX_DECODES]:
         if hit.z < MIN_PILOT_Z:
             break
-        fo, h, soft = _refined(lay, sync, r, fo, hit)
+        if lay.variant == LEGACY:
+            if legacy >= MAX_LEGACY_DECODES:
+                continue
+            legacy += 1
+        fo, h, soft = _refined(lay, syncs.sync(lay), r, fo, hit)
         dec = decode_payload(subkey, soft)
         tries += 1
-        if dec.ok:
-            return _detection(dec, h.z, tries, details | _geometry(fo.m, f, h))
-    return _detection(None, best_z, tries, details)
+        if _accepts(subkey, lay, dec):
+            return _detection(dec, h.z, tries, legacy, details | _geometry(fo.m, f, h), lay)
+    if hyps and hyps[0][0].z >= POLISH_MIN_Z and tries < MAX_DECODES:
+        # the pilots can pin the lattice down a few tenths of a percent off (a picture's own stripes pull them),
+        # enough to smear the chips at the far tiles: let the chips themselves (codeword agreement) polish it
+        hit, fo, r, lay = hyps[0]
+        if lay.variant != LEGACY or legacy < MAX_LEGACY_DECODES:
+            legacy += lay.variant == LEGACY
+            fo, h, soft = _polish(lay, syncs.sync(lay), r, fo, hit)
+            dec = decode_payload(subkey, soft)
+            tries += 1
+            if _accepts(subkey, lay, dec):
+                return _detection(dec, h.z, tries, legacy, details | _geometry(fo.m, f, h) | {"polished": True}, lay)
+    return _detection(None, best_z, tries, legacy, details)
 
 
-def _refined(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftHit) -> tuple[Folded, ShiftHit, np.ndarray]:
+def _polish(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftHit) -> tuple[Folded, ShiftHit, np.ndarray]:
+    """Coordinate search over small relative perturbations of the lattice (each entry of the 2 x 2 matrix, by
+    POLISH_STEPS), kept when the chips look more like a codeword (``codec.agreement``: keyless, so free)."""
+    def evaluate(f2: Folded) -> tuple[ShiftHit, np.ndarray, float]:
+        folded = f2.total()
+        return best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS))
+
+    best_f = fo
+    best_h, best_soft, best_a = evaluate(fo)
+    for step in POLISH_STEPS:
+        for i, j in ((0, 0), (1, 1), (0, 1), (1, 0)):
+            for sgn in (1.0, -1.0):
+                e = np.eye(2)
+                e[i, j] += sgn * step
+                f2 = fold(r, best_f.m @ e)
+                h2, soft2, a2 = evaluate(f2)
+                if a2 > best_a:
+                    best_f, best_h, best_soft, best_a = f2, h2, soft2, a2
+                    break  # this entry moved: on to the next
+    return best_f, best_h, best_soft
+
+
+def _refined(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftHit,
+             extra: tuple[ShiftHit, ...] = ()) -> tuple[Folded, ShiftHit, np.ndarray]:
     """The hypothesis' best shift and soft values, before or after lattice refinement: whichever looks more
-    like a codeword (pilot phases alone can be pulled by a picture's own stripes; the code cannot)."""
+    like a codeword (pilot phases alone can be pulled by a picture's own stripes; the code cannot). ``extra``:
+    shifts known otherwise (the informed read's registration), compared too before refinement."""
     folded = fo.total()
-    h, soft, agree = best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS))
+    h, soft, agree = best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS) + list(extra))
     fo2, hit2 = refine(r, fo, hit, sync)
     if fo2 is not fo:
         folded2 = fo2.total()
@@ -478,10 +627,18 @@ def _refined(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: Shift
     return fo, h, soft
 
 
-def _read_hinted(rgb: np.ndarray, subkey: bytes, lay: Layout, sync: PilotSync, hint: Hint) -> Detection:
+ORIGIN = ShiftHit(0.0, (0.0, 0.0), False)  # the informed read's registered shift: tiles start at the export's origin
+
+
+def _read_hinted(rgb: np.ndarray, subkey: bytes, syncs: _Syncs, hint: Hint) -> Detection:
     """Informed read: warp the suspect into the export's frame (at work resolution) where the lattice is known.
 
-    The shift is still searched (the pilots give it), but only its best peak is decoded: one decode attempt."""
+    The pilot set is not known: the HINTED_VARIANTS sets whose pilots are the most coherent in the folded tile
+    give candidate shifts, and the registration itself gives one more (an export's tiles start at its origin,
+    so the shift is ~0 in its frame: this survives pilots notched out); the candidates are compared by codeword
+    agreement (keyless, so free) and only the best is decoded: one decode attempt. It is accepted on the keyed
+    check alone (the pilot set it went through may be a wrong one whose notch hardly matters), so it costs
+    2**-CHECK_BITS, as before the family."""
     ew, eh = hint.export_size
     f = min(1.0, READ_LONG / max(ew, eh))
     sw, sh = max(1, round(ew * f)), max(1, round(eh * f))
@@ -492,7 +649,16 @@ def _read_hinted(rgb: np.ndarray, subkey: bytes, lay: Layout, sync: PilotSync, h
     chip = CHIP_PX * f
     r = dsp.whiten(warped, chip) * (covered > 0.5)
     fo = fold(r, np.eye(2) * chip / CANON)
-    hit = sync.hits(fo.total(), (False,))[0]
-    fo, h, soft = _refined(lay, sync, r, fo, hit)
+    folded = fo.total()
+    ranked = sorted(syncs.layouts, key=lambda lay: -syncs.sync(lay).coherence(folded, False))
+    best: tuple[float, Layout, ShiftHit] | None = None
+    for lay in ranked[:HINTED_VARIANTS]:
+        hits = syncs.sync(lay).hits(folded, (False,), SHIFTS_PER_HYPOTHESIS) + [ORIGIN]
+        h, _soft, agree = best_shift(lay, folded, hits)
+        if best is None or agree > best[0]:
+            best = (agree, lay, h)
+    assert best is not None
+    _agree, lay, hit = best
+    fo, h, soft = _refined(lay, syncs.sync(lay), r, fo, hit, (ORIGIN,))
     dec = decode_payload(subkey, soft)
-    return _detection(dec, h.z, 1, {"hinted": True} | _geometry(fo.m, f, h))
+    return _detection(dec if dec.ok else None, h.z, 1, 1, {"hinted": True} | _geometry(fo.m, f, h), lay)

@@ -6,7 +6,8 @@ evidence seen.  Each independent decisive signal contributes its own bound and t
 watermark's keyed check does not depend on the picture's content, so it is independent of the registration):
 
 * **Invisible watermark** payload equal to the record's payload: the reader's analytic false-positive bound
-  (``Detection.false_positive_probability``: decodes x 2^-26 for the keyed check), accepted when <= 1e-6.
+  (``Detection.false_positive_probability``: the keyed check, 2^-26 per decode, 2^-31 per blind decode
+  through a scheme 2 pilot set), accepted when <= 1e-6.
 * **Registration**: a non-degenerate affine with >= ``MIN_INLIERS`` RANSAC inliers, then the aligned suspect
   is compared with the export's thumbnail (``register.dense_ncc``): tile-median correlations of the colour
   layout and of the grey fine detail.  *strong* when colour >= ``NCC_STRONG`` and grey >= ``NCC_GREY_STRONG``;
