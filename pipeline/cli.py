@@ -73,6 +73,19 @@ def _complete_preset(ctx: click.Context, param: click.Parameter, incomplete: str
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
+def _optional_owner(config_path: Path | None) -> Any:
+    """The owner profile if one is found (trace and prove re-render visible marks with it); an explicit --config
+    that is wrong is an error, no profile at all is not."""
+    from pipeline import config
+
+    try:
+        return config.load_owner(config_path)
+    except ConfigError:
+        if config_path is not None:
+            raise
+        return None
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="catalogmark")
 def cli() -> None:
@@ -309,17 +322,12 @@ def _printable_verify_result(result: dict[str, Any]) -> dict[str, Any]:
 def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path | None, config_path: Path | None,
           as_json: bool, report_path: Path | None, quiet: bool) -> None:
     """Find which export each SUSPECT (file or folder of downloaded copies) came from; exit 1 if any has no match."""
-    from pipeline import config, keys
+    from pipeline import keys
     from pipeline.trace import trace_files
     from pipeline.trace.tracer import expand_suspects
 
     key = keys.load_key(key_file)
-    owner = None
-    try:
-        owner = config.load_owner(config_path)
-    except ConfigError:
-        if config_path is not None:
-            raise
+    owner = _optional_owner(config_path)
     paths = expand_suspects(suspects)
     if not paths:
         raise ConfigError("no suspect images found in " + ", ".join(str(s) for s in suspects))
@@ -368,16 +376,11 @@ def prove(target: str, ledger_path: Path | None, key_file: Path | None, archive:
           seen: str | None, seq: int | None, config_path: Path | None, force: bool, as_json: bool) -> None:
     """Write a priority kit for TARGET (our export, a found copy that trace matches, or a record id): a folder
     and a zip that anyone checks with sha256sum, openssl and python3 (VERIFY.md inside)."""
-    from pipeline import config, keys, priority
+    from pipeline import keys, priority
     from pipeline import prove as prove_mod
 
     key = keys.load_key(key_file)
-    owner = None
-    try:
-        owner = config.load_owner(config_path)
-    except ConfigError:
-        if config_path is not None:
-            raise
+    owner = _optional_owner(config_path)
     seen_at = None if seen is None else priority.parse_seen(seen)
     with _open_existing_ledger(ledger_path) as led:
         tgt = prove_mod.resolve_target(led, target, key=key, owner=owner, seq=seq)

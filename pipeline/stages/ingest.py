@@ -983,6 +983,15 @@ def _decode_opened(
         raise ImageError(f"{name}: cannot convert {im.mode} pixels to sRGB ({_short(exc)})", stage=STAGE) from None
     if a.ndim != 3 or a.dtype != np.uint8 or a.shape[2] not in (3, 4):
         raise ImageError(f"{name}: unexpected decoded pixel layout {a.shape} {a.dtype}", stage=STAGE)
+    return _finish(a, name, need=need, flatten=flatten, orient=orient, orientation=orientation, fields=fields,
+                   upright_size=(uw, uh), source_format=fmt if fmt != "MPO" else "JPEG", icc_note=icc_note)
+
+
+def _finish(a: np.ndarray, name: str, *, need: tuple[int, int], flatten: tuple[int, int, int] | None, orient: bool,
+            orientation: int, fields: dict[str, Any], upright_size: tuple[int, int], source_format: str,
+            icc_note: str | None) -> tuple[np.ndarray, CaptureInfo]:
+    """The end of every decode path (Pillow's and the RAW one): flatten, resample and orient as asked; the
+    capture data."""
     if flatten is not None:
         if a.shape[2] == 4:
             a = _flatten(a, flatten)
@@ -993,16 +1002,15 @@ def _decode_opened(
                              stage=STAGE) from None
     if orient:
         a = _orient(a, orientation)
-
     capture = CaptureInfo(
         datetime_original=fields.get("datetime_original"),
         make=fields.get("make"),
         model=fields.get("model"),
         serial=fields.get("serial"),
-        original_width=uw,
-        original_height=uh,
+        original_width=upright_size[0],
+        original_height=upright_size[1],
         orientation=orientation,
-        source_format=fmt if fmt != "MPO" else "JPEG",
+        source_format=source_format,
         icc_profile=icc_note,
     )
     return a, capture
@@ -1127,26 +1135,8 @@ def _decode_raw(
     a = np.ascontiguousarray(a)
     if a.ndim != 3 or a.dtype != np.uint8 or a.shape[2] != 3:
         raise ImageError(f"{name}: unexpected developed pixel layout {a.shape} {a.dtype}", stage=STAGE)
-    if flatten is not None:
-        try:
-            a = _resize(a, need)
-        except cv2.error as exc:
-            raise ImageError(f"{name}: cannot resample to {need[0]}x{need[1]} ({_short(exc)})",
-                             stage=STAGE) from None
-    if orient:
-        a = _orient(a, orientation)
-    capture = CaptureInfo(
-        datetime_original=fields.get("datetime_original"),
-        make=fields.get("make"),
-        model=fields.get("model"),
-        serial=fields.get("serial"),
-        original_width=uw,
-        original_height=uh,
-        orientation=orientation,
-        source_format=kind,
-        icc_profile=None,
-    )
-    return a, capture
+    return _finish(a, name, need=need, flatten=flatten, orient=orient, orientation=orientation, fields=fields,
+                   upright_size=(uw, uh), source_format=kind, icc_note=None)
 
 
 __all__ = ["MAX_PIXELS", "MAX_SOURCE_BYTES", "SUPPORTED_FORMATS", "Photo", "Plan", "canvas_for", "check_size",
