@@ -117,10 +117,9 @@ def _dask_map(func: Callable[..., R], items: Iterable[T], args: tuple[Any, ...],
 
     pending = iter(items)
     with _dask_client(scheduler) as client:
-        _await_workers(client, scheduler)
         running: dict[Any, T] = {}
-        lost_since: float | None = None
-        state: dict[str, float] = {}
+        lost_since: float | None = None  # when the client last stopped being connected
+        idle_since: float | None = None  # when the cluster was last seen without workers
         while True:
             while len(running) < jobs:
                 try:
@@ -140,17 +139,17 @@ def _dask_map(func: Callable[..., R], items: Iterable[T], args: tuple[Any, ...],
             except Exception as exc:  # FuturesCancelledError: the client gave up on a lost scheduler
                 if "Cancelled" not in type(exc).__name__:
                     raise
-                raise BackendError(f"lost the dask scheduler {scheduler} ({type(exc).__name__}); the exports "
-                                   "that came back are recorded") from None
-            if client.status != "running" or any(f.status == "cancelled" for f in done):
+                raise _lost(scheduler, type(exc).__name__) from None
+            if client.status != "running":
                 lost_since = lost_since or time.monotonic()
-                if client.status in ("closing", "closed") or any(f.status == "cancelled" for f in done) or \
-                        time.monotonic() - lost_since > DASK_GRACE_SECONDS:
-                    raise BackendError(f"lost the dask scheduler {scheduler} (client {client.status}); "
-                                       "the exports that came back are recorded")
+                if client.status in ("closing", "closed") or time.monotonic() - lost_since > DASK_GRACE_SECONDS:
+                    raise _lost(scheduler, f"client {client.status}")
                 continue
             lost_since = None
-            _check_workers_left(client, scheduler, state)
+            if any(f.status == "cancelled" for f in done):
+                raise _lost(scheduler, "its tasks were cancelled")
+            if not done:  # nothing came back this poll: is there still a worker to run it?
+                idle_since = _check_workers(client, scheduler, idle_since)
             for future in done:
                 running.pop(future)
                 if future.status == "error":
@@ -158,30 +157,25 @@ def _dask_map(func: Callable[..., R], items: Iterable[T], args: tuple[Any, ...],
                 yield future.result()
 
 
-def _await_workers(client: Any, scheduler: str | None) -> None:
-    deadline = time.monotonic() + DASK_GRACE_SECONDS
-    while not client.nthreads():
-        if time.monotonic() > deadline:
-            raise BackendError(f"the dask scheduler {scheduler} has no workers (waited {DASK_GRACE_SECONDS:.0f} s); "
-                               "start some with: dask worker " + str(scheduler))
-        time.sleep(POLL_SECONDS)
+def _lost(scheduler: str | None, why: str) -> BackendError:
+    return BackendError(f"lost the dask scheduler {scheduler} ({why}); the exports that came back are recorded")
 
 
 _NEEDS_PACKAGE = "install the same catalogmark version in the workers' environment"
 
 
-def _check_workers_left(client: Any, scheduler: str | None, state: dict[str, float]) -> None:
-    """A worker that cannot unpickle a task (catalogmark not importable there) dies on its first one; without a
-    nanny nothing replaces it and the task would wait for a worker forever. No worker for the grace period is an
-    error."""
+def _check_workers(client: Any, scheduler: str | None, idle_since: float | None) -> float | None:
+    """When the cluster was first seen without workers (None: it has some). None started, or none left: a worker
+    that cannot unpickle a task (catalogmark not importable there) dies on its first one and, without a nanny,
+    nothing replaces it, so the task would wait forever. No worker for the grace period is an error."""
     if client.nthreads():
-        state.pop("no_workers_since", None)
-        return
-    since = state.setdefault("no_workers_since", time.monotonic())
-    if time.monotonic() - since > DASK_GRACE_SECONDS:
-        raise BackendError(f"the dask cluster {scheduler} has had no workers for {DASK_GRACE_SECONDS:.0f} s: they "
-                           "died or left (a worker that cannot import catalogmark dies on its first task); "
-                           + _NEEDS_PACKAGE)
+        return None
+    idle_since = idle_since or time.monotonic()
+    if time.monotonic() - idle_since > DASK_GRACE_SECONDS:
+        raise BackendError(f"the dask cluster {scheduler} has had no workers for {DASK_GRACE_SECONDS:.0f} s: start "
+                           f"some (dask worker {scheduler}), or they died or left (a worker that cannot import "
+                           "catalogmark dies on its first task); " + _NEEDS_PACKAGE)
+    return idle_since
 
 
 def _task_failure(exc: BaseException | None, scheduler: str | None) -> BackendError:

@@ -416,6 +416,18 @@ def _outputs_on_disk(out: Path) -> set[str]:
     return {str(p) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json" and not p.name.startswith(".")}
 
 
+def _sealed_interrupted(env: dict[str, str], ledger: Path) -> set[str]:
+    """After a stopped run: `ledger verify` passes, the one run is sealed 'interrupted' with as many exports as the
+    ledger holds; returns the recorded output paths."""
+    verify = subprocess.run([sys.executable, "-m", "pipeline", "ledger", "verify", "--ledger", str(ledger)],
+                            env=env, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout
+    with Ledger.open(ledger) as led:
+        recorded = {r["output"] for r in ledger_records(led)}
+    assert _run_rows(ledger) == [("interrupted", len(recorded))]
+    return recorded
+
+
 @pytest.mark.parametrize(("sig", "jobs", "code"), [(signal.SIGTERM, "2", 143), (signal.SIGINT, "1", 130)])
 def test_a_signalled_run_seals_what_it_did_and_exits_cleanly(tmp_path, sig, jobs, code):
     """SIGTERM / SIGINT of a real CLI run once its first output is published: what came back is recorded and
@@ -438,12 +450,7 @@ def test_a_signalled_run_seals_what_it_did_and_exits_cleanly(tmp_path, sig, jobs
     (line,) = stderr.strip().splitlines()
     assert line.startswith(f"catalogmark: error: interrupted by {signal.Signals(sig).name}: run ")
     assert "sealed as interrupted" in line
-    verify = subprocess.run([sys.executable, "-m", "pipeline", "ledger", "verify", "--ledger", str(ledger)],
-                            env=env, capture_output=True, text=True)
-    assert verify.returncode == 0, verify.stdout
-    with Ledger.open(ledger) as led:
-        recorded = {r["output"] for r in ledger_records(led)}
-    assert _run_rows(ledger) == [("interrupted", len(recorded))]
+    recorded = _sealed_interrupted(env, ledger)
     assert recorded == _outputs_on_disk(out) and 0 < len(recorded) < 48
     manifests = [json.loads((out / p / "manifest.json").read_text()) for p in ("web", "ebay")]
     assert {str(out / m["preset"] / o["path"]) for m in manifests for o in m["outputs"]} == recorded
@@ -520,12 +527,7 @@ def test_a_dask_scheduler_stopped_mid_run_seals_the_run_and_leaves_no_unrecorded
     assert proc.returncode == 2, stderr
     assert "Traceback" not in stderr
     assert "catalogmark: error: lost the dask scheduler" in stderr and "sealed as interrupted" in stderr
-    verify = subprocess.run([sys.executable, "-m", "pipeline", "ledger", "verify", "--ledger", str(ledger)],
-                            env=env, capture_output=True, text=True)
-    assert verify.returncode == 0, verify.stdout
-    with Ledger.open(ledger) as led:
-        recorded = {r["output"] for r in ledger_records(led)}
-    assert _run_rows(ledger) == [("interrupted", len(recorded))]
+    recorded = _sealed_interrupted(env, ledger)
     assert recorded == _outputs_on_disk(out) and 0 < len(recorded) < 30
     # a worker outlives its scheduler and may still leave a hidden temp file (never a final name): the next run
     # removes it and finishes the catalog
