@@ -37,6 +37,8 @@ def _ink(text: str, font: Path | None) -> np.ndarray:
 
 def test_the_default_font_draws_ascii_and_names_what_it_cannot() -> None:
     assert fonts.missing_glyphs("Example Studio (c) 2026 example.studio") == []
+    # what missing_glyphs's ASCII shortcut relies on, read from the font's own character map
+    assert set(range(0x21, 0x7F)) <= fonts._codepoints(None)
     text = f"{JAPANESE} {CYRILLIC} 山"
     assert fonts.missing_glyphs(text) == list(dict.fromkeys(text.replace(" ", "")))  # distinct, in order
     # what the refusal prevents: Pillow draws every missing character as the same .notdef box

@@ -48,6 +48,8 @@ def _codepoints(path: str | None) -> frozenset[int]:
 
 def missing_glyphs(text: str, path: str | None = None) -> list[str]:
     """The distinct characters of ``text`` (in order, spaces excepted) the font has no glyph for."""
+    if path is None and all(" " <= ch <= "~" for ch in text):
+        return []  # Pillow's own font draws all of printable ASCII (tested): no fontTools import at CLI start-up
     have = _codepoints(path)
     seen: list[str] = []
     for ch in text:
