@@ -47,19 +47,19 @@ def verify_file(path: Path, *, public_key: PublicKey | None, key: OwnerKey | Non
 
     path = Path(path)
     result: dict[str, Any] = {"file": str(path)}
-    if not path.is_file():
-        result["error"] = f"{path}: " + ("is a folder, not an image file" if path.is_dir() else "no such file")
-        check = check_claim(EmbeddedMetadata(), None, public_key)
-        result["metadata"] = metadata_summary(check)
-        result["watermark"] = _no_watermark("not a file")
+
+    def unread(error: str, why: str) -> dict[str, Any]:
+        result["error"] = f"{path}: {error}"
+        result["metadata"] = metadata_summary(check_claim(EmbeddedMetadata(), None, public_key))
+        result["watermark"] = _no_watermark(why)
         return result
+
+    if not path.is_file():
+        return unread("is a folder, not an image file" if path.is_dir() else "no such file", "not a file")
     try:  # read once, size-capped: the metadata and the pixels come from the same bytes
         data = files.read_limited(path, files.SUSPECT_MAX_BYTES)
     except OSError as exc:
-        result["error"] = f"{path}: cannot read it: {exc.strerror or exc}"
-        result["metadata"] = metadata_summary(check_claim(EmbeddedMetadata(), None, public_key))
-        result["watermark"] = _no_watermark("not read")
-        return result
+        return unread(f"cannot read it: {exc.strerror or exc}", "not read")
     meta = read_embedded(data)
     rgb: np.ndarray | None = None
     try:
