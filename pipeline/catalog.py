@@ -89,6 +89,7 @@ def _read_catalog_csv(root: Path) -> dict[str, tuple[str, str | None]]:
     """path (relative to root, posix) -> (sku, role or None)."""
     path = root / CATALOG_CSV
     overrides: dict[str, tuple[str, str | None]] = {}
+    lines: dict[str, int] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -104,14 +105,34 @@ def _read_catalog_csv(root: Path) -> dict[str, tuple[str, str | None]]:
                 if role not in (None, "main", "gallery"):
                     raise ConfigError(f"{path}:{line}: role must be main or gallery, got {role!r}")
                 _safe_sku(sku, f"{path}:{line}")
-                if not (root / rel).is_file():
-                    raise ConfigError(f"{path}:{line}: no such file {rel!r} under {root}")
-                overrides[Path(rel).as_posix()] = (sku, role)
+                key = _catalog_row_path(root, rel, f"{path}:{line}")
+                if key in overrides:
+                    raise ConfigError(f"{path}:{line}: {rel!r} is listed twice (line {lines[key]} too)")
+                overrides[key] = (sku, role)
+                lines[key] = line
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: malformed CSV ({exc})") from exc
     return overrides
+
+
+def _catalog_row_path(root: Path, rel: str, where: str) -> str:
+    """A catalog.csv row's path as scan() meets the file (relative to ``root``, normalised, posix), or ConfigError
+    if scan() would never meet it: outside ``root``, hidden, missing, or not an image (a row that silently
+    matched nothing would leave its photo under the folder's SKU without a word)."""
+    norm = os.path.normpath(rel.replace("\\", "/"))
+    if os.path.isabs(rel) or norm == ".." or norm.startswith("../"):
+        raise ConfigError(f"{where}: {rel!r} is outside {root}: catalog.csv lists files under its own folder")
+    if any(part.startswith(".") for part in Path(norm).parts):
+        raise ConfigError(f"{where}: {rel!r} is a hidden file or in a hidden folder, which catalogmark never reads")
+    target = root / norm
+    if not target.is_file():
+        raise ConfigError(f"{where}: no such file {rel!r} under {root}")
+    if not is_image_file(target):
+        raise ConfigError(f"{where}: {rel!r} is not an image file (expected one of "
+                          f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    return Path(norm).as_posix()
 
 
 def _printable(name: str) -> str:

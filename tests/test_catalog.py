@@ -94,12 +94,25 @@ def test_catalog_csv_overrides(tree):
     ("path,sku\nS/nope.jpg,S\n", "no such file"),
     ("path,sku,role\nS/a.jpg,S,main\nS/b.jpg,S,main\n", "main images"),
     ("path,sku\nS/a.jpg,../evil\n", "invalid SKU"),
+    # rows scan() would never meet: before, each was silently ignored and its photo kept the folder's SKU
+    ("path,sku\n../outside.jpg,S\n", "outside"),
+    ("path,sku\n/etc/hostname,S\n", "outside"),
+    ("path,sku\nS/../../outside.jpg,S\n", "outside"),
+    ("path,sku\n.hidden/x.jpg,S\n", "hidden"),
+    ("path,sku\nS/notes.txt,S\n", "not an image file"),
+    ("path,sku\nS/a.jpg,S\n./S/a.jpg,T\n", "listed twice \\(line 2 too\\)"),
 ])
 def test_bad_catalog_csv_names_file_and_problem(tree, csv_text, message):
-    root = tree("S/a.jpg", "S/b.jpg")
+    root = tree("S/a.jpg", "S/b.jpg", "S/notes.txt", ".hidden/x.jpg", "../outside.jpg")
     (root / "catalog.csv").write_text(csv_text)
     with pytest.raises(ConfigError, match=message):
         discover([root])
+
+
+def test_a_catalog_csv_path_written_another_way_still_names_the_same_file(tree):
+    root = tree("S/a.jpg", "S/b.jpg")
+    (root / "catalog.csv").write_text("path,sku\n./S//x/../a.jpg,OTHER\n")
+    assert {(i.sku, i.display.split("/")[-1]) for i in discover([root])} == {("OTHER", "a.jpg"), ("S", "b.jpg")}
 
 
 def test_missing_source_is_input_error(tmp_path):
