@@ -61,6 +61,7 @@ from pipeline.canonical import canonical_json
 from pipeline.errors import LedgerError
 from pipeline.merkle import InclusionProof, merkle_root, prove
 from pipeline.models import Record
+from pipeline.sweep.models import CASE_STATUSES, Case, CaseEvent, CaseStatus, Change, Sighting
 from pipeline.timefmt import now_iso
 
 GENESIS = "0" * 64
@@ -158,6 +159,57 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     ca_pem TEXT NOT NULL,
     PRIMARY KEY (run_id, tsa_url)
 ) WITHOUT ROWID""",
+    )),
+    (5, (
+        # The case book (catalogmark sweep / cases): found copies of our exports and what the owner did about
+        # them. Not hash-chained (the owner's working notes, not evidence of priority), but the history is
+        # append-only: triggers refuse any UPDATE or DELETE of a case event or a sighting.
+        """CREATE TABLE sweeps (
+    sweep_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    inputs TEXT NOT NULL,
+    counts TEXT
+)""",
+        """CREATE TABLE cases (
+    case_id INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    false_match_probability REAL,
+    suspect_phash TEXT NOT NULL,
+    marketplace TEXT,
+    seller TEXT,
+    listing_title TEXT,
+    opened_at TEXT NOT NULL,
+    opened_by TEXT REFERENCES sweeps(sweep_id)
+)""",
+        """CREATE TABLE case_events (
+    event_id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases(case_id),
+    at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('found', 'reported', 'removed', 'countered', 'dismissed')),
+    note TEXT NOT NULL,
+    sweep_id TEXT REFERENCES sweeps(sweep_id),
+    relisted INTEGER NOT NULL DEFAULT 0
+)""",
+        """CREATE TABLE sightings (
+    sighting_id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases(case_id),
+    sweep_id TEXT NOT NULL REFERENCES sweeps(sweep_id),
+    seen_at TEXT NOT NULL,
+    suspect_sha256 TEXT NOT NULL,
+    page_url TEXT,
+    image_url TEXT
+)""",
+        "CREATE INDEX case_events_case ON case_events (case_id, event_id)",
+        "CREATE INDEX sightings_case ON sightings (case_id, sighting_id)",
+        "CREATE INDEX sightings_sha ON sightings (suspect_sha256)",
+        "CREATE INDEX sightings_page ON sightings (page_url)",
+        "CREATE INDEX sightings_image ON sightings (image_url)",
+        "CREATE INDEX cases_record ON cases (record_id)",
+        *(f"""CREATE TRIGGER {table}_{op.lower()}_refused BEFORE {op} ON {table}
+BEGIN SELECT RAISE(ABORT, 'the case history is append-only: {table} rows are never changed or removed'); END"""
+          for table in ("case_events", "sightings") for op in ("UPDATE", "DELETE")),
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -704,10 +756,22 @@ class Ledger:
         return list(self._records("SELECT * FROM records WHERE output_sha256 = ? ORDER BY seq",
                                   (sha256.strip().lower(),)))
 
+    def earliest_of_source(self, source_sha256: str) -> StoredRecord | None:
+        """The first record (lowest seq) of any export of the source photo with these bytes, or None: when we
+        first recorded the photo, whichever preset it went to. A scan (no index on source_sha256)."""
+        return self._one("SELECT * FROM records WHERE source_sha256 = ? ORDER BY seq LIMIT 1",
+                         (source_sha256.strip().lower(),))
+
     def find_by_payload(self, payload_hex: str) -> list[StoredRecord]:
         """Every record carrying that invisible-watermark payload (hex, any case), in seq order."""
         return list(self._records("SELECT * FROM records WHERE payload = ? ORDER BY seq",
                                   (payload_hex.strip().lower(),)))
+
+    def key_fingerprints(self) -> dict[str, int]:
+        """How many records each owner key signed (fingerprint -> count)."""
+        with self._guard("counting records per key"):
+            return {str(k): int(n) for k, n in self._db.execute(
+                "SELECT key_fingerprint, count(*) FROM records GROUP BY key_fingerprint ORDER BY count(*) DESC")}
 
     def get_trace(self, record_id: str) -> tuple[bytes, bytes] | None:
         """(search_keys, features) stored for a record, or None."""
@@ -928,6 +992,138 @@ class Ledger:
                 fh.write(json.dumps({"type": "record", **doc}, ensure_ascii=False, sort_keys=True) + "\n")
                 n += 1
         return n
+
+    # --- the case book: sweeps, cases, their events and sightings ---------------------------------------------
+
+    def begin_sweep(self, sweep_id: str, started_at: str, inputs: Sequence[str]) -> None:
+        """Note a sweep's start (its cases, events and sightings name it)."""
+        with self._write(f"beginning sweep {sweep_id}") as db:
+            db.execute("INSERT INTO sweeps (sweep_id, started_at, inputs) VALUES (?, ?, ?)",
+                       (sweep_id, started_at, canonical_json(list(inputs))))
+
+    def finish_sweep(self, sweep_id: str, finished_at: str, counts: dict[str, int]) -> None:
+        """Note a sweep's end and what it found (counts per change, fetch failures)."""
+        with self._write(f"finishing sweep {sweep_id}") as db:
+            db.execute("UPDATE sweeps SET finished_at = ?, counts = ? WHERE sweep_id = ?",
+                       (finished_at, canonical_json(counts), sweep_id))
+
+    def meet_copy(self, *, sweep_id: str, sighting: Sighting, record_id: str, verdict: str,
+                  false_match_probability: float | None, suspect_phash: str, marketplace: str | None,
+                  seller: str | None, listing_title: str | None) -> tuple[Case, Change]:
+        """File one copy of our export ``record_id`` met by a sweep, in one transaction; return its case and
+        what changed.
+
+        The copy's case is the newest case of the same record with a sighting of the same bytes, the same page
+        URL or the same image URL. None: a new case opens with status "found" ("new"). One marked "removed":
+        a "found" event flagged relisted is appended ("relisted"). Otherwise "still-up" (the status stays).
+        A case opened (or relisted) earlier in the same sweep reports "new" (or "relisted") again. Either way
+        the sighting is appended, and a case's unknown marketplace, seller or title is filled in.
+        """
+        with self._write(f"filing a copy of record {record_id}") as db:
+            case_id = self._find_case(db, record_id, sighting)
+            if case_id is None:
+                cur = db.execute(
+                    "INSERT INTO cases (record_id, verdict, false_match_probability, suspect_phash, marketplace, "
+                    "seller, listing_title, opened_at, opened_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record_id, verdict, false_match_probability, suspect_phash, marketplace, seller,
+                     listing_title, sighting.seen_at, sweep_id))
+                case_id = int(cur.lastrowid or 0)
+                self._add_event(db, case_id, CaseEvent(sighting.seen_at, "found", "found by a sweep", sweep_id))
+                change: Change = "new"
+            else:
+                before = self._load_case(db, case_id)
+                assert before is not None
+                db.execute("UPDATE cases SET marketplace = coalesce(marketplace, ?), seller = coalesce(seller, ?), "
+                           "listing_title = coalesce(listing_title, ?) WHERE case_id = ?",
+                           (marketplace, seller, listing_title, case_id))
+                this_sweep = [e for e in before.events if e.sweep_id == sweep_id]  # met twice in one sweep
+                if before.status == "removed":
+                    removed = next(e.at for e in reversed(before.events) if e.status == "removed")
+                    self._add_event(db, case_id, CaseEvent(
+                        sighting.seen_at, "found", f"relisted: found again after it was marked removed on "
+                        f"{removed[:10]}", sweep_id), relisted=True)
+                    change = "relisted"
+                elif any(e.relisted for e in this_sweep):
+                    change = "relisted"
+                elif before.opened_by == sweep_id:
+                    change = "new"
+                else:
+                    change = "still-up"
+            db.execute("INSERT INTO sightings (case_id, sweep_id, seen_at, suspect_sha256, page_url, image_url) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (case_id, sighting.sweep_id, sighting.seen_at,
+                                                     sighting.suspect_sha256, sighting.page_url, sighting.image_url))
+            case = self._load_case(db, case_id)
+        assert case is not None
+        return case, change
+
+    @staticmethod
+    def _find_case(db: sqlite3.Connection, record_id: str, s: Sighting) -> int | None:
+        row = db.execute(
+            "SELECT c.case_id FROM cases c JOIN sightings g ON g.case_id = c.case_id WHERE c.record_id = ? AND "
+            "(g.suspect_sha256 = ? OR g.page_url = ? OR g.image_url = ?) ORDER BY c.case_id DESC LIMIT 1",
+            (record_id, s.suspect_sha256, s.page_url, s.image_url)).fetchone()
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def _add_event(db: sqlite3.Connection, case_id: int, e: CaseEvent, *, relisted: bool = False) -> None:
+        db.execute("INSERT INTO case_events (case_id, at, status, note, sweep_id, relisted) VALUES (?, ?, ?, ?, ?, ?)",
+                   (case_id, e.at, e.status, e.note, e.sweep_id, int(relisted)))
+
+    def mark_case(self, case_id: int, status: CaseStatus, note: str = "", *, at: str | None = None) -> Case:
+        """Append a status change (with a dated note) to a case's history; LedgerError if there is no such case."""
+        if status not in CASE_STATUSES:
+            raise LedgerError(f"unknown case status {status!r} (known: {', '.join(CASE_STATUSES)})")
+        with self._write(f"marking case {case_id} {status}") as db:
+            if db.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+                raise LedgerError(f"ledger {self.path}: no case {case_id} (catalogmark cases list shows them)")
+            self._add_event(db, case_id, CaseEvent(at or now_iso(), status, note))
+            case = self._load_case(db, case_id)
+        assert case is not None
+        return case
+
+    def get_case(self, case_id: int) -> Case | None:
+        """One case with its whole history, or None."""
+        with self._snapshot(f"reading case {case_id}") as db:
+            return self._load_case(db, case_id)
+
+    def cases(self, *, status: str | None = None, marketplace: str | None = None, seller: str | None = None,
+              record_id: str | None = None, relisted: bool | None = None) -> list[Case]:
+        """Every case (oldest first), optionally only those with that current status, marketplace, seller (case-
+        insensitive), record or relist flag."""
+        with self._snapshot("reading cases") as db:
+            ids = [int(r[0]) for r in db.execute("SELECT case_id FROM cases ORDER BY case_id")]
+            found = [c for c in (self._load_case(db, i) for i in ids) if c is not None]
+        def keep(c: Case) -> bool:
+            return ((status is None or c.status == status)
+                    and (marketplace is None or (c.marketplace or "").casefold() == marketplace.casefold())
+                    and (seller is None or (c.seller or "").casefold() == seller.casefold())
+                    and (record_id is None or c.record_id == record_id)
+                    and (relisted is None or c.relisted == relisted))
+        return [c for c in found if keep(c)]
+
+    @staticmethod
+    def _load_case(db: sqlite3.Connection, case_id: int) -> Case | None:
+        row = db.execute("SELECT case_id, record_id, verdict, false_match_probability, suspect_phash, marketplace, "
+                         "seller, listing_title, opened_at, opened_by FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        if row is None:
+            return None
+        events = tuple(CaseEvent(at=str(at), status=st, note=str(note), sweep_id=sw, relisted=bool(rl))
+                       for at, st, note, sw, rl in db.execute(
+            "SELECT at, status, note, sweep_id, relisted FROM case_events WHERE case_id = ? ORDER BY event_id",
+            (case_id,)))
+        sightings = tuple(Sighting(sweep_id=str(sw), seen_at=str(at), suspect_sha256=str(sha), page_url=page,
+                                   image_url=img) for sw, at, sha, page, img in db.execute(
+            "SELECT sweep_id, seen_at, suspect_sha256, page_url, image_url FROM sightings WHERE case_id = ? "
+            "ORDER BY sighting_id", (case_id,)))
+        last = sightings[-1] if sightings else None
+        seen = [s.seen_at for s in sightings] or [str(row[8])]
+        return Case(case_id=int(row[0]), record_id=str(row[1]), verdict=str(row[2]),
+                    false_match_probability=None if row[3] is None else float(row[3]),
+                    suspect_sha256=last.suspect_sha256 if last else "", suspect_phash=str(row[4]),
+                    page_url=last.page_url if last else None, image_url=last.image_url if last else None,
+                    marketplace=row[5], seller=row[6], listing_title=row[7], first_seen=min(seen),
+                    last_seen=max(seen), status=events[-1].status if events else "found",
+                    relisted=any(e.relisted for e in events), opened_by=row[9], events=events, sightings=sightings)
 
     def stats(self) -> dict[str, Any]:
         """A summary: counts, presets histogram, SKUs, first/last record time, file size, schema version."""

@@ -494,6 +494,8 @@ def test_opening_an_old_version_migrates_and_keeps_data(filled):
     con.execute("DROP TABLE file_stats")
     con.execute("DROP INDEX records_output")
     con.execute("DROP TABLE timestamps")
+    for table in ("sightings", "case_events", "cases", "sweeps"):  # v5
+        con.execute(f"DROP TABLE {table}")
     con.execute("PRAGMA user_version = 1")
     con.close()
     with Ledger.open(path) as led:
@@ -506,6 +508,8 @@ def test_a_v3_ledger_gains_the_timestamps_table_and_keeps_verifying(filled):
     path, recs = filled
     con = raw(path)
     con.execute("DROP TABLE timestamps")
+    for table in ("sightings", "case_events", "cases", "sweeps"):  # v5
+        con.execute(f"DROP TABLE {table}")
     con.execute("PRAGMA user_version = 3")
     roots = dict(con.execute("SELECT run_id, merkle_root FROM runs"))
     con.close()
@@ -514,7 +518,7 @@ def test_a_v3_ledger_gains_the_timestamps_table_and_keeps_verifying(filled):
         assert report.ok and report.timestamps == 0 and led.timestamps() == []
         assert {r.run_id: r.merkle_root for r in led.runs()} == roots
         assert [p.run_id for p in led.pending_stamps(["http://tsa/"])] == ["run-a", "run-b", "run-c"]
-    assert raw(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert raw(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
 
 
 def test_migrations_apply_in_order_from_a_fresh_v1_file(tmp_path: Path):
