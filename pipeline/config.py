@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -14,6 +14,8 @@ from PIL import Image, UnidentifiedImageError
 from pipeline.errors import ConfigError
 from pipeline.marks import fonts
 from pipeline.models import Owner
+from pipeline.progress import printable
+from pipeline.sweep.models import ComplaintProfile
 from pipeline.timefmt import source_timestamp
 
 CONFIG_NAME = "catalogmark.toml"
@@ -25,6 +27,12 @@ SCHEMA: dict[str, tuple[str, ...]] = {"owner": ("name", "copyright", "url"), "wa
 TIMESTAMP_TABLE = "timestamp"
 TIMESTAMP_KEYS = ("tsa", "ca_file", "timeout")
 DEFAULT_TSA_TIMEOUT = 10.0
+#: The complainant's details for complaint drafts (models.ComplaintProfile's fields): load_complaints() reads it.
+COMPLAINTS_TABLE = "complaints"
+COMPLAINTS_KEYS = tuple(f.name for f in fields(ComplaintProfile))
+ACTING_AS = ("owner", "agent")
+#: Tables of the profile that load_owner leaves to their own loaders.
+OTHER_TABLES = (TIMESTAMP_TABLE, COMPLAINTS_TABLE)
 
 EXAMPLE = f"""Create {CONFIG_NAME} in the working directory (or pass --config FILE), for example:
 
@@ -103,10 +111,10 @@ def _profile_tables(path: Path) -> tuple[dict[str, Any], str]:
 def _check(path: Path, tables: Mapping[str, Any], prefix: str) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for table, body in tables.items():
-        if table == TIMESTAMP_TABLE:
-            continue  # not part of the owner profile: load_timestamp() reads and checks it
+        if table in OTHER_TABLES:
+            continue  # not part of the owner profile: load_timestamp() / load_complaints() read and check them
         if table not in SCHEMA:
-            known = ", ".join(f"[{prefix}{t}]" for t in (*SCHEMA, TIMESTAMP_TABLE))
+            known = ", ".join(f"[{prefix}{t}]" for t in (*SCHEMA, *OTHER_TABLES))
             raise ConfigError(f"{path}: [{prefix}{table}]: unknown table or key (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: [{prefix}{table}]: expected a table, got {body!r}")
@@ -271,6 +279,65 @@ def load_timestamp(config: Path | None = None, *, cwd: Path | None = None, tsa: 
                           f"TSA's CA certificates (PEM), e.g. ca_file = \"tsa-ca.pem\"")
     return TimestampConfig(tsa=tuple(dict.fromkeys(urls)), ca_file=str(ca.resolve()),
                            ca_pem=read_ca_file(ca, ca_where), timeout=float(timeout))
+
+
+def load_complaints(config: Path | None = None, *, cwd: Path | None = None) -> ComplaintProfile:
+    """The ``[complaints]`` table of the owner profile found as :func:`load_owner` finds it (in pyproject.toml:
+    ``[tool.catalogmark.complaints]``): the complainant's details for complaint drafts. No file or no table: an
+    empty profile (every draft then names the fields still to fill in).
+
+    Keys: ``signer``, ``email``, ``phone``, ``address`` (may span lines), ``company``, ``acting_as`` ("owner" or
+    "agent"), ``copyright_registration``, ``aliexpress_ipr_id``, ``ebay_vero_id`` (strings) and ``own_listings``
+    (a list of the owner's own listing URLs / item numbers, earliest first). Raises ConfigError naming the file,
+    table and key for an unknown key, a value of the wrong type, an email without an @, or a control character
+    (a line break anywhere but in ``address``).
+    """
+    here = cwd if cwd is not None else Path.cwd()
+    path = find_config(config, here)
+    if path is None:
+        return ComplaintProfile()
+    tables, prefix = _profile_tables(path)
+    body = tables.get(COMPLAINTS_TABLE, {})
+    where = f"{path}: [{prefix}{COMPLAINTS_TABLE}]"
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: expected a table, got {body!r}")
+    values: dict[str, Any] = {}
+    for key, value in body.items():
+        at = f"{where} {key}"
+        if key not in COMPLAINTS_KEYS:
+            raise ConfigError(f"{at}: unknown key (known: {', '.join(COMPLAINTS_KEYS)})")
+        if key == "own_listings":
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+                raise ConfigError(f"{at}: expected a list of listing URLs or item numbers, got {value!r}")
+            for item in items:
+                _check_line(item, at)
+            values[key] = tuple(v.strip() for v in items if v.strip())
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"{at}: expected a string, got {value!r}")
+        if key == "address":
+            for line in value.splitlines():
+                _check_line(line, at)
+            value = "\n".join(line.strip() for line in value.strip().splitlines() if line.strip())
+        else:
+            _check_line(value, at)
+            value = value.strip()
+        values[key] = value
+    acting = values.get("acting_as", "owner")
+    if acting not in ACTING_AS:
+        raise ConfigError(f"{where} acting_as: expected \"owner\" or \"agent\", got {acting!r}")
+    email = values.get("email", "")
+    if email and ("@" not in email.strip("@") or any(c.isspace() for c in email)):
+        raise ConfigError(f"{where} email: expected an email address (name@host), got {email!r}")
+    return ComplaintProfile(**values)
+
+
+def _check_line(value: str, where: str) -> None:
+    """ConfigError if ``value`` is not one line of text: a control character, line break or bidi override (it
+    goes on one line of a complaint; ``progress.printable`` would escape it)."""
+    if printable(value) != value:
+        raise ConfigError(f"{where}: expected one line of printable text, got {value!r}")
 
 
 def read_ca_file(ca: Path, where: str) -> str:
