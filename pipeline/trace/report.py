@@ -59,8 +59,13 @@ class _Raw(str):
     """Already-escaped HTML."""
 
 
-def overlay_images(res: TraceResult) -> dict[str, np.ndarray]:
-    """The suspect, our export (thumbnail), the aligned suspect blended over it, and their difference."""
+def escape(value: Any) -> str:
+    """``value`` as HTML-escaped text (None: ""): how every report inserts untrusted text (quotes included)."""
+    return _e(value)
+
+
+def pair_images(res: TraceResult) -> dict[str, np.ndarray]:
+    """The suspect as found and our export as the ledger keeps it (its thumbnail): whichever of the two is known."""
     out: dict[str, np.ndarray] = {}
     if res.suspect_rgb is not None:
         out["suspect"] = res.suspect_rgb
@@ -68,9 +73,19 @@ def overlay_images(res: TraceResult) -> dict[str, np.ndarray]:
     if ev is None or ev.signature is None:
         return out
     thumb = ev.signature.thumbnail_rgb()
-    if thumb is None:
+    if thumb is not None:
+        out["export"] = thumb
+    return out
+
+
+def overlay_images(res: TraceResult) -> dict[str, np.ndarray]:
+    """The suspect, our export (thumbnail), the aligned suspect blended over it, and their difference."""
+    out = pair_images(res)
+    if "export" not in out:
         return out
-    out["export"] = thumb
+    ev = res.evidence
+    assert ev is not None and ev.signature is not None
+    thumb = out["export"]
     reg = ev.registration
     if reg is not None and reg.ok and res.suspect_rgb is not None:
         warped, mask = aligned_to_thumbnail(res.suspect_rgb, reg.matrix, ev.signature)
@@ -139,6 +154,30 @@ def _figure(label: str, rgb: np.ndarray | None, caption: str) -> str:
         return ""
     return (f'<figure data-role="{_e(label)}"><img alt="{_e(caption)}" src="{_data_uri(rgb)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+#: The captions of the side-by-side figures (the evidence report's and the sweep report's).
+SUSPECT_CAPTION = "The suspect copy (as found)"
+EXPORT_CAPTION = "Our export (from the ledger)"
+
+
+def figure(label: str, rgb: np.ndarray | None, caption: str, side: int = VIEW_SIDE) -> str:
+    """One ``<figure data-role=label>``: the image as a JPEG data URI (long side <= ``side``) and its caption;
+    "" without an image."""
+    if rgb is None:
+        return ""
+    return (f'<figure data-role="{_e(label)}"><img alt="{_e(caption)}" src="{_data_uri(rgb, side)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def side_by_side(res: TraceResult, side: int = VIEW_SIDE) -> str:
+    """The HTML of the suspect beside our export (``<div class="figs">`` of two figures, the same as the evidence
+    report's first two); "" when neither image is known (e.g. an unreadable suspect)."""
+    imgs = pair_images(res)
+    figs = [figure("suspect", imgs.get("suspect"), SUSPECT_CAPTION, side),
+            figure("export", imgs.get("export"), EXPORT_CAPTION, side)]
+    body = "".join(f for f in figs if f)
+    return f'<div class="figs">{body}</div>' if body else ""
 
 
 def _yes(flag: Any) -> _Raw:
