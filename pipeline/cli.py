@@ -3,87 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from click.shell_completion import CompletionItem
 
 from pipeline import __version__
-from pipeline.errors import CatalogmarkError, ConfigError
+from pipeline.cli_common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    _complete_preset,
+    _emit_json,
+    _Group,
+    _open_existing_ledger,
+    _optional_owner,
+    default_ledger_path,
+    key_option,
+    ledger_option,
+)
+from pipeline.cli_sweep import cases, sweep
+from pipeline.errors import ConfigError
 from pipeline.progress import make_progress, printable
-
-EXIT_OK, EXIT_SOME_FAILED = 0, 1  # a usage error exits 2 (click); a CatalogmarkError exits with its exit_code
-ENV_LEDGER = "CATALOGMARK_LEDGER"
-
-
-def default_ledger_path() -> Path:
-    """``$CATALOGMARK_LEDGER``, else ``$XDG_DATA_HOME/catalogmark/ledger.sqlite``."""
-    env = os.environ.get(ENV_LEDGER)
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "catalogmark" / "ledger.sqlite"
-
-
-def _fail(exc: CatalogmarkError) -> NoReturn:
-    click.echo(f"catalogmark: error: {printable(exc)}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def _emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
-
-
-class _Group(click.Group):
-    """Turns every run-level library error into a one-line message and its exit code (never a traceback)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except CatalogmarkError as exc:
-            _fail(exc)
-        except BrokenPipeError:  # e.g. `catalogmark ledger export | head`
-            sys.stderr.close()
-            sys.exit(EXIT_OK)
-
-
-ledger_option = click.option(
-    "--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help=f"Ledger file (SQLite). Default: ${ENV_LEDGER} or $XDG_DATA_HOME/catalogmark/ledger.sqlite.",
-)
-key_option = click.option(
-    "--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Owner key file. Default: $CATALOGMARK_KEY_FILE or $XDG_CONFIG_HOME/catalogmark/owner.key.",
-)
-
-
-def _complete_preset(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """Shell completion of a preset: the built-in names (file names only: nothing is parsed), or a TOML path."""
-    from pipeline.presets import builtin_presets_dir
-
-    if "/" in incomplete or incomplete.startswith(".") or incomplete.endswith(".toml"):
-        return [CompletionItem(incomplete, type="file")]
-    try:
-        names = sorted(p.stem for p in builtin_presets_dir().glob("*.toml"))
-    except OSError:
-        names = []
-    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
-
-
-def _optional_owner(config_path: Path | None) -> Any:
-    """The owner profile if one is found (trace and prove re-render visible marks with it); an explicit --config
-    that is wrong is an error, no profile at all is not."""
-    from pipeline import config
-
-    try:
-        return config.load_owner(config_path)
-    except ConfigError:
-        if config_path is not None:
-            raise
-        return None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -324,13 +265,17 @@ def trace(suspects: tuple[Path, ...], ledger_path: Path | None, key_file: Path |
     """Find which export each SUSPECT (file or folder of downloaded copies) came from; exit 1 if any has no match."""
     from pipeline import keys
     from pipeline.trace import trace_files
-    from pipeline.trace.tracer import expand_suspects
+    from pipeline.trace.tracer import expand_suspects, key_warning
 
     key = keys.load_key(key_file)
     owner = _optional_owner(config_path)
     paths = expand_suspects(suspects)
     if not paths:
         raise ConfigError("no suspect images found in " + ", ".join(str(s) for s in suspects))
+    with _open_existing_ledger(ledger_path) as led:
+        warning = key_warning(led, key)
+    if warning:
+        click.echo(f"catalogmark: warning: {printable(warning)}", err=True)
     with _open_existing_ledger(ledger_path) as led, \
             make_progress(len(paths), enabled=not quiet and not as_json, unit="suspect",
                           desc="catalogmark trace") as progress:
@@ -448,16 +393,6 @@ def presets_show(name: str, as_json: bool) -> None:
 @cli.group(cls=_Group)
 def ledger() -> None:
     """Verify, prove, timestamp, export and summarise the ledger."""
-
-
-def _open_existing_ledger(ledger_path: Path | None) -> Any:
-    from pipeline.errors import LedgerError
-    from pipeline.ledger import Ledger
-
-    path = ledger_path or default_ledger_path()
-    if not path.exists():
-        raise LedgerError(f"no ledger at {path} (run `catalogmark run ... --ledger {path}` first, or pass --ledger)")
-    return Ledger.open(path)
 
 
 @ledger.command("verify")
@@ -586,6 +521,10 @@ def ledger_stats(ledger_path: Path | None, as_json: bool) -> None:
         return
     for k, v in stats.items():
         click.echo(f"{k}: {printable(json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)}")
+
+
+cli.add_command(sweep)  # sweep and cases live in cli_sweep.py
+cli.add_command(cases)
 
 
 def main() -> None:

@@ -243,3 +243,16 @@ def test_trace_usage_errors_are_clear(exported, attacked, tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     doc = json.loads(r.stdout)[0]
     assert doc["verdict"] == "no-match" and doc["signals"].get("error")
+
+
+def test_tracing_with_another_owners_key_says_so(exported, attacked, tmp_path):
+    d = exported["dir"]
+    write_key(OwnerKey(b"\x07" * 32), tmp_path / "other.key")
+    some = sorted(attacked["suspects"].rglob("*.jpg"))[0]
+    r = cm("trace", str(some), "--ledger", str(d / "ledger.sqlite"), "--key-file", str(tmp_path / "other.key"),
+           "--json", cwd=d)
+    assert "warning: the key given (cm1:" in r.stderr and "made none of the ledger's records" in r.stderr
+    assert f"made with {OwnerKey(FIXED_SECRET).fingerprint} (28 records)" in r.stderr
+    json.loads(r.stdout)  # the warning stays on stderr: --json is still one document
+    r = cm("trace", str(some), "--ledger", str(d / "ledger.sqlite"), "--key-file", str(d / "owner.key"), cwd=d)
+    assert "warning" not in r.stderr

@@ -9,6 +9,7 @@ The index is built once per trace run and reused for every suspect of a folder s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +50,21 @@ PHOTO_CACHE = 64  # parsed photo features kept across the suspects of a sweep (c
 
 def build_index(store: Any) -> TraceIndex:
     return TraceIndex.build(store.iter_search_keys())
+
+
+def key_warning(store: Any, key: Any) -> str | None:
+    """Why ``key`` cannot read the invisible marks of this ledger's exports (it signed none of its records), in
+    one sentence; None if it signed some (or the store cannot say). Without it a trace with another owner's key
+    says only "no match"."""
+    if key is None or not hasattr(store, "key_fingerprints"):
+        return None
+    counts = store.key_fingerprints()
+    if not counts or key.fingerprint in counts:
+        return None
+    made = ", ".join(f"{fp} ({n} records)" for fp, n in list(counts.items())[:3])
+    return (f"the key given ({key.fingerprint}) made none of the ledger's records (made with {made}): its "
+            "invisible watermarks cannot be read and their signed metadata is not checked against the right key; "
+            "pass that owner's key (--key-file)")
 
 
 def _note_payload(evidence: list[CandidateEvidence], reading: WatermarkReading) -> None:
@@ -312,7 +328,8 @@ class Tracer:
         except Exception as exc:  # metadata is a supporting signal: never let it stop a trace
             return {"present": False, "error": f"{type(exc).__name__}: {exc}"}
 
-    def trace_path(self, path: Path) -> TraceResult:
+    def trace_path(self, path: Path, *, seen: datetime | None = None) -> TraceResult:
+        """One suspect file's trace; ``seen`` is when the copy was found (None: the file's modification time)."""
         from pipeline.stages.ingest import load_rgb
 
         try:
@@ -322,10 +339,9 @@ class Tracer:
             msg = str(exc).removeprefix("<bytes>: ")  # the decoder saw bytes; the suspect's path is named already
             v = Verdict("no-match", 0.0, None, None, [f"The file could not be read as an image: {msg}"])
             return TraceResult(suspect=str(path), verdict=v, error=msg)
-        try:
-            seen: datetime | None = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).replace(microsecond=0)
-        except OSError:
-            seen = None
+        if seen is None:
+            with contextlib.suppress(OSError):
+                seen = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).replace(microsecond=0)
         res = self.trace_image(rgb, name=str(path), data=data, seen=seen)
         res.capture = capture.as_dict()
         return res
