@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -137,3 +138,19 @@ def test_installed_wheel_runs_outside_the_repo(venv: dict[str, Path]) -> None:
     traced = _sh([cm, "trace", "out/ebay/LAMP-2/LAMP-2-main.jpg", "--ledger", "L.sqlite", "--key-file", "K"],
                  cwd=work, env=env)
     assert "MATCH" in traced and "LAMP-2 [ebay]" in traced, traced
+
+    # a sweep of a saved listing page (offline), as the installed wheel runs it: httpx and BeautifulSoup come
+    # with the wheel's dependencies, the case lands in the ledger, the drafts and the report are written
+    saved = work / "saved"
+    (saved / "Item_files").mkdir(parents=True)
+    shutil.copy(work / "out" / "ebay" / "LAMP-2" / "LAMP-2-main.jpg", saved / "Item_files" / "photo.jpg")
+    (saved / "Item.html").write_text(
+        '<html><head><link rel="canonical" href="https://www.ebay.com/itm/123456789012">'
+        '<meta property="og:site_name" content="eBay"></head>'
+        '<body><img src="Item_files/photo.jpg"></body></html>')
+    r = subprocess.run([str(cm), "sweep", "saved/Item.html", "--offline", "--ledger", "L.sqlite", "--key-file", "K",
+                        "--out", "sweep1"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr  # 1: a new copy
+    assert (work / "sweep1" / "report.html").is_file() and list((work / "sweep1" / "complaints").glob("*-ebay-vero.txt"))
+    listed = _sh([cm, "cases", "list", "--ledger", "L.sqlite"], cwd=work, env=env)
+    assert "ebay" in listed and "https://www.ebay.com/itm/123456789012" in listed, listed
