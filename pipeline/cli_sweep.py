@@ -99,7 +99,8 @@ def sweep(inputs: tuple[str, ...], ledger_path: Path | None, key_file: Path | No
 
     with _open_existing_ledger(ledger_path) as led:
         result = run_sweep(list(inputs), store=led, key=key, owner=owner, complaints=complaints, options=options,
-                           progress=shown)
+                           progress=shown, fetching=None if quiet or as_json else
+                           lambda line: click.echo(printable(line), err=True))
     for w in result.warnings:
         click.echo(f"catalogmark: warning: {printable(w)}", err=True)
     if as_json:

@@ -291,8 +291,9 @@ def test_a_sweep_with_nothing_new_exits_0_and_with_failures_only_exits_3(catalog
     r = sweep(d, str(known), "--offline", "--out", str(tmp_path / "s0"), "--seller", "Bargain Bin")
     assert r.returncode == 0, r.stderr
     assert "0 new, 0 relisted, 1 still up" in r.stdout
-    r = sweep(d, shop["srv"].url("/hostile/404"), "--out", str(tmp_path / "s3"), "--quiet")
+    r = sweep(d, shop["srv"].url("/hostile/404"), "--out", str(tmp_path / "s3"))
     assert r.returncode == 3 and "1 URLs failed" in r.stdout
+    assert shop["srv"].url("/hostile/404") in r.stderr and "HTTP 404" in r.stderr  # what was read, what failed
     r = sweep(d, shop["srv"].url("/x"), "--offline", "--out", str(tmp_path / "s3"))
     assert r.returncode == 2 and "already holds a sweep" in r.stderr and "Traceback" not in r.stderr
 

@@ -80,9 +80,11 @@ def _check_out(out: Path) -> None:
 
 
 def sweep(inputs: Sequence[str], *, store: Any, key: Any, owner: Owner | None, complaints: ComplaintProfile,
-          options: SweepOptions, progress: Callable[[SweepItem], None] | None = None) -> SweepResult:
+          options: SweepOptions, progress: Callable[[SweepItem], None] | None = None,
+          fetching: Callable[[str], None] | None = None) -> SweepResult:
     """Sweep ``inputs`` (files, folders, saved pages, URL lists, page or image URLs) against ``store`` (an open
-    Ledger) with the owner's ``key``; return what was found, with the cases filed and the files written."""
+    Ledger) with the owner's ``key``; return what was found, with the cases filed and the files written.
+    ``progress`` gets each traced item, ``fetching`` a line per URL or saved page being read."""
     from pipeline.sweep.fetch import Fetcher
     from pipeline.sweep.sources import gather
     from pipeline.trace.tracer import Tracer, key_warning
@@ -94,11 +96,13 @@ def sweep(inputs: Sequence[str], *, store: Any, key: Any, owner: Owner | None, c
     sid = new_sweep_id()
     if options.offline:
         gathered = gather(inputs, download_dir=out / DOWNLOADS, fetcher=None, seller=options.seller,
-                          marketplace=options.marketplace, max_images_per_page=options.max_images_per_page)
+                          marketplace=options.marketplace, max_images_per_page=options.max_images_per_page,
+                          progress=fetching)
     else:
         with Fetcher(timeout=options.timeout) as fetcher:
             gathered = gather(inputs, download_dir=out / DOWNLOADS, fetcher=fetcher, seller=options.seller,
-                              marketplace=options.marketplace, max_images_per_page=options.max_images_per_page)
+                              marketplace=options.marketplace, max_images_per_page=options.max_images_per_page,
+                              progress=fetching)
     result = SweepResult(sweep_id=sid, started_at=started, finished_at=started, out_dir=out,
                          failures=list(gathered.failures))
     store.begin_sweep(sid, started, list(inputs))
