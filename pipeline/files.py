@@ -64,11 +64,16 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks (OSError if it cannot be read)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def file_sha256(path: str | Path) -> str | None:
     """SHA-256 of a file's bytes, or None if it cannot be read."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return sha256_of(path)
     except OSError:
         return None
 

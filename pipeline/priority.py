@@ -42,8 +42,11 @@ def parse_seen(text: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def _parse_iso(text: str) -> datetime | None:
-    with contextlib.suppress(ValueError, AttributeError):
+def parse_time(text: str | None) -> datetime | None:
+    """A stored ISO 8601 time (or date) as an aware UTC datetime; None if empty or not a time."""
+    if not text:
+        return None
+    with contextlib.suppress(ConfigError, AttributeError):  # parse_seen's ConfigError: not a time
         return parse_seen(text)
     return None
 
@@ -57,7 +60,7 @@ def priority_of(record_time: str | None, stamps: Sequence[StampStatus], seen: da
     best = earliest_verified(stamps)
     recorded = best.gen_time if best is not None else (record_time or "")
     days = None
-    rt = _parse_iso(recorded)
+    rt = parse_time(recorded)
     if seen is not None and rt is not None:
         days = int((seen - rt).total_seconds() // 86400)
     return Priority(recorded_at=recorded, vouched_by=best.authority if best is not None else None,
@@ -66,7 +69,7 @@ def priority_of(record_time: str | None, stamps: Sequence[StampStatus], seen: da
 
 def pretty_time(text: str) -> str:
     """An ISO time as ``YYYY-MM-DD HH:MM:SS UTC`` for a reader (the text as it is if it is not one)."""
-    dt = _parse_iso(text)
+    dt = parse_time(text)
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt is not None else (text or "an unknown time")
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pipeline.canonical import canonical_json
 from pipeline.errors import ConfigError, InputError
+from pipeline.files import sha256_of
 from pipeline.keys import OwnerKey, PublicKey
 from pipeline.ledger import RunInfo, StoredRecord, hashed_fields
 from pipeline.merkle import InclusionProof
@@ -110,14 +111,6 @@ class Kit:
                 "files": [f.as_json() for f in self.files], "notes": list(self.notes)}
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # --- what was given -> which record ----------------------------------------------------------------------------
 
 def resolve_target(store: Any, given: str, *, key: OwnerKey | None = None, owner: Owner | None = None,
@@ -127,7 +120,7 @@ def resolve_target(store: Any, given: str, *, key: OwnerKey | None = None, owner
     anything else is a record id (the newest record with it, or the one at ``seq``). InputError if none."""
     path = Path(given)
     if path.is_file():
-        data_sha = _sha256_file(path)
+        data_sha = sha256_of(path)
         exact = _records_with_bytes(store, path, data_sha)
         if exact:
             if seq is not None:
@@ -257,7 +250,7 @@ class _Writer:
         p = self.root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, p)
-        self.files.append(KitFile(rel, role, _sha256_file(p), p.stat().st_size))
+        self.files.append(KitFile(rel, role, sha256_of(p), p.stat().st_size))
         return rel
 
 
@@ -278,7 +271,7 @@ def _write(tmp: Path, out: Path, zip_path: Path, store: Any, target: Target, pro
         if found is None:
             original_note = (f"not in this kit: {archive} holds no file {rec.source_sha256[:2]}/{rec.source_sha256}.* "
                              "(was the run made with this --archive folder?)")
-        elif _sha256_file(found) != rec.source_sha256:
+        elif sha256_of(found) != rec.source_sha256:
             original_note = f"not in this kit: the archived file {found} does not have the recorded SHA-256 (damaged)"
         else:
             name = _safe_name(Path(rec.source).name, "original" + found.suffix)
@@ -292,7 +285,7 @@ def _write(tmp: Path, out: Path, zip_path: Path, store: Any, target: Target, pro
     if target.kind == "copy" and target.file is not None and target.file_sha256 == rec.output_sha256:
         candidates.append(target.file)
     for c in candidates:
-        if c.is_file() and _sha256_file(c) == rec.output_sha256:
+        if c.is_file() and sha256_of(c) == rec.output_sha256:
             export = w.copy(f"{EXPORT_DIR}/{out_name}", c, "export")
             export_note = f"our export, as recorded (from {c})"
             break

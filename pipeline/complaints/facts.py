@@ -70,13 +70,20 @@ def host_of(url: str) -> str:
         return ""
 
 
-def ebay_item_number(url: str) -> str | None:
-    """The item number of an eBay listing URL (``https://www.ebay.<tld>/itm/[title/]<digits>``), else None."""
-    if not _EBAY_HOST.fullmatch(host_of(url)):
+def _path_on(url: str, host: re.Pattern[str]) -> str | None:
+    """The URL's path if its host is one ``host`` matches, else None (also for a URL that does not parse)."""
+    if not host.fullmatch(host_of(url)):
         return None
     try:
-        path = urlparse(url.strip()).path
+        return urlparse(url.strip()).path
     except ValueError:
+        return None
+
+
+def ebay_item_number(url: str) -> str | None:
+    """The item number of an eBay listing URL (``https://www.ebay.<tld>/itm/[title/]<digits>``), else None."""
+    path = _path_on(url, _EBAY_HOST)
+    if path is None:
         return None
     m = _EBAY_ITEM.search(path)
     return m.group(1) if m is not None and m.end() == len(path) else None
@@ -90,11 +97,8 @@ def own_ebay_item(listing: str) -> str | None:
 
 def amazon_asin(url: str) -> str | None:
     """The ASIN of an Amazon product URL (``/dp/<ASIN>``, ``/gp/product/<ASIN>``, ...), else None."""
-    if not _AMAZON_HOST.fullmatch(host_of(url)):
-        return None
-    try:
-        path = urlparse(url.strip()).path
-    except ValueError:
+    path = _path_on(url, _AMAZON_HOST)
+    if path is None:
         return None
     m = _ASIN.search(path)
     return m.group(1) if m is not None else None

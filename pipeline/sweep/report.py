@@ -14,13 +14,11 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline import files
-from pipeline.errors import ConfigError
-from pipeline.priority import parse_seen, pretty_time
+from pipeline.priority import parse_time, pretty_time
 from pipeline.sweep.marketplace import display_name
 from pipeline.sweep.models import Case, CaseEvent, DraftFile, FetchFailure, SweepItem, SweepResult
 from pipeline.trace.report import escape, side_by_side, suspect_json
@@ -84,7 +82,7 @@ def _file_link(path: Path | None, base: Path, text: str | None = None) -> str:
 
 def _days(first: str | None, last: str | None) -> str:
     """How long from ``first`` to ``last`` (ISO times) in words: "3 days", "5 hours", "less than an hour"."""
-    a, b = _when(first), _when(last)
+    a, b = parse_time(first), parse_time(last)
     if a is None or b is None:
         return "unknown"
     secs = max(0.0, (b - a).total_seconds())
@@ -95,15 +93,6 @@ def _days(first: str | None, last: str | None) -> str:
         n = int(secs // 3600)
         return f"{n} hour{'' if n == 1 else 's'}"
     return "less than an hour"
-
-
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_seen(text)
-    except ConfigError:  # not a time: "unknown"
-        return None
 
 
 def _time(text: str | None) -> str:
@@ -387,16 +376,22 @@ def _section(sid: str, heading: str, items: Sequence[SweepItem], result: SweepRe
     return head + lead + _groups(items, result, base) + "</section>"
 
 
+def _where_cells(item: SweepItem, base: Path) -> tuple[str, str, str, str]:
+    """The table cells of a suspect: the saved file, seller (marketplace), page and image links."""
+    seller, market, page, image, _title = _where(item)
+    return (f"<td>{_file_link(item.suspect.path, base, item.suspect.path.name)}</td>",
+            f"<td>{escape(seller) if seller else '—'} ({escape(marketplace_name(market))})</td>",
+            f"<td>{_link(page)}</td>", f"<td>{_link(image)}</td>")
+
+
 def _no_match(items: Sequence[SweepItem], base: Path) -> str:
     head = f'<section class="part" id="no-match"><h2>No match ({len(items)})</h2>'
     if not items:
         return head + '<p class="empty">None in this sweep.</p></section>'
     rows = []
     for i in items:
-        seller, market, page, image, _title = _where(i)
-        rows.append(f"<tr><td>{_file_link(i.suspect.path, base, i.suspect.path.name)}</td>"
-                    f"<td>{escape(seller) if seller else '—'} ({escape(marketplace_name(market))})</td>"
-                    f"<td>{_link(page)}</td><td>{_link(image)}</td>"
+        file_cell, seller_cell, page_cell, image_cell = _where_cells(i, base)
+        rows.append(f"<tr>{file_cell}{seller_cell}{page_cell}{image_cell}"
                     f"<td>{escape(_time(i.suspect.found.fetched_at))}</td></tr>")
     return (head + f'<p class="lead">{escape(_LEADS["no-match"])}</p><table class="compact"><tr><th>suspect</th>'
             "<th>seller</th><th>page</th><th>image</th><th>fetched</th></tr>" + "".join(rows) + "</table></section>")
@@ -418,11 +413,9 @@ def _errors(items: Sequence[SweepItem], failures: Sequence[FetchFailure], base: 
         out.append(f'<h3 id="unreadable">Could not read ({len(items)})</h3><table class="compact">'
                    "<tr><th>suspect</th><th>error</th><th>seller</th><th>page</th><th>image</th></tr>")
         for i in items:
-            seller, market, page, image, _title = _where(i)
-            out.append(f"<tr><td>{_file_link(i.suspect.path, base, i.suspect.path.name)}</td>"
-                       f"<td>{escape(i.result.error or 'unreadable')}</td>"
-                       f"<td>{escape(seller) if seller else '—'} ({escape(marketplace_name(market))})</td>"
-                       f"<td>{_link(page)}</td><td>{_link(image)}</td></tr>")
+            file_cell, seller_cell, page_cell, image_cell = _where_cells(i, base)
+            out.append(f"<tr>{file_cell}<td>{escape(i.result.error or 'unreadable')}</td>"
+                       f"{seller_cell}{page_cell}{image_cell}</tr>")
         out.append("</table>")
     out.append("</section>")
     return "".join(out)

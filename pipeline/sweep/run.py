@@ -14,7 +14,6 @@ is one process.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,9 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import files
 from pipeline.errors import CatalogmarkError, ConfigError
 from pipeline.models import Owner
-from pipeline.priority import Priority
+from pipeline.priority import Priority, parse_time
 from pipeline.sweep.models import ComplaintProfile, Suspect, SweepItem, SweepResult
 from pipeline.timefmt import now_iso
 
@@ -52,24 +52,6 @@ def new_sweep_id(now: datetime | None = None) -> str:
     """``sweep-YYYYMMDDTHHMMSSZ-xxxx``: sorts by time, unique with a few random hex digits."""
     now = now or datetime.now(UTC)
     return f"sweep-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def _check_out(out: Path) -> None:
@@ -126,9 +108,9 @@ def _trace_one(store: Any, tracer: Any, sid: str, suspect: Suspect) -> SweepItem
     from pipeline.sweep.models import Sighting
 
     found = suspect.found
-    res = tracer.trace_path(suspect.path, seen=_parse_time(found.fetched_at))
+    res = tracer.trace_path(suspect.path, seen=parse_time(found.fetched_at))
     try:
-        sha = _sha256_file(suspect.path)
+        sha = files.sha256_of(suspect.path)
     except OSError as exc:  # gone between gather and hashing: a per-suspect error like any unreadable file
         res.error = res.error or f"cannot read {suspect.path}: {exc.strerror or exc}"
         sha = ""
@@ -201,7 +183,7 @@ def _kit(store: Any, key: Any, options: SweepOptions, item: SweepItem, result: S
     folder = result.out_dir / KITS / f"case-{case.case_id}"
     try:
         prove.build_kit(store, target, public_key=key.public, out=folder, archive=options.archive,
-                        seen=_parse_time(item.suspect.found.fetched_at))
+                        seen=parse_time(item.suspect.found.fetched_at))
     except CatalogmarkError as exc:  # e.g. the record's run is not sealed: the case and drafts still stand
         result.warnings.append(f"case {case.case_id}: no priority kit: {exc}")
         return None
@@ -222,7 +204,7 @@ def case_priority(store: Any, case: Any, stored: Any) -> Priority | None:
     run = next((r for r in store.runs() if r.run_id == stored.run_id), None)
     stamps = check_stamps(store.timestamps(stored.run_id), proof.root)
     return priority_of(run.finished_at if run is not None else stored.record.created_at, stamps,
-                       _parse_time(case.first_seen), "the copy was first found")
+                       parse_time(case.first_seen), "the copy was first found")
 
 
 def write_case_drafts(store: Any, owner: Owner | None, complaints: ComplaintProfile, case: Any, stored: Any,
