@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,25 @@ def exiftool() -> str:
 @pytest.fixture(scope="session")
 def exiv2() -> str:
     return require_tool("exiv2")
+
+
+@pytest.fixture
+def only_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """No test may reach past 127.0.0.1: any other host name lookup fails the test (and the connection)."""
+    import socket
+
+    real = socket.getaddrinfo
+    outside: list[str] = []
+
+    def guarded(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in ("127.0.0.1", b"127.0.0.1"):
+            outside.append(str(host))
+            raise OSError(f"test guard: no traffic to {host!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    yield outside
+    assert outside == [], f"tried to reach {outside}"
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from pipeline.keys import OwnerKey
-from pipeline.ledger import Ledger
 from pipeline.sweep.models import (
     Case,
     CaseEvent,
@@ -35,8 +34,7 @@ from tests.conftest import FIXED_SECRET, screenshot_html
 from tests.test_trace_report import (  # helpers only: no fixture or test is imported
     OWNER,
     SIZE,
-    _export,
-    _record,
+    traced_ledger,
 )
 
 HOSTILE_SELLER = "<script>alert(1)</script>"
@@ -60,13 +58,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A sweep folder with real traced copies of three exports, and the SweepResult a sweep would make of them."""
     base = tmp_path_factory.mktemp("sweep")
     key = OwnerKey(FIXED_SECRET)
-    exports = {s: _export(s, key, visible=s == 2) for s in (1, 2, 3)}
-    ledger = Ledger.open(base / "ledger.db")
-    ledger.begin_run("run-1", {"pipeline": "test"})
-    ledger.append("run-1", [_record(s, s == 2) for s in exports])
-    for s, im in exports.items():
-        ledger.put_trace(f"rid{s:04d}", *synthetic.trace_blobs(im, synthetic.product_shot(s, SIZE)))
-    ledger.finish_run("run-1", {"processed": 3})
+    exports, ledger, _root = traced_ledger(base, key)
 
     out = base / SWEEP
     dl = out / "downloads"

@@ -53,17 +53,23 @@ def _record(seed: int, visible: bool) -> Record:
     )
 
 
-@pytest.fixture(scope="module")
-def traced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    base = tmp_path_factory.mktemp("trace")
-    key = OwnerKey(FIXED_SECRET)
+def traced_ledger(base: Path, key: OwnerKey) -> tuple[dict[int, np.ndarray], Ledger, str]:
+    """Three marked exports (2 with the visible mark) recorded with their trace data in a sealed run of a ledger
+    in ``base``: (exports by seed, the open ledger, the run's Merkle root)."""
     exports = {s: _export(s, key, visible=s == 2) for s in (1, 2, 3)}
     ledger = Ledger.open(base / "ledger.db")
     ledger.begin_run("run-1", {"pipeline": "test"})
     ledger.append("run-1", [_record(s, s == 2) for s in exports])
     for s, im in exports.items():
         ledger.put_trace(f"rid{s:04d}", *synthetic.trace_blobs(im, synthetic.product_shot(s, SIZE)))
-    root = ledger.finish_run("run-1", {"processed": 3})
+    return exports, ledger, ledger.finish_run("run-1", {"processed": 3})
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("trace")
+    key = OwnerKey(FIXED_SECRET)
+    exports, ledger, root = traced_ledger(base, key)
     sus = base / "suspects"
     (sus / "sub").mkdir(parents=True)
     Image.fromarray(synthetic.rotate(synthetic.crop_area(exports[2], 0.6, np.random.default_rng(3)), 3)).save(
