@@ -47,6 +47,15 @@ class _Group(click.Group):
         except BrokenPipeError:  # e.g. `catalogmark ledger export | head`
             sys.stderr.close()
             sys.exit(EXIT_OK)
+        except OSError as exc:  # a file the command writes or reads outside the library's checks (disk full,
+            # read-only folder, a path that is a folder): one line naming it, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"catalogmark: error: {printable(where + (exc.strerror or str(exc)))}", err=True)
+            sys.exit(CatalogmarkError.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's 128 + SIGINT, not click's "Aborted!" exit 1, which
+            # sweep and verify use for "found something"
+            click.echo("catalogmark: interrupted", err=True)
+            sys.exit(130)
 
 
 ledger_option = click.option(

@@ -1013,14 +1013,16 @@ class Ledger:
         """File one copy of our export ``record_id`` met by a sweep, in one transaction; return its case and
         what changed.
 
-        The copy's case is the newest case of the same record with a sighting of the same bytes, the same page
-        URL or the same image URL. None: a new case opens with status "found" ("new"). One marked "removed":
+        The copy's case is the newest case of the same record seen on the same page; failing that, one with a
+        sighting of the same bytes or image URL where no page tells them apart, or one marked removed (a relist
+        under a new URL) unless its seller differs (``_find_case``). None: a new case opens with status "found" ("new"). One marked "removed":
         a "found" event flagged relisted is appended ("relisted"). Otherwise "still-up" (the status stays).
-        A case opened (or relisted) earlier in the same sweep reports "new" (or "relisted") again. Either way
+        A case opened (or relisted) earlier in the same sweep reports "new" (or "relisted") again, and so does
+        one still "found" whose last event came from a sweep that never finished (its drafts may be missing). Either way
         the sighting is appended, and a case's unknown marketplace, seller or title is filled in.
         """
         with self._write(f"filing a copy of record {record_id}") as db:
-            case_id = self._find_case(db, record_id, sighting)
+            case_id = self._find_case(db, record_id, sighting, seller)
             if case_id is None:
                 cur = db.execute(
                     "INSERT INTO cases (record_id, verdict, false_match_probability, suspect_phash, marketplace, "
@@ -1047,6 +1049,10 @@ class Ledger:
                     change = "relisted"
                 elif before.opened_by == sweep_id:
                     change = "new"
+                elif before.status == "found" and self._left_undone(db, before):
+                    # found (or relisted) by a sweep that stopped before it wrote the case's drafts: act on it
+                    # again, as the sweep that found it would have
+                    change = "relisted" if before.events[-1].relisted else "new"
                 else:
                     change = "still-up"
             db.execute("INSERT INTO sightings (case_id, sweep_id, seen_at, suspect_sha256, page_url, image_url) "
@@ -1057,12 +1063,51 @@ class Ledger:
         return case, change
 
     @staticmethod
-    def _find_case(db: sqlite3.Connection, record_id: str, s: Sighting) -> int | None:
-        row = db.execute(
-            "SELECT c.case_id FROM cases c JOIN sightings g ON g.case_id = c.case_id WHERE c.record_id = ? AND "
-            "(g.suspect_sha256 = ? OR g.page_url = ? OR g.image_url = ?) ORDER BY c.case_id DESC LIMIT 1",
-            (record_id, s.suspect_sha256, s.page_url, s.image_url)).fetchone()
-        return None if row is None else int(row[0])
+    def _find_case(db: sqlite3.Connection, record_id: str, s: Sighting, seller: str | None) -> int | None:
+        """The case this sighting belongs to (see meet_copy), or None for a new one.
+
+        A case is one listing: a sighting on a known page joins the case of that page. Byte-identical copies
+        (or the same image URL) join a case only where no page tells them apart — the sighting's page or the
+        case's pages are unknown — or to relist a case marked removed (a relist often gets a new listing URL),
+        unless both sellers are known and differ. So another seller's page with the same stolen bytes is a case
+        of its own, with its own complaint.
+        """
+        if s.page_url is not None:
+            row = db.execute(
+                "SELECT c.case_id FROM cases c JOIN sightings g ON g.case_id = c.case_id WHERE c.record_id = ? "
+                "AND g.page_url = ? ORDER BY c.case_id DESC LIMIT 1", (record_id, s.page_url)).fetchone()
+            if row is not None:
+                return int(row[0])
+        rows = db.execute(
+            "SELECT DISTINCT c.case_id, c.seller FROM cases c JOIN sightings g ON g.case_id = c.case_id "
+            "WHERE c.record_id = ? AND (g.suspect_sha256 = ? OR g.image_url = ?) ORDER BY c.case_id DESC",
+            (record_id, s.suspect_sha256, s.image_url)).fetchall()
+        for case_id, case_seller in rows:
+            pages = {p for (p,) in db.execute("SELECT page_url FROM sightings WHERE case_id = ? AND page_url "
+                                               "IS NOT NULL", (case_id,))}
+            if s.page_url is None or not pages:
+                return int(case_id)
+            status = db.execute("SELECT status FROM case_events WHERE case_id = ? ORDER BY event_id DESC LIMIT 1",
+                                (case_id,)).fetchone()
+            other_seller = seller is not None and case_seller is not None and \
+                seller.casefold() != str(case_seller).casefold()
+            if status is not None and status[0] == "removed" and not other_seller:
+                return int(case_id)
+        return None
+
+    @staticmethod
+    def _left_undone(db: sqlite3.Connection, case: Case) -> bool:
+        """True when the case's last event came from a sweep that never finished (interrupted or crashed, so
+        its drafts may be missing) and no finished sweep has met the case since."""
+        last = case.events[-1].sweep_id if case.events else None
+        if last is None:
+            return False
+        finished = {str(sw) for (sw,) in db.execute("SELECT sweep_id FROM sweeps WHERE finished_at IS NOT NULL")}
+        if last in finished:
+            return False
+        since = [g.sweep_id for g in case.sightings]
+        since = since[since.index(last):] if last in since else since
+        return not any(sw in finished for sw in since)
 
     @staticmethod
     def _add_event(db: sqlite3.Connection, case_id: int, e: CaseEvent, *, relisted: bool = False) -> None:

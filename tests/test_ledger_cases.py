@@ -30,6 +30,7 @@ def test_a_new_copy_opens_a_case_found_and_a_known_one_only_updates_last_seen(bo
     case, change = _meet(book, "S1", "2026-11-01T10:00:05Z", "a" * 64, "https://shop.example/item/1")
     assert change == "new" and case.case_id == 1 and case.status == "found" and not case.relisted
     assert case.first_seen == case.last_seen == "2026-11-01T10:00:05Z" and case.opened_by == "S1"
+    book.finish_sweep("S1", "2026-11-01T10:01:00Z", {})
     book.begin_sweep("S2", "2026-12-01T10:00:00Z", ["urls.txt"])
     again, change = _meet(book, "S2", "2026-12-01T10:00:07Z", "b" * 64, "https://shop.example/item/1")
     assert change == "still-up" and again.case_id == 1  # same page, re-encoded bytes: the same case
@@ -38,30 +39,51 @@ def test_a_new_copy_opens_a_case_found_and_a_known_one_only_updates_last_seen(bo
     assert [c.case_id for c in book.cases()] == [1]
 
 
-def test_the_same_bytes_on_another_page_is_the_same_case_and_another_record_is_another(book: Ledger):
+def test_the_same_bytes_on_another_sellers_page_is_a_case_of_its_own_and_another_record_is_another(book: Ledger):
     first, _ = _meet(book, "S1", "2026-11-01T10:00:05Z", "a" * 64, "https://shop.example/item/1")
-    same, change = _meet(book, "S1", "2026-11-01T10:00:06Z", "a" * 64, "https://other.example/p/9")
-    assert same.case_id == first.case_id and change == "new"  # opened by this sweep: still new in it
-    assert same.page_url == "https://other.example/p/9"
-    other, change = _meet(book, "S1", "2026-11-01T10:00:07Z", "c" * 64, "https://shop.example/item/1",
+    other_page, change = _meet(book, "S1", "2026-11-01T10:00:06Z", "a" * 64, "https://other.example/p/9",
+                               seller="Other Seller")
+    assert other_page.case_id != first.case_id and change == "new"  # its own listing, its own complaint
+    assert other_page.page_url == "https://other.example/p/9"
+    book.mark_case(first.case_id, "dismissed", "licensed reseller")
+    third, change = _meet(book, "S1", "2026-11-01T10:00:07Z", "a" * 64, "https://third.example/x")
+    assert third.case_id not in (first.case_id, other_page.case_id) and third.status == "found"  # not swallowed
+    other, change = _meet(book, "S1", "2026-11-01T10:00:08Z", "c" * 64, "https://shop.example/item/1",
                           record="rid2")
     assert other.case_id != first.case_id and change == "new"
+
+
+def test_the_same_bytes_with_no_page_join_the_case_they_match(book: Ledger):
+    first, _ = _meet(book, "S1", "2026-11-01T10:00:05Z", "a" * 64, "https://shop.example/item/1")
+    local, change = _meet(book, "S1", "2026-11-01T10:00:06Z", "a" * 64, None)  # a downloaded file
+    assert local.case_id == first.case_id and change == "new"
+    by_image, _ = _meet(book, "S1", "2026-11-01T10:00:07Z", "b" * 64, None, "https://img.example/1.jpg")
+    later, _ = _meet(book, "S1", "2026-11-01T10:00:08Z", "d" * 64, "https://shop.example/item/5",
+                     "https://img.example/1.jpg")
+    assert later.case_id == by_image.case_id  # the case had no page to tell them apart
 
 
 def test_a_removed_copy_found_again_is_relisted_and_the_flag_stays(book: Ledger):
     case, _ = _meet(book, "S1", "2026-11-01T10:00:05Z", "a" * 64, "https://shop.example/item/1")
     book.mark_case(case.case_id, "reported", "filed on IPP", at="2026-11-02T09:00:00Z")
     book.mark_case(case.case_id, "removed", "listing gone", at="2026-11-10T09:00:00Z")
+    book.finish_sweep("S1", "2026-11-01T10:01:00Z", {})
     book.begin_sweep("S2", "2026-12-01T10:00:00Z", ["urls.txt"])
     relist, change = _meet(book, "S2", "2026-12-01T10:00:05Z", "a" * 64, "https://shop.example/item/77")
     assert change == "relisted" and relist.case_id == case.case_id and relist.relisted
     assert relist.status == "found"
     assert [e.status for e in relist.events] == ["found", "reported", "removed", "found"]
     assert relist.events[-1].relisted and "2026-11-10" in relist.events[-1].note
-    _, change = _meet(book, "S2", "2026-12-01T10:00:09Z", "a" * 64, "https://shop.example/item/78")
+    _, change = _meet(book, "S2", "2026-12-01T10:00:09Z", "a" * 64, "https://shop.example/item/77")
     assert change == "relisted"  # met twice in the sweep that found the relist
+    second, change = _meet(book, "S2", "2026-12-01T10:00:10Z", "a" * 64, "https://shop.example/item/78")
+    assert change == "new" and second.case_id != case.case_id  # a second listing of it is a case of its own
     book.mark_case(case.case_id, "reported", at="2026-12-02T09:00:00Z")
     assert book.get_case(case.case_id).relisted  # type: ignore[union-attr]
+    book.mark_case(second.case_id, "removed", at="2026-12-03T09:00:00Z")
+    _, change = _meet(book, "S2", "2026-12-04T10:00:00Z", "a" * 64, "https://shop.example/item/90",
+                      seller="Someone Else")
+    assert change == "new"  # a removed case is relisted only by its own seller (when both are known)
     assert [c.case_id for c in book.cases(relisted=True)] == [case.case_id]
 
 
@@ -117,3 +139,23 @@ def test_a_sweep_records_its_end_and_counts(book: Ledger, tmp_path: Path):
     con = sqlite3.connect(str(tmp_path / "ledger.sqlite"))
     assert con.execute("SELECT finished_at, counts FROM sweeps").fetchone() == (
         "2026-11-01T10:05:00Z", '{"failed_urls":1,"new":2}')
+
+
+def test_a_case_left_by_an_interrupted_sweep_is_new_again_until_a_sweep_finishes(book: Ledger):
+    # S1 (begun by the fixture) files the copy and is killed before it writes drafts: it never finishes
+    case, _ = _meet(book, "S1", "2026-11-01T10:00:05Z", "a" * 64, "https://shop.example/item/1")
+    book.begin_sweep("S2", "2026-11-02T10:00:00Z", ["urls.txt"])
+    again, change = _meet(book, "S2", "2026-11-02T10:00:05Z", "a" * 64, "https://shop.example/item/1")
+    assert again.case_id == case.case_id and change == "new"  # S2 writes the drafts S1 did not
+    book.finish_sweep("S2", "2026-11-02T10:01:00Z", {})
+    book.begin_sweep("S3", "2026-11-03T10:00:00Z", ["urls.txt"])
+    _, change = _meet(book, "S3", "2026-11-03T10:00:05Z", "a" * 64, "https://shop.example/item/1")
+    assert change == "still-up"
+
+
+def test_a_case_reported_since_the_interrupted_sweep_is_only_still_up(book: Ledger):
+    case, _ = _meet(book, "S1", "2026-11-01T10:00:05Z", "a" * 64, "https://shop.example/item/1")
+    book.mark_case(case.case_id, "reported", "filed by hand")
+    book.begin_sweep("S2", "2026-11-02T10:00:00Z", ["urls.txt"])
+    _, change = _meet(book, "S2", "2026-11-02T10:00:05Z", "a" * 64, "https://shop.example/item/1")
+    assert change == "still-up"

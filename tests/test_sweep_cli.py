@@ -12,7 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ from PIL import Image
 
 from pipeline.keys import OwnerKey, write_key
 from tests.conftest import FIXED_SECRET, product_on_white, screenshot_html
-from tests.helpers import SAMPLES, cm
+from tests.helpers import REPO, SAMPLES, cm
 from tests.listing_server import ListingServer, aliexpress_page, amazon_page, ebay_page, plain_shop_page
 
 SKUS = ("MUG-ESPRESSO", "POSTER-ASTRO", "ROCKET-MODEL")
@@ -306,6 +311,34 @@ def test_cases_usage_errors_are_clear(catalog, month):
     r = cm("sweep", "/no/such/file.csv", "--ledger", str(catalog["dir"] / "ledger.sqlite"), "--key-file",
            str(catalog["dir"] / "owner.key"), cwd=catalog["dir"])
     assert r.returncode == 2 and "/no/such/file.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_file_that_cannot_be_written_is_one_line_exit_2(catalog, month, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = cases(catalog["dir"], "list", "--csv", "-o", str(blocker / "cases.csv"))  # its folder is a file
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(blocker) in r.stderr, r.stderr
+    r = sweep(catalog["dir"], str(catalog["dir"] / "out"), "--offline", "--out", str(blocker / "sweep"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(blocker) in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_exits_130_not_1(catalog, shop, tmp_path):
+    d = catalog["dir"]
+    env = os.environ | {"PYTHONPATH": str(REPO)} | NO_PROXY
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sweep", shop["srv"].url("/hostile/stall.jpg"),
+                             "--ledger", str(d / "ledger.sqlite"), "--key-file", str(d / "owner.key"),
+                             "--config", str(d / "catalogmark.toml"), "--out", str(tmp_path / "s"),
+                             "--timeout", "60"], cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "s").exists() and time.monotonic() < deadline:  # it has started reading the URL
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert "Aborted" not in err
 
 
 def test_the_sweep_report_renders_in_chromium(catalog, month, chromium, tmp_path):
