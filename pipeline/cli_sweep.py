@@ -228,8 +228,9 @@ def cases_mark(case_id: int, status: Any, ledger_path: Path | None, note: str) -
               help="A file the complaint attaches (evidence report, priority kit zip); repeatable.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for the drafts.")
+@click.option("--force", is_flag=True, help="Replace drafts of this case already in --out (your edits are lost).")
 def cases_draft(case_id: int, ledger_path: Path | None, config_path: Path | None, channels: tuple[str, ...],
-                attachments: tuple[str, ...], out_dir: Path) -> None:
+                attachments: tuple[str, ...], out_dir: Path, force: bool) -> None:
     """Write the complaint drafts of one case (text to paste, and JSON)."""
     from pipeline.errors import LedgerError
     from pipeline.sweep.run import write_case_drafts
@@ -243,7 +244,8 @@ def cases_draft(case_id: int, ledger_path: Path | None, config_path: Path | None
         stored = led.get(case.record_id)
         if stored is None:
             raise LedgerError(f"case {case_id} names record {case.record_id}, which the ledger no longer holds")
-        drafts = write_case_drafts(led, owner, profile, case, stored, attachments, out_dir, channels or None)
+        drafts = write_case_drafts(led, owner, profile, case, stored, attachments, out_dir, channels or None,
+                                   replace=force)
     for d in drafts:
         missing = f" (fill in: {', '.join(d.missing)})" if d.missing else ""
         click.echo(printable(f"{d.channel}: {d.text_path}{missing}"))

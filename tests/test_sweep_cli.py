@@ -255,6 +255,14 @@ def test_a_dmca_notice_for_any_case_has_every_element_and_leaves_the_signature(c
                    shop["pages"]["amazon"], shop["stolen"]["poster"]):
         assert phrase in text, phrase
     assert "/s/" in text and "yours to give" in text.lower()
+    (tmp_path / f"case-{case}-dmca.txt").write_text(text + "\nmy edit")
+    args = ["cases", "draft", str(case), "--channel", "dmca", "--out", str(tmp_path), "--ledger",
+            str(catalog["dir"] / "ledger.sqlite"), "--config", str(catalog["dir"] / "catalogmark.toml")]
+    r = cm(*args, cwd=catalog["dir"])
+    assert r.returncode == 2 and "already exists" in r.stderr and "--force" in r.stderr, r.stderr
+    assert (tmp_path / f"case-{case}-dmca.txt").read_text().endswith("my edit")  # the edit is kept
+    r = cm(*args, "--force", cwd=catalog["dir"])
+    assert r.returncode == 0 and "my edit" not in (tmp_path / f"case-{case}-dmca.txt").read_text()
 
 
 def test_status_changes_are_appended_and_a_relisted_copy_is_flagged(catalog, shop, month):

@@ -278,6 +278,23 @@ def test_image_files_and_folders(tmp_path: Path, downloads: Path) -> None:
     assert not downloads.exists()  # nothing downloaded, nothing copied
 
 
+def test_a_folder_sweep_skips_the_folders_sweeps_wrote(tmp_path: Path) -> None:
+    work = tmp_path / "found"
+    (work / "shots").mkdir(parents=True)
+    (work / "shots" / "copy.jpg").write_bytes(make_jpeg(86))
+    old = work / "sweeps" / "2026-11"  # an earlier sweep's folder: its downloads were traced then
+    (old / "downloads").mkdir(parents=True)
+    (old / "downloads" / "0123456789abcdef.jpg").write_bytes(make_jpeg(87))
+    (old / "report.json").write_text("{}")
+    mine = work / "sweeps" / "2026-12" / "downloads"  # this sweep's own, being written
+    mine.mkdir(parents=True)
+    (mine / "fedcba9876543210.jpg").write_bytes(make_jpeg(88))
+    lines: list[str] = []
+    got = gather([str(work)], download_dir=mine, fetcher=None, progress=lines.append)
+    assert [s.path for s in got.suspects] == [work / "shots" / "copy.jpg"]
+    assert any(str(old) in line and "skipping" in line for line in lines), lines
+
+
 # -- saved pages ---------------------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import files
 from pipeline.errors import CatalogmarkError, ConfigError
 from pipeline.models import Owner
 from pipeline.priority import Priority, parse_time
@@ -109,11 +108,7 @@ def _trace_one(store: Any, tracer: Any, sid: str, suspect: Suspect) -> SweepItem
 
     found = suspect.found
     res = tracer.trace_path(suspect.path, seen=parse_time(found.fetched_at))
-    try:
-        sha = files.sha256_of(suspect.path)
-    except OSError as exc:  # gone between gather and hashing: a per-suspect error like any unreadable file
-        res.error = res.error or f"cannot read {suspect.path}: {exc.strerror or exc}"
-        sha = ""
+    sha = res.suspect_sha256 or ""  # the bytes traced, read once; "" only when they could not be read
     phash = phash_hex(res.suspect_rgb) if res.suspect_rgb is not None else ""
     item = SweepItem(suspect=suspect, result=res, change="no-match", sha256=sha, phash=phash)
     if res.error:
@@ -209,8 +204,9 @@ def case_priority(store: Any, case: Any, stored: Any) -> Priority | None:
 
 def write_case_drafts(store: Any, owner: Owner | None, complaints: ComplaintProfile, case: Any, stored: Any,
                       attachments: Sequence[str], out_dir: Path, channels: Sequence[str] | None, *,
-                      generated_at: str | None = None) -> list[Any]:
-    """Write the complaint drafts of one case (each channel of ``channels``, else the marketplace's default)."""
+                      generated_at: str | None = None, replace: bool = True) -> list[Any]:
+    """Write the complaint drafts of one case (each channel of ``channels``, else the marketplace's default);
+    ``replace=False``: refuse (ConfigError) to overwrite a draft already there."""
     from pipeline.complaints import ComplaintContext, write_drafts
 
     earliest = store.earliest_of_source(stored.record.source_sha256)
@@ -220,4 +216,4 @@ def write_case_drafts(store: Any, owner: Owner | None, complaints: ComplaintProf
                            priority=case_priority(store, case, stored),
                            earliest_recorded_at=None if earliest is None else earliest.record.created_at,
                            attachments=tuple(attachments), other_urls=other, generated_at=generated_at or now_iso())
-    return list(write_drafts(ctx, out_dir, channels))
+    return list(write_drafts(ctx, out_dir, channels, replace=replace))

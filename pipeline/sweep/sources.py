@@ -5,7 +5,8 @@
 - an image file: a :class:`~pipeline.sweep.models.Suspect` as it is (no URL: the owner gave none);
 - a folder: every image file in it, recursively and sorted (``catalog.is_image_file``), and every ``.html`` /
   ``.htm`` file in it as a saved page; the files of a saved page's ``<name>_files/`` folder belong to the page
-  and are not suspects by themselves;
+  and are not suspects by themselves, and a sweep's own output folders (an earlier one, or this one's when
+  ``--out`` is inside the folder) are skipped, with a note;
 - a saved page (``.html`` / ``.htm``, a browser's "Save page as… complete": the HTML plus ``<name>_files/``):
   read offline (:func:`pipeline.sweep.page.read_listing` against the file's own ``file:`` URL); a candidate
   that resolves to a file inside the page's folder is a suspect with ``page_url`` = the page's canonical URL,
@@ -168,6 +169,22 @@ def _saved_page_assets(folder: Path) -> set[Path]:
     return out
 
 
+def _sweep_folders(folder: Path, downloads: Path) -> set[Path]:
+    """The folders in ``folder``'s tree that a sweep wrote (``report.json`` beside ``downloads/`` or
+    ``complaints/``), and this sweep's own ``downloads`` and ``kits`` folders when they are inside the tree:
+    a sweep's downloads and kits are not new suspects."""
+    out: set[Path] = set()
+    for report in folder.rglob("report.json"):
+        d = report.parent
+        if (d / "downloads").is_dir() or (d / "complaints").is_dir():
+            out.add(d)
+    base = folder.resolve()
+    for own in (downloads, downloads.with_name("kits")):
+        if own.resolve().is_relative_to(base):
+            out.add(folder / own.resolve().relative_to(base))
+    return out
+
+
 class _Gatherer:
     def __init__(self, *, download_dir: Path, fetcher: Fetcher | None, seller: str | None,
                  marketplace: str | None, max_images_per_page: int, progress: ProgressFn | None) -> None:
@@ -219,10 +236,14 @@ class _Gatherer:
         if path.is_dir():
             out: list[Target | _LocalImage | _SavedFile] = []
             assets = _saved_page_assets(path)
+            sweeps = _sweep_folders(path, self.download_dir)
+            for folder in sorted(sweeps):
+                if folder.exists():
+                    self._note(f"skipping {folder}: a sweep's own folder (what it downloaded was traced then)")
             for p in sorted(path.rglob("*")):
                 if any(part.startswith(".") for part in p.relative_to(path).parts):
                     continue
-                if any(p.is_relative_to(a) for a in assets):
+                if any(p.is_relative_to(a) for a in assets) or any(p.is_relative_to(s) for s in sweeps):
                     continue
                 if p.suffix.lower() in PAGE_SUFFIXES and p.is_file():
                     out.append(_SavedFile(p))

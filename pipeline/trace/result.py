@@ -33,6 +33,7 @@ class TraceResult:
     capture: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    suspect_sha256: str | None = None  # SHA-256 of the bytes read (trace_path), hex; None when given pixels
     ledger_proof: LedgerProof | None = None  # the named record's inclusion proof, timestamps and priority
 
     @property

@@ -344,6 +344,7 @@ class Tracer:
                 seen = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).replace(microsecond=0)
         res = self.trace_image(rgb, name=str(path), data=data, seen=seen)
         res.capture = capture.as_dict()
+        res.suspect_sha256 = hashlib.sha256(data).hexdigest()
         return res
 
 
