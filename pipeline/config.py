@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from pipeline.errors import ConfigError
 from pipeline.marks import fonts
 from pipeline.models import Owner
+from pipeline.presets import KEEP_FIELDS, keep_problem
 from pipeline.progress import printable
 from pipeline.sweep.models import ComplaintProfile
 from pipeline.timefmt import source_timestamp
@@ -31,6 +32,10 @@ DEFAULT_TSA_TIMEOUT = 10.0
 COMPLAINTS_TABLE = "complaints"
 COMPLAINTS_KEYS = tuple(f.name for f in fields(ComplaintProfile))
 ACTING_AS = ("owner", "agent")
+#: What of the photographer's own metadata every export keeps (``keep = [...]``, names from presets.KEEP_FIELDS),
+#: added to each preset's own ``[metadata] keep``; load_owner reads it into ``Owner.keep_metadata``.
+METADATA_TABLE = "metadata"
+METADATA_KEYS = ("keep",)
 #: Tables of the profile that load_owner leaves to their own loaders.
 OTHER_TABLES = (TIMESTAMP_TABLE, COMPLAINTS_TABLE)
 
@@ -113,8 +118,10 @@ def _check(path: Path, tables: Mapping[str, Any], prefix: str) -> dict[str, dict
     for table, body in tables.items():
         if table in OTHER_TABLES:
             continue  # not part of the owner profile: load_timestamp() / load_complaints() read and check them
+        if table == METADATA_TABLE:
+            continue  # not strings: _keep() reads and checks it
         if table not in SCHEMA:
-            known = ", ".join(f"[{prefix}{t}]" for t in (*SCHEMA, *OTHER_TABLES))
+            known = ", ".join(f"[{prefix}{t}]" for t in (*SCHEMA, METADATA_TABLE, *OTHER_TABLES))
             raise ConfigError(f"{path}: [{prefix}{table}]: unknown table or key (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: [{prefix}{table}]: expected a table, got {body!r}")
@@ -127,6 +134,24 @@ def _check(path: Path, tables: Mapping[str, Any], prefix: str) -> dict[str, dict
                 raise ConfigError(f"{where}: expected a string, got {value!r}")
             out[table][key] = value
     return out
+
+
+def _keep(path: Path, body: Any, prefix: str) -> tuple[str, ...]:
+    """The profile's ``[metadata] keep`` list (in KEEP_FIELDS order, once each); ConfigError naming the file and
+    the bad name or key."""
+    where = f"{path}: [{prefix}{METADATA_TABLE}]"
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: expected a table, got {body!r}")
+    for key in body:
+        if key not in METADATA_KEYS:
+            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(METADATA_KEYS)})")
+    names = body.get("keep", [])
+    if not isinstance(names, list):
+        raise ConfigError(f"{where} keep: expected a list of names ({', '.join(KEEP_FIELDS)}), got {names!r}")
+    problem = keep_problem(names)
+    if problem:
+        raise ConfigError(f"{where} keep: {problem}")
+    return tuple(n for n in KEEP_FIELDS if n in names)
 
 
 def _check_url(url: str, where: str) -> str:
@@ -175,8 +200,8 @@ def load_owner(
     config: Path | None = None, *, cwd: Path | None = None, overrides: Mapping[str, str | None] = {}  # noqa: B006
 ) -> Owner:
     """The owner profile: ``config`` (--config), else catalogmark.toml, else [tool.catalogmark] in pyproject.toml,
-    all in ``cwd``; then non-None ``overrides`` (keys: name, copyright, url, watermark_text, watermark_logo,
-    watermark_font).
+    all in ``cwd`` (``[metadata] keep`` becomes ``Owner.keep_metadata``); then non-None ``overrides`` (keys: name,
+    copyright, url, watermark_text, watermark_logo, watermark_font).
 
     Logos and fonts in a file are relative to that file; given as an override, relative to ``cwd``. The mark's text
     (the watermark text, else the owner's name) must be drawable with the font (ConfigError naming what is not).
@@ -192,9 +217,12 @@ def load_owner(
     font: str | None = None
     font_where = "the watermark text"
     prefix = ""
+    keep: tuple[str, ...] = ()
     if path is not None:
         tables, prefix = _profile_tables(path)
         checked = _check(path, tables, prefix)
+        if METADATA_TABLE in tables:
+            keep = _keep(path, tables[METADATA_TABLE], prefix)
         owner_t, wm_t = checked.get("owner", {}), checked.get("watermark", {})
         values.update(owner_t)
         if "text" in wm_t:
@@ -228,7 +256,7 @@ def load_owner(
         text = name  # a visible mark needs something to draw: the owner's name is the natural default
     _check_glyphs(text.strip(), font, font_where)
     return Owner(name=name, copyright=copyright_, url=values.get("url", ""), watermark_text=text, watermark_logo=logo,
-                 watermark_font=font)
+                 watermark_font=font, keep_metadata=keep)
 
 
 def load_timestamp(config: Path | None = None, *, cwd: Path | None = None, tsa: Sequence[str] = (),

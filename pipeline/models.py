@@ -28,6 +28,9 @@ class Owner:
     watermark_text: str = ""
     watermark_logo: str | None = None  # path to an RGBA PNG
     watermark_font: str | None = None  # path to a TTF/OTF/TTC font for the mark's text (None: Pillow's own)
+    # what of the photographer's own metadata every export keeps, besides its preset's (``[metadata] keep``;
+    # names from presets.KEEP_FIELDS)
+    keep_metadata: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,35 @@ class PhotoTask:
 
 
 @dataclass(frozen=True)
+class Described:
+    """What the photographer wrote about a source photo (``metadata/source.py`` reads it): the fields a preset or
+    the owner profile may keep (``[metadata] keep``). Nothing else: no GPS, serial numbers or thumbnail."""
+
+    keywords: tuple[str, ...] = ()
+    title: str | None = None
+    caption: str | None = None
+    sublocation: str | None = None  # Iptc4xmpCore:Location / IPTC Sub-location
+    city: str | None = None
+    state: str | None = None  # province or state
+    country: str | None = None
+    digital_source_type: str | None = None  # IPTC DigitalSourceType (a NewsCodes URI), the AI-provenance field
+
+    def only(self, keep: frozenset[str] | set[str] | tuple[str, ...]) -> Described:
+        """These fields cleared but those named in ``keep`` (``location`` covers the four place fields)."""
+        place = "location" in keep
+        return Described(
+            keywords=self.keywords if "keywords" in keep else (),
+            title=self.title if "title" in keep else None,
+            caption=self.caption if "caption" in keep else None,
+            sublocation=self.sublocation if place else None,
+            city=self.city if place else None,
+            state=self.state if place else None,
+            country=self.country if place else None,
+            digital_source_type=self.digital_source_type if "ai_provenance" in keep else None,
+        )
+
+
+@dataclass(frozen=True)
 class CaptureInfo:
     """Capture metadata worth keeping from the source (goes to the ledger, not all to outputs)."""
 
@@ -96,9 +128,11 @@ class CaptureInfo:
     orientation: int = 1
     source_format: str = ""
     icc_profile: str | None = None  # description of the source ICC profile, if any
+    # read only when some export of the photo keeps a field of it; not part of the record (as_dict)
+    described: Described | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "") and k != "described"}
 
 
 @dataclass

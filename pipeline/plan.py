@@ -26,7 +26,8 @@ class PhotoPlan:
 
 
 def owner_digest(owner: Owner) -> str:
-    """What of the owner profile changes outputs: names, URL, mark text, the logo's and the font's bytes."""
+    """What of the owner profile changes outputs: names, URL, mark text, the logo's and the font's bytes, the
+    metadata it keeps."""
     logo = b""
     if owner.watermark_logo:
         try:
@@ -36,6 +37,8 @@ def owner_digest(owner: Owner) -> str:
     fields: list[str] = [owner.name, owner.copyright, owner.url, owner.watermark_text]
     if owner.watermark_font:  # only when set: the keys of profiles without a font stay as they were
         fields.append("font:" + fonts.digest(owner.watermark_font))
+    if owner.keep_metadata:  # likewise: profiles that keep nothing keep their keys
+        fields.append("keep:" + ",".join(owner.keep_metadata))
     blob = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(blob.encode() + hashlib.sha256(logo).digest()).hexdigest()
 

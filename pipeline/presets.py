@@ -48,6 +48,12 @@ TEMPLATE_FIELDS: dict[str, object] = {
 }
 #: File-name suffixes accepted for each format (the extension must match the real format, e.g. Google).
 FORMAT_SUFFIXES = {"jpeg": (".jpg", ".jpeg"), "png": (".png",), "webp": (".webp",)}
+#: What of the photographer's own metadata a preset (or the owner profile) may keep on its exports: ``[metadata]
+#: keep``. ``location`` is the city, state, country and sublocation; ``ai_provenance`` the IPTC DigitalSourceType.
+KEEP_FIELDS = ("keywords", "title", "caption", "location", "ai_provenance")
+#: Names a keep list refuses with a reason of their own: never carried to an output, whoever asks.
+NEVER_KEPT = {"gps": "private (the shooting location)", "serial": "private (the camera's identity)",
+              "serials": "private (the camera's identity)", "thumbnail": "the unmarked original in miniature"}
 MAX_CANVAS_SIDE = 20_000  # sanity bound: Amazon's own maximum is 10,000 px on the longest side
 SCHEMA_VERSION = 1  # part of the digest: bump if the meaning of a field changes
 PRESETS_DIR_ENV = "CATALOGMARK_PRESETS_DIR"
@@ -205,6 +211,27 @@ def _template(v: Any) -> str:
     return v
 
 
+def keep_problem(names: list[Any]) -> str | None:
+    """Why a ``[metadata] keep`` list is refused (the first bad name), or None; shared by presets and the profile."""
+    for n in names:
+        if not isinstance(n, str):
+            return f"expected a list of names ({', '.join(KEEP_FIELDS)}), got {_show(n)} in it"
+        if n.lower() in NEVER_KEPT:
+            return f"{n!r} is never kept: {NEVER_KEPT[n.lower()]} (keepable: {', '.join(KEEP_FIELDS)})"
+        if n not in KEEP_FIELDS:
+            return f"unknown name {n!r} (known: {', '.join(KEEP_FIELDS)})"
+    return None
+
+
+def _keep(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise _Bad(f"expected a list of names ({', '.join(KEEP_FIELDS)})")
+    problem = keep_problem(v)
+    if problem:
+        raise _Bad(problem, show_value=False)
+    return tuple(n for n in KEEP_FIELDS if n in v)
+
+
 def _max_bytes(v: Any) -> int:
     if not _is_int(v) or v < 0:
         raise _Bad("expected a byte count (a positive integer, or 0 for no cap)")
@@ -341,6 +368,9 @@ METADATA_FIELDS = (
     Field("iptc", _bool, True, "write IPTC where the format allows (JPEG)"),
     Field("keep_capture_date", _bool, True, "copy DateTimeOriginal to the output"),
     Field("keep_camera", _bool, False, "copy camera make/model to the output (serials and GPS never)"),
+    Field("keep", _keep, (), "the photographer's fields kept from the source (XMP, IPTC): "
+          + ", ".join(KEEP_FIELDS) + "; plus the profile's [metadata] keep",
+          show=lambda v: ", ".join(v) if v else "none", digest_at_default=False),
 )
 NAMING_FIELD = Field("template", _template,
                      doc='output name under OUT/<preset>/, e.g. "{sku}.MAIN.{ext}", "{sku}.PT{n:02d}.{ext}"; '
@@ -390,6 +420,7 @@ class MetadataPolicy:
     iptc: bool = _D["iptc"]
     keep_capture_date: bool = _D["keep_capture_date"]
     keep_camera: bool = _D["keep_camera"]
+    keep: tuple[str, ...] = _D["keep"]
 
 
 @dataclass(frozen=True)

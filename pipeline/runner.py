@@ -234,7 +234,7 @@ def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
 
     Never raises: every problem is a failed ImageResult of the exports it concerns.
     """
-    from pipeline.stages import ingest
+    from pipeline.stages import fingerprint, ingest
 
     started = time.perf_counter()
     if ctx.single_threaded:
@@ -263,8 +263,9 @@ def process_photo(task: PhotoTask, ctx: WorkContext) -> PhotoResult:
             with _at("ingest"):
                 if ctx.archive:
                     _archive_source(ctx.archive, task.source, sha, src.data)
-                photo, problems = ingest.open_photo(src, name, [job.preset.canvas for job, _ in todo],
-                                                    [job.role for job, _ in todo])
+                photo, problems = ingest.open_photo(
+                    src, name, [job.preset.canvas for job, _ in todo], [job.role for job, _ in todo],
+                    describe=any(fingerprint.keep_names(job, ctx.owner) for job, _ in todo))
         except ImageError as exc:
             results.extend(_failed(job, exc, started) for job, _ in todo)
         else:

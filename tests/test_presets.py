@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError, PresetError
 from pipeline.presets import (
+    KEEP_FIELDS,
     PRESET_SCHEMA,
     PRESETS_DIR_ENV,
     REQUIRED,
@@ -530,7 +531,9 @@ def preset_docs(draw: st.DrawFn) -> dict[str, object]:
             "rotation": draw(st.floats(0, 90)),
             "warp": draw(st.floats(0, 0.5)),
         },
-        "metadata": {k: draw(st.booleans()) for k in ("exif", "xmp", "iptc", "keep_capture_date", "keep_camera")},
+        "metadata": {k: draw(st.booleans()) for k in ("exif", "xmp", "iptc", "keep_capture_date", "keep_camera")}
+        | {"keep": draw(st.lists(st.sampled_from(KEEP_FIELDS), unique=True).map(
+            lambda k: sorted(k, key=KEEP_FIELDS.index)))},
         "naming": {
             "main": draw(st.sampled_from(["{sku}.MAIN.{ext}", "{sku}/{sku}-main.{ext}", "{preset}/{sku}-{role}.{ext}"])),
             "gallery": draw(st.sampled_from(["{sku}.PT{n:02d}.{ext}", "{sku}/{position:03d}-{stem}.{ext}"])),

@@ -65,16 +65,17 @@ def _capture_date(value: str | None) -> str | None:
 
 
 def build_exif(marked: Marked, canvas: Canvas, job: ImageJob, owner: Owner, *, record_id: str,
-               timestamp: datetime) -> bytes:
+               timestamp: datetime, caption: str | None = None) -> bytes:
     """EXIF built from scratch (never copied from the source): no thumbnail (IFD1), GPS, MakerNote or serials.
 
     ASCII-typed tags carry ASCII (a transliteration); the exact owner name and description are also written as
-    XPAuthor / XPComment (IFD0) and UserComment (Exif sub-IFD), the Unicode-capable EXIF places.
+    XPAuthor / XPComment (IFD0) and UserComment (Exif sub-IFD), the Unicode-capable EXIF places. ``caption``:
+    the photographer's, when the export keeps it (the description starts with it, as in XMP and IPTC).
     """
     h, w = marked.pixels.shape[:2]
     policy = job.preset.metadata
     exif = Image.Exif()
-    desc = description(job, owner, record_id)
+    desc = description(job, owner, record_id, caption)
     exif[Base.ImageDescription] = _exif_text(desc)
     exif[Base.Orientation] = 1
     exif[Base.XResolution] = IFDRational(72, 1)

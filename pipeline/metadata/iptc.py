@@ -12,7 +12,7 @@ import struct
 
 from pipeline.errors import ImageError
 from pipeline.metadata.text import truncate_utf8, xml_clean
-from pipeline.models import Owner
+from pipeline.models import Described, Owner
 
 #: Stage named by the ImageError an oversized block raises.
 STAGE = "fingerprint"
@@ -22,7 +22,12 @@ IPTC_SETS = {
     (1, 90): ("CodedCharacterSet", 32),
     (2, 0): ("ApplicationRecordVersion", 2),
     (2, 5): ("ObjectName", 64),
+    (2, 25): ("Keywords", 64),
     (2, 80): ("By-line", 32),
+    (2, 90): ("City", 32),
+    (2, 92): ("Sub-location", 32),
+    (2, 95): ("Province-State", 32),
+    (2, 101): ("Country-PrimaryLocationName", 64),
     (2, 110): ("Credit", 32),
     (2, 116): ("CopyrightNotice", 128),
     (2, 120): ("Caption-Abstract", 2000),
@@ -37,33 +42,33 @@ def _iim_dataset(record: int, dataset: int, value: bytes) -> bytes:
     return struct.pack(">BBBH", 0x1C, record, dataset, len(value)) + value
 
 
-def _text_sets(owner: Owner, desc: str, sku: str) -> list[tuple[tuple[int, int], bytes]]:
-    return [
-        ((2, 5), xml_clean(sku).encode("utf-8")),
-        ((2, 80), xml_clean(owner.name).encode("utf-8")),
-        ((2, 110), xml_clean(owner.name).encode("utf-8")),
-        ((2, 116), xml_clean(owner.copyright).encode("utf-8")),
-        ((2, 120), xml_clean(desc).encode("utf-8")),
-    ]
+def _text_sets(owner: Owner, desc: str, sku: str, kept: Described | None) -> list[tuple[tuple[int, int], bytes]]:
+    """The application record's data sets in ascending order; ``kept``: the photographer's fields the export keeps
+    (its title is the ObjectName instead of the SKU, as in XMP dc:title; its caption is part of ``desc``)."""
+    k = kept if kept is not None else Described()
+    sets = [((2, 5), k.title or sku), *(((2, 25), word) for word in k.keywords), ((2, 80), owner.name),
+            ((2, 90), k.city), ((2, 92), k.sublocation), ((2, 95), k.state), ((2, 101), k.country),
+            ((2, 110), owner.name), ((2, 116), owner.copyright), ((2, 120), desc)]
+    return [(key, xml_clean(value).encode("utf-8")) for key, value in sets if value is not None]
 
 
-def build_iptc(owner: Owner, *, desc: str, sku: str) -> bytes:
+def build_iptc(owner: Owner, *, desc: str, sku: str, kept: Described | None = None) -> bytes:
     """IPTC IIM data sets (the payload of the Photoshop 8BIM 0x0404 resource), UTF-8 declared in 1:90.
 
     Each value is cut to its IIM maximum on a character boundary (``iptc_cuts`` says which were); XMP carries the
     whole text."""
-    sets = [((1, 90), IPTC_UTF8), ((2, 0), struct.pack(">H", 4)), *_text_sets(owner, desc, sku)]
+    sets = [((1, 90), IPTC_UTF8), ((2, 0), struct.pack(">H", 4)), *_text_sets(owner, desc, sku, kept)]
     return b"".join(_iim_dataset(r, d, value) for (r, d), value in sets)
 
 
-def iptc_cuts(owner: Owner, *, desc: str, sku: str) -> list[str]:
+def iptc_cuts(owner: Owner, *, desc: str, sku: str, kept: Described | None = None) -> list[str]:
     """One sentence per IIM field ``build_iptc`` has to cut to its length limit (IIM 4.2), naming what is kept."""
     cuts = []
-    for (r, d), value in _text_sets(owner, desc, sku):
+    for (r, d), value in _text_sets(owner, desc, sku, kept):
         name, limit = IPTC_SETS[(r, d)]
         if len(value) > limit:
-            kept = truncate_utf8(value, limit).decode("utf-8")
-            cuts.append(f"IPTC {name} is cut to its {limit}-byte limit ({len(value)} bytes): {kept!r} "
+            left = truncate_utf8(value, limit).decode("utf-8")
+            cuts.append(f"IPTC {name} is cut to its {limit}-byte limit ({len(value)} bytes): {left!r} "
                         "(XMP has the whole text)")
     return cuts
 

@@ -56,6 +56,8 @@ def capture_datetime(value: str | None) -> datetime | None:
         return None
 
 
-def description(job: ImageJob, owner: Owner, record_id: str) -> str:
-    """The one-line description written to EXIF ImageDescription, XMP dc:description and IPTC Caption."""
-    return f"{job.sku} — © {owner.name} — record {record_id}"
+def description(job: ImageJob, owner: Owner, record_id: str, caption: str | None = None) -> str:
+    """The description written to EXIF ImageDescription, XMP dc:description and IPTC Caption: our one line, after
+    the photographer's own caption (and " — ") when the export keeps it (``[metadata] keep = ["caption"]``)."""
+    ours = f"{job.sku} — © {owner.name} — record {record_id}"
+    return f"{caption} — {ours}" if caption else ours

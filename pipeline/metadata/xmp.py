@@ -14,7 +14,7 @@ from defusedxml import ElementTree as SafeET
 
 from pipeline.metadata.claim import CLAIM_PROPS
 from pipeline.metadata.text import SOFTWARE, xml_clean
-from pipeline.models import Owner
+from pipeline.models import Described, Owner
 from pipeline.timefmt import iso_utc
 
 #: Our XMP namespace (and prefix) for the signed claim.
@@ -32,7 +32,9 @@ _NAMESPACES = {
     "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/",
     NS_PREFIX: NS_URI,
 }
-_PREFIX_OF = {uri: prefix for prefix, uri in _NAMESPACES.items()}
+#: Declared only in a packet that uses them (so every other packet stays byte for byte as it was); known to the parser.
+_OPTIONAL_NAMESPACES = {"Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"}
+_PREFIX_OF = {uri: prefix for prefix, uri in (_NAMESPACES | _OPTIONAL_NAMESPACES).items()}
 _RDF = "{" + _NAMESPACES["rdf"] + "}"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
@@ -58,14 +60,34 @@ def _li_alt(text: str) -> str:
     return f'<rdf:Alt><rdf:li xml:lang="x-default">{_esc(text)}</rdf:li></rdf:Alt>'
 
 
+def _kept_props(kept: Described | None) -> list[str]:
+    """The photographer's fields an export keeps (``[metadata] keep``): keywords, place, DigitalSourceType."""
+    if kept is None:
+        return []
+    props = []
+    if kept.keywords:
+        items = "".join(f"<rdf:li>{_esc(k)}</rdf:li>" for k in kept.keywords)
+        props.append(f"   <dc:subject><rdf:Bag>{items}</rdf:Bag></dc:subject>")
+    for prop, value in (("Iptc4xmpCore:Location", kept.sublocation), ("photoshop:City", kept.city),
+                        ("photoshop:State", kept.state), ("photoshop:Country", kept.country),
+                        ("Iptc4xmpExt:DigitalSourceType", kept.digital_source_type)):
+        if value:
+            props.append(f"   <{prop}>{_esc(value)}</{prop}>")
+    return props
+
+
 def build_xmp(claim: dict[str, Any], signature: str, public_key_b64: str, owner: Owner, *, desc: str,
-              timestamp: datetime, title: str = "", date_created: datetime | None = None) -> bytes:
+              timestamp: datetime, title: str = "", date_created: datetime | None = None,
+              kept: Described | None = None) -> bytes:
     """A complete XMP packet (x:xmpmeta/rdf:RDF), every value escaped; deterministic for the same inputs.
 
-    ``title`` is dc:title (the SKU: the same as IPTC ObjectName, as MWG pairs them); ``date_created`` the capture
-    date (photoshop:DateCreated), when the preset keeps it.
+    ``title`` is dc:title (the SKU, or the photographer's title when kept: the same as IPTC ObjectName, as MWG
+    pairs them); ``date_created`` the capture date (photoshop:DateCreated), when the preset keeps it; ``kept``
+    the photographer's other fields the export keeps (its caption is part of ``desc``).
     """
-    ns = "\n".join(f'    xmlns:{p}="{u}"' for p, u in _NAMESPACES.items() if p not in ("x", "rdf"))
+    extra = _kept_props(kept)
+    used = {p: u for p, u in _OPTIONAL_NAMESPACES.items() if any(f"<{p}:" in line for line in extra)}
+    ns = "\n".join(f'    xmlns:{p}="{u}"' for p, u in (_NAMESPACES | used).items() if p not in ("x", "rdf"))
     props = [
         f"   <dc:creator><rdf:Seq><rdf:li>{_esc(owner.name)}</rdf:li></rdf:Seq></dc:creator>",
         f"   <dc:rights>{_li_alt(owner.copyright)}</dc:rights>",
@@ -75,6 +97,7 @@ def build_xmp(claim: dict[str, Any], signature: str, public_key_b64: str, owner:
         props.append(f"   <dc:title>{_li_alt(title)}</dc:title>")
     if date_created is not None:
         props.append(f"   <photoshop:DateCreated>{date_created.isoformat()}</photoshop:DateCreated>")
+    props += extra
     props.append("   <xmpRights:Marked>True</xmpRights:Marked>")
     if owner.url:
         props.append(f"   <xmpRights:WebStatement>{_esc(owner.url)}</xmpRights:WebStatement>")
@@ -145,6 +168,9 @@ def _xmp_value(el: Element) -> Any:
             items = [li for li in container if li.tag == _RDF + "li"]
             chosen = next((li for li in items if li.get(_XML_LANG) == "x-default"), items[0] if items else None)
             return "" if chosen is None else _text(chosen)
+    resource = el.get(_RDF + "resource")
+    if resource is not None and not len(el) and not (el.text or "").strip():
+        return resource  # a URI value written as a resource (e.g. Iptc4xmpExt:DigitalSourceType)
     if len(el) or el.get(_RDF + "parseType") == "Resource":
         struct_el = el[0] if len(el) == 1 and el[0].tag == _RDF + "Description" else el
         out: dict[str, Any] = {_qname(k): v for k, v in struct_el.attrib.items() if not k.startswith(_RDF)}

@@ -34,7 +34,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from pipeline.catalog import RAW_SUFFIXES
 from pipeline.errors import ImageError
 from pipeline.files import SourceBytes
 from pipeline.imaging import pngband, productbox
+from pipeline.metadata.source import read_described
 from pipeline.models import Canvas, CaptureInfo, Fill, ImageJob
 from pipeline.presets import CanvasSpec
 
@@ -144,11 +145,13 @@ def check_size(w: int, h: int, spec: CanvasSpec, name: str) -> None:
 
 
 def open_photo(source: SourceBytes, name: str, specs: Sequence[CanvasSpec],
-               roles: Sequence[str | None] | None = None) -> tuple[Photo | None, list[ImageError | None]]:
+               roles: Sequence[str | None] | None = None, *, describe: bool = False
+               ) -> tuple[Photo | None, list[ImageError | None]]:
     """Decode a source once for every canvas in ``specs``; also say, per spec, why the photo cannot go there
     (``None`` where it can; the photo is ``None`` when it can go to none of them, and is then not decoded).
 
-    ``roles`` (one per spec) are the exports' image roles, for a spec's role-dependent ``min_fill``.
+    ``roles`` (one per spec) are the exports' image roles, for a spec's role-dependent ``min_fill``. ``describe``
+    (some export keeps the photographer's fields): they are read from the bytes into ``capture.described``.
     The decode covers the largest ``decode_size(...)`` among the specs the photo passes. Raises
     ImageError(stage="ingest") when the file itself is bad (every export of it fails with that message).
     """
@@ -175,6 +178,8 @@ def open_photo(source: SourceBytes, name: str, specs: Sequence[CanvasSpec],
                                   strict=True)
     except _Rejected as rejected:
         return None, rejected.problems
+    if describe:
+        capture = replace(capture, described=read_described(source.data))
     return Photo(pixels, capture.orientation, capture, source.sha256, len(source.data)), problems
 
 
@@ -222,7 +227,8 @@ def ingest(job: ImageJob) -> Canvas:
     Raises ImageError(stage="ingest") for any problem with the file.
     """
     name = job.source_display or job.source
-    photo, problems = open_photo(read_source(job.source, name), name, [job.preset.canvas], [job.role])
+    photo, problems = open_photo(read_source(job.source, name), name, [job.preset.canvas], [job.role],
+                                 describe=bool(job.preset.metadata.keep))
     if photo is None or problems[0] is not None:
         raise problems[0] or ImageError(f"{name}: cannot be decoded", stage=STAGE)
     return canvas_for(photo, job.preset.canvas, job.role)
