@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -13,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ConfigError
 from pipeline.marks import fonts
+from pipeline.marks.logo import logo_too_large
 from pipeline.models import Owner
 from pipeline.presets import KEEP_FIELDS, keep_problem
 from pipeline.progress import printable
@@ -165,8 +167,15 @@ def _check_logo(logo: Path, where: str) -> str:
     if not logo.is_file():
         raise ConfigError(f"{where}: logo file not found: {logo}")
     try:
-        with Image.open(logo) as im:
-            im.verify()  # reads the whole file and checks it (Pillow), without decoding pixels twice
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # logo_too_large is the check
+            with Image.open(logo) as im:
+                too_large = logo_too_large(im.size)
+                if too_large:
+                    raise ConfigError(f"{where}: {logo}: the logo is {too_large}")
+                im.verify()  # reads the whole file and checks it (Pillow), without decoding pixels twice
+    except Image.DecompressionBombError as exc:
+        raise ConfigError(f"{where}: {logo}: the logo is a decompression bomb ({exc})") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise ConfigError(f"{where}: not a readable image: {logo} ({exc})") from None
     return str(logo.resolve())

@@ -240,3 +240,39 @@ def test_round_trip_strings(name: str, text: str, copyright_: str | None, workdi
         assert owner.copyright == copyright_
     else:
         assert owner.copyright.endswith(f" {name.strip()}. All rights reserved.")
+
+
+def _png_header_only(path: Path, w: int, h: int) -> Path:
+    """A PNG whose header claims w x h (a few hundred bytes on disk: what a decompression bomb looks like)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)  # 1-bit grey
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(("w", "h", "message"), [
+    (5000, 4000, "20 MP, more than the 16 MP a logo may have"),  # under Pillow's limit, over ours
+    (40000, 40000, "decompression bomb"),  # over Pillow's hard limit
+])
+def test_a_logo_too_large_to_read_is_a_config_error_from_its_header(workdir: Path, w: int, h: int,
+                                                                    message: str) -> None:
+    _png_header_only(workdir / "big.png", w, h)
+    (workdir / "catalogmark.toml").write_text('[owner]\nname = "A"\n[watermark]\nlogo = "big.png"\n')
+    with pytest.raises(ConfigError, match=message) as info:
+        load_owner(cwd=workdir)
+    assert "big.png" in str(info.value) and "[watermark] logo" in str(info.value)
+
+
+def test_the_mark_renderer_refuses_a_logo_too_large_before_decoding_it(tmp_path: Path) -> None:
+    from pipeline.errors import ImageError
+    from pipeline.marks import visible
+
+    path = _png_header_only(tmp_path / "big.png", 5000, 4000)
+    with pytest.raises(ImageError, match="16 MP a logo may have"):
+        visible._logo_coverage(str(path))

@@ -684,6 +684,14 @@ def test_random_bytes_and_text_are_not_images(tmp_path, run):
     assert "not an image" in _err(run, save_bytes(tmp_path / "notes.png", b"hello, I am a text file\n" * 10))
 
 
+@pytest.mark.parametrize("head", [b"GIF89a", b"\x89PNG\r\n\x1a\n", b"II*\0", b"MM\0*", b"\xff\xd8\xff\xe0",
+                                  b"\0\0\0\x1cftypavif"])
+def test_a_damaged_header_is_named_without_python_reprs_or_warnings(tmp_path, run, head, capfd):
+    msg = _err(run, save_bytes(tmp_path / "damaged.img", head + b"\0" * 40))
+    assert "corrupt or truncated" in msg and "object at 0x" not in msg and "<_io" not in msg, msg
+    assert capfd.readouterr().err == ""  # no decoder warning leaks to the terminal
+
+
 @pytest.mark.parametrize(
     "data,fmt",
     [(b"\xff\x0a" + b"\x00" * 64, "JPEG XL"),  # (HEIC and PSD are read now: tests/test_ingest_formats.py)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import math
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from pipeline.errors import ImageError
 from pipeline.marks import fonts
+from pipeline.marks.logo import logo_too_large
 from pipeline.models import Owner, VisibleMark
 
 #: Stage named by the ImageError a mark that cannot be drawn raises (an unreadable logo, nothing to draw).
@@ -52,16 +54,21 @@ def _text_coverage(text: str, size: int, font_path: str | None = None) -> np.nda
 @functools.lru_cache(maxsize=8)
 def _logo_coverage_cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
     try:
-        with Image.open(path) as im:
-            im.load()
-            rgba = np.asarray(im.convert("RGBA"), np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # logo_too_large is the check
+            with Image.open(path) as im:
+                too_large = logo_too_large(im.size)
+                if too_large:
+                    raise ImageError(f"{path}: the watermark logo is {too_large}", stage=STAGE)
+                im.load()
+                rgba8 = np.asarray(im.convert("RGBA"))  # 4 bytes a pixel; float32 only per channel below
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path}: cannot read the watermark logo ({exc})", stage=STAGE) from exc
-    alpha = rgba[..., 3] / 255.0
+    alpha = rgba8[..., 3].astype(np.float32) / 255.0
     if alpha.min() < 0.98:  # a transparent logo: its alpha is the ink
         cov = alpha
     else:  # an opaque logo: ink is what differs from the paper (the median border colour)
-        lum = _luminance(rgba[..., :3])
+        lum = _luminance(rgba8[..., :3].astype(np.float32))
         border = np.concatenate([lum[0], lum[-1], lum[:, 0], lum[:, -1]])
         diff = np.abs(lum - np.median(border))
         cov = diff / diff.max() if diff.max() > 0 else np.ones_like(lum)

@@ -583,8 +583,14 @@ def _open(data: bytes, name: str) -> Image.Image:
     return im
 
 
+_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")  # "<_io.BytesIO object at 0x7f...>": no help to anyone
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    """A decoder's exception as a short message, without the Python object reprs Pillow puts in some."""
+    text = _REPR.sub("", str(exc)).strip() or type(exc).__name__
+    if text == "cannot identify image file":
+        text = "no decoder recognises its header"
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -1048,7 +1054,9 @@ def _raw_format(data: bytes, name: str) -> str | None:
     suffix = Path(name).suffix.lower()
     try:
         exif = Image.Exif()
-        exif.load(data[:1 << 20])  # IFD0 only, its values from the first MiB (DNGVersion is a 4-byte inline value)
+        with warnings.catch_warnings():  # "Corrupt EXIF data" of a damaged TIFF: the decode reports it
+            warnings.simplefilter("ignore")
+            exif.load(data[:1 << 20])  # IFD0 only, its values from the first MiB (DNGVersion: a 4-byte inline value)
         if _TAG_DNG_VERSION in exif:
             return "DNG"
     except Exception:
