@@ -197,7 +197,8 @@ def test_each_photo_is_read_and_decoded_once_for_all_its_presets(options, make_p
     real_read, real_open = ingest.read_source, ingest.open_photo
     monkeypatch.setattr(ingest, "read_source", lambda path, name: reads.append(path) or real_read(path, name))
     monkeypatch.setattr(ingest, "open_photo",
-                        lambda src, name, specs, *rest: opens.append(len(specs)) or real_open(src, name, specs, *rest))
+                        lambda src, name, specs, *rest, **kw: opens.append(len(specs))
+                        or real_open(src, name, specs, *rest, **kw))
     presets = [make_preset(name="p1"), make_preset(name="p2", canvas=dataclasses.replace(
         make_preset().canvas, width=500, height=300, fit="cover"))]
     summary = runner.run(options(presets=presets))
