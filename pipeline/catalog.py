@@ -144,6 +144,9 @@ def _sku_problem(sku: str) -> str | None:
     """Why ``sku`` cannot be a SKU (it becomes part of output file names and of printed lines), or None."""
     if not sku or sku in {".", ".."} or "/" in sku or "\\" in sku:
         why = "a path separator or a relative folder name"
+    elif sku != _printable(sku):  # undecodable bytes (surrogate escapes): U+FFFD would make names collide
+        return (f"invalid SKU {_printable(sku)!r}: its name is not valid UTF-8 (shown with U+FFFD), which cannot "
+                "be part of output file names or the ledger; rename it")
     elif any(unicodedata.category(c) == "Cc" for c in sku):
         why = "a control character (newline, tab, ...)"
     else:
@@ -183,7 +186,7 @@ def scan(sources: list[str | Path]) -> Discovery:
         if src_path.is_file():
             if not is_image_file(src_path):
                 raise InputError(f"{src}: not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-            found.append((str(src_path.resolve()), _printable(str(src)), _printable(src_path.stem), None))
+            found.append((str(src_path.resolve()), _printable(str(src)), src_path.stem, None))
             continue
         overrides = _read_catalog_csv(src_path) if (src_path / CATALOG_CSV).is_file() else {}
         for path in sorted(src_path.rglob("*"), key=lambda p: _natural_key(p.relative_to(src_path).as_posix())):
@@ -200,7 +203,7 @@ def scan(sources: list[str | Path]) -> Discovery:
                 sku, role = overrides[rel.as_posix()]
             else:
                 sku, role = (rel.parts[0] if len(rel.parts) > 1 else path.stem), None
-            found.append((str(path.resolve()), display, _printable(sku), role))
+            found.append((str(path.resolve()), display, sku, role))  # the SKU as named: see _sku_problem
 
     seen: set[str] = set()
     by_sku: dict[str, list[tuple[str, str, str | None]]] = {}
@@ -211,8 +214,11 @@ def scan(sources: list[str | Path]) -> Discovery:
         by_sku.setdefault(sku, []).append((abs_path, display, role))
 
     items: list[CatalogItem] = []
-    for sku in sorted(by_sku, key=_natural_key):
-        files = sorted(by_sku[sku], key=lambda f: _natural_key(Path(f[1]).name))
+    for raw_sku in sorted(by_sku, key=_natural_key):
+        # grouped by the name as the file system has it: two folders whose names differ only in bytes that are
+        # not UTF-8 are two SKUs (both failing, see _sku_problem), never one
+        files = sorted(by_sku[raw_sku], key=lambda f: _natural_key(Path(f[1]).name))
+        sku = _printable(raw_sku)
         forced = [f for f in files if f[2] == "main"]
         if len(forced) > 1:
             raise ConfigError(f"SKU {sku}: catalog.csv names {len(forced)} main images; at most one allowed")
@@ -220,7 +226,7 @@ def scan(sources: list[str | Path]) -> Discovery:
         if main is None:
             main = next((f for f in files if f[2] != "gallery"), None)
         gallery = [f for f in files if f is not main]
-        problem = _sku_problem(sku)
+        problem = _sku_problem(raw_sku)
         if main is not None:
             items.append(CatalogItem(main[0], main[1], sku, "main", 0, problem))
         for n, (abs_path, display, _role) in enumerate(gallery, start=1):

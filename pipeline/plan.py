@@ -81,6 +81,13 @@ def plan_photos(items: Sequence[CatalogItem], presets: Sequence[Preset], out_dir
             name = render_output_name(preset, sku=item.sku, role=item.role, n=n, position=item.position,
                                       stem=Path(item.source).stem)
             output = str(out_root / preset.name / name)
+            try:
+                output.encode("utf-8")
+            except UnicodeEncodeError:  # {stem} of a file name with bytes that are not UTF-8
+                failures.append(Failure(item.display, "export", "the file name is not valid UTF-8 (shown with "
+                                        f"U+FFFD) and preset {preset.name} names outputs after it ({{stem}}): "
+                                        "rename the file", preset.name))
+                continue
             if output in claimed:
                 failures.append(Failure(item.display, "export",
                                         f"output name {name!r} collides with {claimed[output]} (preset {preset.name})",

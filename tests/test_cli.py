@@ -525,3 +525,27 @@ def test_phone_raw_and_psd_sources_and_every_other_file_accounted_for(workdir, t
     (f,) = doc["failures"]
     assert f["path"].endswith("b_raw.dng") and f["stage"] == "ingest"
     assert "RAW needs the raw extra: pip install 'catalogmark[raw]'" in f["error"]
+
+
+def test_names_that_are_not_utf8_fail_alone_and_never_merge(workdir, tmp_path):
+    """Two SKU folders whose names differ only in bytes that are not UTF-8 are two failing SKUs (not one merged
+    SKU), a non-UTF-8 file name with a {stem} preset fails that export alone, the rest is exported; a rerun
+    exports nothing again."""
+    cat = tmp_path / "cat"
+    rgb = product_on_white((400, 300), seed=7)
+    for raw in (b"SKU\xff/main.jpg", b"SKU\xfe/main.jpg", b"GOOD/ph\xe9to.jpg", b"GOOD/main.jpg"):
+        path = cat / os.fsdecode(raw)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(path, quality=90)
+    args = ("run", str(cat), "--preset", "web", "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.sqlite"),
+            "--key-file", str(workdir / "owner.key"), "--jobs", "1", "--json")
+    r = cm(*args, cwd=workdir)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["processed"] == 1 and doc["failed"] == 3, doc
+    errors = sorted(f["error"] for f in doc["failures"])
+    assert sum("not valid UTF-8" in e and "invalid SKU" in e for e in errors) == 2
+    assert sum("{stem}" in e and "rename the file" in e for e in errors) == 1
+    assert [Path(o["output"]).name for o in doc["outputs"]] == ["GOOD-main.webp"]
+    again = json.loads(cm(*args, cwd=workdir).stdout)
+    assert again["processed"] == 0 and again["skipped"] == 1 and again["failed"] == 3
