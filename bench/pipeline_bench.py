@@ -17,7 +17,8 @@ Everything is a whole process (wall time includes interpreter start-up and impor
   rerun        --rerun-photos tiny JPEGs (64x64, 5 per SKU folder) with a bench preset (extends web, 64 px box,
                min_long_side = 0): a first run exports them all, then a no-change rerun and a --check are timed.
   memory       peak RSS of `catalogmark run --jobs 1` (the pipeline runs in-process with one job) on one 50 MP
-               JPEG and one 100 MP PNG, each in a fresh wrapper process (getrusage(RUSAGE_CHILDREN).ru_maxrss).
+               JPEG, one 100 MP PNG, and the worst PNGs the pixel limit allows (156 MP 16-bit grey, 144 MP
+               1-bit), each in a fresh wrapper process (getrusage(RUSAGE_CHILDREN).ru_maxrss).
 
 Fairness: every contestant gets OMP_NUM_THREADS=1 and friends
 (BLAS, OpenCV, ImageMagick, libvips thread pools = 1); one-process contestants are pinned to one CPU with taskset
@@ -318,6 +319,35 @@ def make_big_png(path: Path, width: int, height: int) -> None:
     os.replace(tmp, path)
 
 
+def make_png_streamed(path: Path, width: int, height: int, bit_depth: int) -> None:
+    """A greyscale PNG of ``bit_depth`` (1 or 16) written a row at a time (a 156 MP 16-bit image would be 312 MB
+    in memory): 64 px tiles of grey levels, so it compresses to a few hundred KB like the file the reliability
+    issue found (a 325 KB 156 MP 16-bit PNG took 3.1 GB): what is measured is the decode, not the file read. Written by hand because Pillow cannot write
+    a PNG without holding the whole image."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    z = zlib.compressobj(6)
+    x = np.arange(width)
+    with tmp.open("wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)))
+        for y in range(height):
+            if bit_depth == 16:
+                row = (((x // 64) * 257 + (y // 64) * 3) % 65536).astype(">u2").tobytes()
+            else:
+                row = np.packbits(((x // 64 + y // 64) % 2).astype(np.uint8)).tobytes()
+            data = z.compress(b"\0" + row)
+            if data:
+                fh.write(chunk(b"IDAT", data))
+        fh.write(chunk(b"IDAT", z.flush()) + chunk(b"IEND", b""))
+    os.replace(tmp, path)
+
+
 def camera_catalog(out: Path, n: int, width: int, height: int) -> tuple[Path, list[Path]]:
     """n generated photos (cached, generated once) linked into a catalog folder of exactly n (4 per SKU folder)."""
     cache = out / "cache" / f"camera-{width}x{height}-v{GENERATOR_VERSION}"
@@ -381,7 +411,18 @@ def memory_inputs(out: Path) -> list[tuple[str, Path]]:
     if not png.exists():
         _log(f"generating a 100 MP PNG (10000x10000 RGB) into {png.parent} ...")
         make_big_png(png, 10000, 10000)
-    return [("50 MP JPEG 8660x5773", jpg.parent.parent), ("100 MP PNG 10000x10000", png.parent.parent)]
+    # the worst files the limits allow (ingest.MAX_PIXELS = 160 MP): the 16-bit and 1-bit paths
+    grey16 = root / "png16-156mp" / "MEM156" / "IMG_156MP_16BIT.png"
+    bilevel = root / "png1-144mp" / "MEM144" / "IMG_144MP_1BIT.png"
+    if not grey16.exists():
+        _log(f"generating a 156 MP 16-bit grey PNG (12500x12480) into {grey16.parent} ...")
+        make_png_streamed(grey16, 12500, 12480, 16)
+    if not bilevel.exists():
+        _log(f"generating a 144 MP 1-bit PNG (12000x12000) into {bilevel.parent} ...")
+        make_png_streamed(bilevel, 12000, 12000, 1)
+    return [("50 MP JPEG 8660x5773", jpg.parent.parent), ("100 MP PNG 10000x10000", png.parent.parent),
+            (f"156 MP 16-bit grey PNG ({grey16.stat().st_size // 1024} KB)", grey16.parent.parent),
+            (f"144 MP 1-bit PNG ({bilevel.stat().st_size // 1024} KB)", bilevel.parent.parent)]
 
 
 # ------------------------------------------------------------------------------------------------------------------
