@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   := demo-out
 
-.PHONY: setup demo test lint typecheck check bench robustness bench-trace sysdeps clean
+.PHONY: setup demo test lint typecheck check bench robustness bench-trace false-positives sysdeps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "catalogmark needs Python 3.11+"'
@@ -57,6 +57,9 @@ robustness: setup
 
 bench-trace: setup
 	$(BIN)/python bench/trace_bench.py
+
+false-positives: setup
+	$(BIN)/python bench/false_positives.py $(FP_ARGS)
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache .mypy_cache .ruff_cache
