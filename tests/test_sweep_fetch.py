@@ -112,7 +112,7 @@ def test_size_text() -> None:
 def test_get_image(listing_server: ListingServer, fetcher: Fetcher) -> None:
     data = make_jpeg(7)
     url = listing_server.add_file("/kf/photo.jpg", data, "image/jpeg")
-    got = fetcher.get_image(url, referer="https://www.aliexpress.com/item/1.html")
+    got = fetcher.get_image(url, referer="https://www.aliexpress.com/item/1.html", page_local=True)
     assert isinstance(got, FetchedImage)
     assert (got.url, got.final_url, got.content_type, got.kind, got.extension) == (url, url, "image/jpeg", "jpeg",
                                                                                     ".jpg")
@@ -121,6 +121,28 @@ def test_get_image(listing_server: ListingServer, fetcher: Fetcher) -> None:
     headers = listing_server.headers_seen[-1]
     assert headers["referer"] == "https://www.aliexpress.com/item/1.html"
     assert headers["user-agent"].startswith("catalogmark/")
+
+
+def test_a_page_on_the_web_cannot_make_the_sweep_reach_a_local_address(listing_server: ListingServer,
+                                                                      fetcher: Fetcher) -> None:
+    url = listing_server.add_file("/kf/router.jpg", make_jpeg(8), "image/jpeg")
+    for named in (url, "http://localhost:9/x.jpg", "http://[::1]:9/x.jpg", "http://192.168.1.1/admin.jpg",
+                  "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x.jpg"):
+        with pytest.raises(FetchError, match="local or private network address: not fetched"):
+            fetcher.get_image(named, referer="https://www.aliexpress.com/item/1.html")
+    assert "/kf/router.jpg" not in listing_server.requests  # refused before connecting
+    assert isinstance(fetcher.get_image(url), FetchedImage)  # a URL the owner gives is fetched wherever it is
+
+
+def test_is_local_address_without_lookups() -> None:
+    from pipeline.sweep.fetch import is_local_address
+
+    assert is_local_address("http://127.0.0.1:8000/", resolve=False) is True
+    assert is_local_address("http://printer.localhost/", resolve=False) is True
+    assert is_local_address("http://[fe80::1]/", resolve=False) is True
+    assert is_local_address("http://100.64.0.1/", resolve=False) is True  # carrier-grade NAT
+    assert is_local_address("https://93.184.215.14/", resolve=False) is False
+    assert is_local_address("https://www.aliexpress.com/", resolve=False) is None  # a name: not looked up
 
 
 def test_redirects_are_followed_and_the_final_url_kept(listing_server: ListingServer, fetcher: Fetcher) -> None:

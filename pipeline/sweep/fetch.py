@@ -8,13 +8,17 @@ neither a huge answer nor a compression bomb sits in memory), within a wall-cloc
 ``max_redirects``, each hop checked: only http and https, never ``file:`` and friends). An image answer must
 be an image twice over: its ``Content-Type`` (``image/*``, or the generic ``application/octet-stream`` / none)
 and its first bytes (JPEG, PNG, WebP, GIF, AVIF, HEIC, BMP or TIFF signature). A page answer must be HTML
-(``text/html`` or ``application/xhtml+xml``). Any problem raises :class:`FetchError` with the URL and a
+(``text/html`` or ``application/xhtml+xml``). A URL a listing page named, and any redirect, may not lead from the
+web to a local or private network address (``is_local_address``; the owner's own URLs are exempt). Any problem
+raises :class:`FetchError` with the URL and a
 one-line message; ``sources.py`` turns it into a ``models.FetchFailure``.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -153,6 +157,38 @@ def _check_scheme(url: str) -> None:
         raise FetchError(url, f"not a valid URL (host {parts.hostname[:80]!r}: {_one_line(exc)})") from None
 
 
+def is_local_address(url: str, *, resolve: bool) -> bool | None:
+    """Is ``url``'s host on the owner's own machine or network (loopback, private, link-local, carrier-grade NAT,
+    reserved: anything not globally routable)? True / False, or None when it is a name not looked up
+    (``resolve=False``) or that does not resolve. ``resolve=True`` asks the system resolver, the same lookup
+    the request itself would make."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        pass
+    if not resolve:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+    return any(not a.is_global for a in addresses) if addresses else None
+
+
+def _local_refusal(url: str) -> str:
+    return (f"{_short(url)} is on a local or private network address: not fetched (a listing page named it; "
+            "a page may not make catalogmark reach your own network)")
+
+
 def _connect_message(exc: httpx.HTTPError) -> str:
     """One line for a failed connection: "connection refused", "cannot resolve host ...", ..."""
     cause: BaseException | None = exc
@@ -209,9 +245,10 @@ class Fetcher:
 
     # -- public ----------------------------------------------------------------------------------------------
 
-    def get_image(self, url: str, *, referer: str | None = None) -> FetchedImage:
-        """The image at ``url``; FetchError if the answer is no image (header or bytes), too large, ..."""
-        result = self.get(url, want="image", referer=referer)
+    def get_image(self, url: str, *, referer: str | None = None, page_local: bool = False) -> FetchedImage:
+        """The image at ``url``; FetchError if the answer is no image (header or bytes), too large, ...
+        (``referer``, ``page_local``: see :meth:`get`)."""
+        result = self.get(url, want="image", referer=referer, page_local=page_local)
         assert isinstance(result, FetchedImage)
         return result
 
@@ -221,10 +258,19 @@ class Fetcher:
         assert isinstance(result, FetchedPage)
         return result
 
-    def get(self, url: str, *, want: Want = "any", referer: str | None = None) -> FetchedImage | FetchedPage:
+    def get(self, url: str, *, want: Want = "any", referer: str | None = None,
+            page_local: bool = False) -> FetchedImage | FetchedPage:
         """What ``url`` answers: an image or an HTML page (``want="any"``: whichever it is; a URL the owner
-        gives may be either), or only one of them."""
+        gives may be either), or only one of them.
+
+        Local addresses: a URL a listing page named (``referer`` given) is refused when its host is on a local or
+        private network (``is_local_address``) unless the page itself was (``page_local``: the owner's own test
+        shop, say); a redirect is refused when it leads from a public host to a local one. A URL the owner gives
+        (no ``referer``) is fetched wherever it points: the owner chose it."""
         _check_scheme(url)
+        if referer is not None and not page_local and is_local_address(url, resolve=True):
+            raise FetchError(url, _local_refusal(url))
+        origin_local: bool | None = page_local if referer is not None else None  # looked up at a first redirect
         start = time.monotonic()
         current = url
         headers = {"Accept": self._accept(want)}
@@ -247,6 +293,11 @@ class Fetcher:
                             _check_scheme(target)
                         except FetchError as exc:
                             raise FetchError(url, f"redirected to {_short(target)}: {exc.message}") from None
+                        if origin_local is None:
+                            origin_local = bool(is_local_address(url, resolve=True))
+                        if not origin_local and is_local_address(target, resolve=True):
+                            raise FetchError(url, f"redirected to {_local_refusal(target)}".replace(
+                                "(a listing page named it; ", "(")) from None
                         if hop == self.max_redirects:
                             break
                         current = target

@@ -48,7 +48,15 @@ from urllib.request import url2pathname
 from pipeline import files
 from pipeline.catalog import is_image_file
 from pipeline.errors import ConfigError
-from pipeline.sweep.fetch import MIB, FetchedImage, Fetcher, FetchError, image_kind, size_text
+from pipeline.sweep.fetch import (
+    MIB,
+    FetchedImage,
+    Fetcher,
+    FetchError,
+    image_kind,
+    is_local_address,
+    size_text,
+)
 from pipeline.sweep.marketplace import marketplace_of
 from pipeline.sweep.models import FetchFailure, Found, Gathered, Suspect
 from pipeline.sweep.page import Listing, read_listing
@@ -294,7 +302,9 @@ class _Gatherer:
         listing = read_listing(answer.data, answer.final_url, encoding=answer.charset)
         market = self._marketplace(target.marketplace, listing.site_name, target.url, answer.final_url,
                                    listing.canonical_url)
-        self._page_images(listing, page_url=target.url, marketplace=market,
+        # a page served from the owner's own machine or network may name images there too; one on the web may not
+        local = bool(is_local_address(target.url, resolve=True) or is_local_address(answer.final_url, resolve=True))
+        self._page_images(listing, page_url=target.url, marketplace=market, page_local=local,
                           seller=target.seller or listing.seller, title=target.title or listing.title,
                           saved=None)
 
@@ -313,12 +323,14 @@ class _Gatherer:
         market = self._marketplace(self.marketplace, listing.site_name, listing.canonical_url)
         saved = _SavedPage(folder=path.resolve().parent,
                            fetched_at=iso_utc(datetime.fromtimestamp(mtime, UTC)), label=str(path))
-        self._page_images(listing, page_url=listing.canonical_url, marketplace=market,
+        # a saved page cannot vouch for local addresses unless its canonical URL is one (not looked up: no traffic)
+        local = bool(listing.canonical_url and is_local_address(listing.canonical_url, resolve=False))
+        self._page_images(listing, page_url=listing.canonical_url, marketplace=market, page_local=local,
                           seller=self.seller or listing.seller, title=listing.title, saved=saved)
 
     # -- one page's images -----------------------------------------------------------------------------------
 
-    def _page_images(self, listing: Listing, *, page_url: str | None, marketplace: str | None,
+    def _page_images(self, listing: Listing, *, page_url: str | None, marketplace: str | None, page_local: bool,
                      seller: str | None, title: str | None, saved: _SavedPage | None) -> None:
         label = page_url or (saved.label if saved else listing.base_url or "")
         if not listing.images:
@@ -364,7 +376,8 @@ class _Gatherer:
                 self._fail(cand.url, OFFLINE, page_url=label)
                 continue
             referer = page_url if page_url and _is_web_url(page_url) else None
-            result = self._download(cand.url, referer=referer)
+            result = self._download(cand.url, referer=referer or listing.base_url or label,
+                                    page_local=page_local, send_referer=referer is not None)
             if isinstance(result, str):
                 self._fail(cand.url, result, page_url=label)
                 continue
@@ -411,14 +424,16 @@ class _Gatherer:
 
     # -- downloads -------------------------------------------------------------------------------------------
 
-    def _download(self, url: str, *, referer: str | None) -> _Downloaded | str:
-        """The image at ``url`` saved into the download folder (once per gather), or the error message."""
+    def _download(self, url: str, *, referer: str, page_local: bool, send_referer: bool) -> _Downloaded | str:
+        """The image at ``url`` that the page ``referer`` named, saved into the download folder (once per
+        gather), or the error message. ``page_local``: the page came from a local address (see Fetcher.get)."""
         if url in self._images:
             return self._images[url]
         assert self.fetcher is not None
         self._note(f"image {url}")
         try:
-            got: _Downloaded | str = self._store(self.fetcher.get_image(url, referer=referer))
+            got: _Downloaded | str = self._store(self.fetcher.get_image(
+                url, referer=referer if send_referer else "", page_local=page_local))
         except FetchError as exc:
             got = exc.message
         self._images[url] = got
