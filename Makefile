@@ -50,10 +50,13 @@ check: test
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py
 
+# The attack suites (in-house and AugLy) against the invisible mark and trace; ROBUSTNESS_ARGS is passed on
+# (e.g. ROBUSTNESS_ARGS="--quick --jobs 2"). AugLy's python-magic needs the system's libmagic (libmagic1).
+ROBUSTNESS_ARGS ?=
 robustness: setup
-	$(BIN)/python -m pip install -q -r bench/requirements-robustness.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -r bench/requirements-robustness.txt
 	$(BIN)/python -m pip install -q --no-deps invisible-watermark==0.2.0
-	$(BIN)/python bench/robustness.py
+	$(BIN)/python bench/robustness.py $(ROBUSTNESS_ARGS)
 
 bench-trace: setup
 	$(BIN)/python bench/trace_bench.py

@@ -1,32 +1,48 @@
-"""Robustness benchmark of the invisible watermark against the attack suite, next to the `invisible-watermark` package.
+"""Robustness benchmark of the invisible watermark and trace against two attack suites, next to `invisible-watermark`.
 
 For every image of the sample catalog (``sample_images/``, or scikit-image photos if it is absent) and a set of
-generated product shots on pure white, the same 40-bit payload is embedded with catalogmark's keyed watermark
-and with ``invisible-watermark``'s dwtDct and dwtDctSvd methods; every attack of ``tests/attacks.py`` is applied
-and the payload read back blind. Printed per attack: the exact-payload recovery rate of each method, measured in
-the same run on the same images. Also printed: PSNR / SSIM of each method, catalogmark's false-positive counts on
-unmarked pictures and on pictures marked with another key (with the analytic bound), and embed/read timings
-(single OpenCV thread).
+generated product shots on pure white, a 40-bit payload is embedded with catalogmark's keyed watermark (and with
+``invisible-watermark``'s dwtDct and dwtDctSvd methods). The marked images are recorded, with their trace data,
+in a real ledger in a temporary folder, beside 24 unrelated distractor exports. Every attack of the in-house
+suite (``tests/attacks.py``) and of AugLy's image augmentations (``bench/augly_suite.py``) is applied, and per
+attack the bench prints the exact-payload recovery of:
 
-    python bench/robustness.py [--quick] [--speed] [--jobs N] [--attacks a,b,...]
+- the blind read (``pipeline.invisible.read``, no hint);
+- the informed read: the suspect registered against its original export with trace's own registration
+  (``pipeline.trace.register``) and read with that hint, else blind, as trace reads a registered copy;
+- trace: the real ``pipeline.trace`` Tracer over that ledger names the right record (and how often it named
+  another one);
+- the baseline's blind reads.
 
-``--quick``: a few images and every attack; ``--speed``: only the timing section. The baseline needs
-``pip install -r bench/requirements-robustness.txt`` and ``pip install --no-deps invisible-watermark`` (its
-metadata requires torch, which dwtDct/dwtDctSvd never use); without it only catalogmark's columns are printed.
+Also printed: a summary per suite, PSNR / SSIM of the marked images, catalogmark's false-positive counts on
+unmarked pictures and on pictures marked with another key (with the analytic bound), trace on unrelated product
+shots, and embed/read timings (single OpenCV thread).
+
+    python bench/robustness.py [--quick] [--speed] [--jobs N] [--attacks a,b,...] [--augly augly:x,...|none]
+
+``--quick``: 3 catalog images, 2 product shots and every attack; ``--speed``: only the timing section. The extra
+packages: ``pip install -r bench/requirements-robustness.txt`` (AugLy among them) and
+``pip install --no-deps invisible-watermark`` (its metadata requires torch, which dwtDct/dwtDctSvd never use);
+``make robustness`` does both. Without AugLy only the in-house suite is measured, without invisible-watermark only
+catalogmark's columns are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 import types
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -165,7 +181,197 @@ def methods() -> list[Ours | Baseline]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ work
+# ------------------------------------------------------------------------------------------------ the ledger
+
+OWNER_NAME = "Robustness Bench"
+N_DISTRACTORS = 24
+
+
+def _payload(name: str) -> int:
+    return zlib.crc32(name.encode()) & ((1 << PAYLOAD_BITS) - 1)
+
+
+def _record_id(i: int) -> str:
+    return f"bench{i:04d}"
+
+
+def prepare(task: tuple[str, np.ndarray, bool]) -> dict[str, Any]:
+    """One picture marked with our key, with its trace data (search keys of the export, features of the unmarked
+    photo: the export is its own photo, identity frame); for a measured picture also its quality and the
+    false-positive reads."""
+    cv2.setNumThreads(1)
+    from tests.synthetic import trace_blobs
+
+    name, rgb, measured = task
+    mask = white_mask(rgb)
+    payload = _payload(name)
+    marked = invisible.embed(rgb, KEY, payload, mask)
+    keys, features = trace_blobs(marked, rgb)
+    out: dict[str, Any] = {"name": name, "payload": payload, "marked": marked, "keys": keys, "features": features}
+    if measured:
+        out["quality"] = _psnr_ssim(rgb, marked)
+        fp_unmarked = invisible.read(rgb, KEY)  # the unmarked picture read with our key
+        fp_other = invisible.read(invisible.embed(rgb, OTHER, payload, mask), KEY)  # marked with another key
+        out["fp"] = (fp_unmarked.found, fp_other.found,
+                     max(fp_unmarked.false_positive_probability, fp_other.false_positive_probability))
+        out["white_kept"] = mask is None or bool(np.all(marked[~mask] == 255))
+    return out
+
+
+def build_ledger(path: Path, prepared: list[dict[str, Any]]) -> str:
+    """A real ledger at ``path``: one sealed run holding every prepared export (measured pictures first, then the
+    distractors) with its trace data, as a catalogmark run records them. Returns the run's Merkle root."""
+    from pipeline.canonical import payload_hex
+    from pipeline.ledger import Ledger
+    from pipeline.models import Record
+
+    records = []
+    for i, p in enumerate(prepared):
+        h, w = p["marked"].shape[:2]
+        records.append(Record(
+            record_id=_record_id(i), job_key=f"job{i}", source=f"bench/{p['name']}", source_sha256=f"{i:064x}",
+            sku=f"SKU{i}", role="main", position=1, preset="bench", preset_digest="d" * 64,
+            output=f"/bench/out/{i:04d}.png", output_sha256=f"{i:064x}", output_bytes=w * h * 3,
+            pixel_sha256=f"{i:064x}", width=w, height=h, format="png", phash="0" * 16, pdq="0" * 64, pdq_quality=100,
+            payload=payload_hex(p["payload"]), owner=OWNER_NAME, key_fingerprint="bench", signature="",
+            capture={}, visible_mark=None, created_at="2026-01-01T00:00:00Z",
+            extra={"frame": {"scaled": [w, h], "offset": [0, 0], "canvas": [w, h], "background": [255, 255, 255]}}))
+    ledger = Ledger.open(path)
+    try:
+        ledger.begin_run("bench-run", {"pipeline": "robustness-bench"})
+        ledger.append("bench-run", records)
+        ledger.put_traces([(_record_id(i), p["keys"], p["features"]) for i, p in enumerate(prepared)])
+        return ledger.finish_run("bench-run", {"processed": len(records)})
+    finally:
+        ledger.close()
+
+
+_TRACERS: dict[str, Any] = {}
+
+
+def _tracer(ledger_path: str) -> Any:
+    """The real pipeline.trace Tracer over the bench ledger, built once per worker process."""
+    if ledger_path not in _TRACERS:
+        from pipeline.ledger import Ledger
+        from pipeline.trace.tracer import Tracer
+
+        _TRACERS[ledger_path] = Tracer(Ledger.open(ledger_path), KEY)
+    return _TRACERS[ledger_path]
+
+
+def _export_trace(tracer: Any, record_id: str) -> Any:
+    """The export's trace data as trace loads it from the ledger (frame, photo features, search keys)."""
+    from pipeline.trace import signatures as sg
+
+    stored = tracer.store.get(record_id)
+    keys, features = tracer.store.get_trace(record_id)
+    return sg.ExportTrace(frame=sg.frame_of(stored), photo=sg.PhotoFeatures.from_bytes(features),
+                          keys=sg.TraceSignature.from_bytes(keys))
+
+
+# ------------------------------------------------------------------------------------------------ attacks
+
+
+def suite_attacks(suite: str) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
+    """The attacks of one suite by name: "in-house" (tests/attacks.py) or "augly" (bench/augly_suite.py)."""
+    if suite == "in-house":
+        return dict(ATTACKS)
+    from bench import augly_suite
+
+    return {name: (lambda rgb, seed, _a=a: _a(rgb)) for name, a in augly_suite.attacks().items()}
+
+
+def _safe(read: Callable[[], bool]) -> bool:
+    try:
+        return read()
+    except ValueError:  # too small to read (e.g. < 16 px): a miss
+        return False
+
+
+def run_one(task: dict[str, Any]) -> dict[str, Any]:
+    """Every attack of one suite on one marked picture: blind read, informed read (registered against the known
+    original export, as trace does), trace against the bench ledger, and the baseline's blind reads."""
+    cv2.setNumThreads(1)
+    name, payload, record_id = task["name"], task["payload"], task["record_id"]
+    rgb, marked = task["rgb"], task["marked"]
+    attacks = suite_attacks(task["suite"])
+    tracer = _tracer(task["ledger"])
+    original = _export_trace(tracer, record_id)
+    seed = zlib.crc32(name.encode())
+    baselines = [m for m in methods() if isinstance(m, Baseline)]
+    base_marked: dict[str, np.ndarray | None] = {}
+    for m in baselines:
+        try:
+            base_marked[m.name] = m.embed(rgb, payload, white_mask(rgb))
+        except Exception as exc:  # the baseline refuses small pictures
+            print(f"  {m.name} cannot embed {name}: {exc}", file=sys.stderr)
+            base_marked[m.name] = None
+    rows: dict[str, dict[str, Any]] = {}
+    read_ms: list[float] = []
+    for a in task["attacks"]:
+        try:
+            suspect = np.ascontiguousarray(attacks[a](marked, seed))
+        except Exception as exc:  # an augmentation that fails on this picture: reported, not counted
+            rows[a] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        t0 = time.perf_counter()
+        blind = _safe(lambda s=suspect: bool((d := invisible.read(s, KEY)).found and d.payload == payload))
+        read_ms.append((time.perf_counter() - t0) * 1e3)
+        res = tracer.trace_image(suspect, name=f"{name}:{a}")
+        v = res.verdict
+        traced = v.verdict == "match" and v.record_id == record_id
+        wrong = v.verdict == "match" and v.record_id != record_id
+        registered, informed = _informed(suspect, res.evidence if traced else None, original, payload, blind)
+        row: dict[str, Any] = {"blind": blind, "informed": informed, "registered": registered, "trace": traced,
+                               "wrong": wrong, "size": suspect.shape[:2]}
+        for m in baselines:
+            row[m.name] = _baseline_read(m, base_marked[m.name], attacks[a], seed, payload)
+        rows[a] = row
+    quality = {m: _psnr_ssim(rgb, bm) for m, bm in base_marked.items() if bm is not None}
+    return {"name": name, "suite": task["suite"], "size": rgb.shape[:2], "rows": rows, "read_ms": read_ms,
+            "quality": quality}
+
+
+def _informed(suspect: np.ndarray, ev: Any, original: Any, payload: int, blind: bool) -> tuple[bool, bool]:
+    """(registered, informed read found the payload) for a suspect whose original export is known: trace's own
+    reading when it named that export and read it registered (the same registration and hinted read), else the
+    suspect registered against the original here; a registered read that misses falls back to the blind one, as
+    trace does."""
+    from pipeline.trace.register import SuspectFeatures, register
+    from pipeline.trace.verdict import read_watermark
+
+    def hit(w: Any) -> bool:
+        return bool(w.found and w.payload is not None and int(w.payload, 16) == payload)
+
+    if ev is not None and ev.registration is not None and ev.registration.ok and ev.watermark is not None:
+        return True, hit(ev.watermark) or blind
+    if min(suspect.shape[:2]) < invisible.MIN_SIDE:
+        return False, blind
+    reg = register(SuspectFeatures.compute(suspect), original, try_mirror=True)
+    if not reg.ok:
+        return False, blind
+    return True, hit(read_watermark(suspect, KEY, registration=reg, export_size=(original.width, original.height))) or blind
+
+
+def _baseline_read(m: Baseline, marked: np.ndarray | None, attack: Callable[[np.ndarray, int], np.ndarray],
+                   seed: int, payload: int) -> bool:
+    if marked is None:
+        return False
+    try:
+        return m.read(np.ascontiguousarray(attack(marked, seed)), payload)
+    except Exception:  # the attack or the read fails on the baseline's picture: a miss
+        return False
+
+
+def trace_negative(task: tuple[str, np.ndarray, str]) -> tuple[str, str, str | None]:
+    """Trace one picture that is in no record of the ledger: (name, verdict, record named)."""
+    cv2.setNumThreads(1)
+    name, rgb, ledger = task
+    v = _tracer(ledger).trace_image(rgb, name=name).verdict
+    return name, v.verdict, v.record_id
+
+
+# ------------------------------------------------------------------------------------------------ report
 
 
 def _psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -176,38 +382,87 @@ def _psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return psnr, float(structural_similarity(a, b, channel_axis=2, data_range=255))
 
 
-def run_one(task: tuple[str, np.ndarray, list[str]]) -> dict[str, object]:
-    cv2.setNumThreads(1)
-    name, rgb, attacks = task
-    mask = white_mask(rgb)
-    payload = zlib.crc32(name.encode()) & ((1 << PAYLOAD_BITS) - 1)
-    result: dict[str, object] = {"name": name, "size": rgb.shape[:2], "ok": {}, "quality": {}, "read_ms": []}
-    ok: dict[str, dict[str, bool]] = {}
-    for m in methods():
-        try:
-            marked = m.embed(rgb, payload, mask)
-        except Exception as exc:  # the baseline refuses small pictures
-            print(f"  {m.name} cannot embed {name}: {exc}", file=sys.stderr)
-            ok[m.name] = dict.fromkeys(attacks, False)
+COLUMNS = ("blind", "informed", "registered", "trace")
+
+
+def suite_table(suite: str, results: list[dict[str, Any]], attacks: list[str], base_names: list[str]) -> dict[str, float]:
+    """Print one suite's per-attack rows; return the suite's mean of each column over its attacks."""
+    heads = ["blind", "informed", "reg", "trace", "wrong"] + base_names
+    head = f"{'attack':<34}" + "".join(f"{h:>10}" for h in heads)
+    print(f"\n{suite} suite ({len(attacks)} attacks):")
+    print(head)
+    print("-" * len(head))
+    cols = ["blind", "informed", "registered", "trace", *base_names]
+    per_attack: dict[str, list[float]] = {c: [] for c in cols}
+    for a in attacks:
+        rows = [r["rows"][a] for r in results if a in r["rows"] and "error" not in r["rows"][a]]
+        errors = sum(1 for r in results if "error" in r["rows"].get(a, {}))
+        if not rows:
+            print(f"{a:<34}  failed on every picture")
             continue
-        result["quality"][m.name] = _psnr_ssim(rgb, marked)  # type: ignore[index]
-        ok[m.name] = {}
-        for a in attacks:
-            suspect = ATTACKS[a](marked, zlib.crc32(name.encode()))
-            t0 = time.perf_counter()
-            ok[m.name][a] = m.read(suspect, payload)
-            if isinstance(m, Ours):
-                result["read_ms"].append((time.perf_counter() - t0) * 1e3)  # type: ignore[union-attr]
-    result["ok"] = ok
-    # false positives: the unmarked picture, and the picture marked with another key, read with our key
-    fp_unmarked = invisible.read(rgb, KEY)
-    other = invisible.embed(rgb, OTHER, payload, mask)
-    fp_other = invisible.read(other, KEY)
-    result["fp"] = (fp_unmarked.found, fp_other.found, max(fp_unmarked.false_positive_probability,
-                                                             fp_other.false_positive_probability))
-    white_ok = mask is None or bool(np.all(invisible.embed(rgb, KEY, payload, mask)[~mask] == 255))
-    result["white_kept"] = white_ok
-    return result
+        rates = {c: float(np.mean([bool(x[c]) for x in rows])) for c in cols}
+        for c in cols:
+            per_attack[c].append(rates[c])
+        wrong = sum(bool(x["wrong"]) for x in rows)
+        cells = [rates["blind"], rates["informed"], rates["registered"], rates["trace"]]
+        line = f"{a:<34}" + "".join(f"{x:>10.0%}" for x in cells) + f"{wrong:>10d}"
+        line += "".join(f"{rates[b]:>10.0%}" for b in base_names)
+        if errors:
+            line += f"   ({errors} pictures failed the augmentation)"
+        print(line)
+    print("-" * len(head))
+    means = {c: float(np.mean(v)) if v else float("nan") for c, v in per_attack.items()}
+    print(f"{'mean over attacks':<34}" + "".join(f"{means[c]:>10.0%}" for c in cols[:4]) + f"{'':>10}"
+          + "".join(f"{means[b]:>10.0%}" for b in base_names))
+    return means
+
+
+def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites: dict[str, list[str]],
+           base_names: list[str], negatives: list[tuple[str, str, str | None]],
+           quality: dict[str, list[tuple[float, float]]]) -> None:
+    n = len(prepared)
+    print(f"\nExact-payload recovery over {n} images ({PAYLOAD_BITS}-bit payload). blind: invisible.read without a hint; "
+          "informed: the suspect registered against its original export (trace's registration) and read with that "
+          "hint, else blind, as trace reads; reg: registered; trace: pipeline.trace's Tracer over a ledger of "
+          f"{n} + {N_DISTRACTORS} distractor exports names the right record; wrong: trace named another record; "
+          f"{', '.join(base_names) or 'no baseline'}: invisible-watermark's blind read.")
+    summary = {}
+    for suite, attacks in suites.items():
+        summary[suite] = suite_table(suite, [r for r in results if r["suite"] == suite], attacks, base_names)
+    print("\nSummary (mean over the attacks of each suite):")
+    head = f"{'suite':<14}" + "".join(f"{h:>10}" for h in ("blind", "informed", "reg", "trace", *base_names))
+    print(head)
+    for suite, m in summary.items():
+        print(f"{suite:<14}" + "".join(f"{m[c]:>10.0%}" for c in ("blind", "informed", "registered", "trace",
+                                                                    *base_names)))
+    print()
+    for m, q in quality.items():
+        if q:
+            ps = [x[0] for x in q]
+            ss = [x[1] for x in q]
+            print(f"{m:<14} PSNR mean {np.mean(ps):5.2f} dB (min {np.min(ps):5.2f})   SSIM mean {np.mean(ss):.4f} "
+                  f"(min {np.min(ss):.4f})   (marked vs original, {len(q)} images)")
+    fp_u = sum(bool(p["fp"][0]) for p in prepared)
+    fp_o = sum(bool(p["fp"][1]) for p in prepared)
+    bound = max(float(p["fp"][2]) for p in prepared)
+    print(f"catalogmark false positives: unmarked {fp_u}/{n}, other key {fp_o}/{n}; analytic bound per image "
+          f"<= {bound:.2e}")
+    false_matches = [x for x in negatives if x[1] == "match"]
+    print(f"trace false matches on {len(negatives)} unrelated product shots (in no record): {len(false_matches)}"
+          + "".join(f"\n  {nm} -> {rid}" for nm, _v, rid in false_matches))
+    print(f"catalogmark white background kept exactly: {sum(bool(p['white_kept']) for p in prepared)}/{n}")
+    ms = [t for r in results for t in r["read_ms"]]
+    if ms:
+        print(f"catalogmark blind read: mean {np.mean(ms):.0f} ms, max {np.max(ms):.0f} ms (attacked suspects, "
+              "one thread)")
+    print("catalogmark blind-read misses by image:")
+    for p in prepared:
+        missed = [a for r in results if r["name"] == p["name"]
+                  for a, x in r["rows"].items() if "error" not in x and not x["blind"]]
+        if missed:
+            h, w = p["marked"].shape[:2]
+            total = sum(len(r["rows"]) for r in results if r["name"] == p["name"])
+            print(f"  {p['name']} ({w}x{h}): {len(missed)}/{total} -- {', '.join(missed)}")
 
 
 def speed() -> None:
@@ -243,40 +498,12 @@ def speed() -> None:
           f"p95 {np.percentile(a, 95):.0f} ms, max {a.max():.0f} ms")
 
 
-def report(results: list[dict[str, object]], attacks: list[str], names: list[str]) -> None:
-    n = len(results)
-    print(f"\nExact-payload recovery over {n} images ({PAYLOAD_BITS}-bit payload, blind read):\n")
-    head = f"{'attack':<24}" + "".join(f"{m:>14}" for m in names)
-    print(head)
-    print("-" * len(head))
-    worst_margin = 1.0
-    for a in attacks:
-        rates = [np.mean([bool(r["ok"][m][a]) for r in results]) for m in names]  # type: ignore[index]
-        if len(rates) > 1:
-            worst_margin = min(worst_margin, rates[0] - max(rates[1:]))
-        print(f"{a:<24}" + "".join(f"{x:>14.0%}" for x in rates))
-    print("-" * len(head))
-    for m in names:
-        q = [r["quality"][m] for r in results if m in r["quality"]]  # type: ignore[operator,index]
-        if q:
-            ps = [x[0] for x in q]
-            ss = [x[1] for x in q]
-            print(f"{m:<14} PSNR mean {np.mean(ps):5.2f} dB (min {np.min(ps):5.2f})   SSIM mean {np.mean(ss):.4f} (min {np.min(ss):.4f})")
-    fp_u = sum(bool(r["fp"][0]) for r in results)  # type: ignore[index]
-    fp_o = sum(bool(r["fp"][1]) for r in results)  # type: ignore[index]
-    bound = max(float(r["fp"][2]) for r in results)  # type: ignore[index]
-    print(f"catalogmark false positives: unmarked {fp_u}/{n}, other key {fp_o}/{n}; analytic bound per image <= {bound:.2e}")
-    print(f"catalogmark white background kept exactly: {sum(bool(r['white_kept']) for r in results)}/{n}")
-    ms = [t for r in results for t in r["read_ms"]]  # type: ignore[attr-defined]
-    print(f"catalogmark blind read: mean {np.mean(ms):.0f} ms, max {np.max(ms):.0f} ms (attacked suspects, one thread)")
-    if len(names) > 1:
-        print(f"catalogmark minus best baseline, worst row: {worst_margin:+.0%}")
-    print("catalogmark misses by image:")
-    for r in results:
-        missed = [a for a in attacks if not r["ok"]["catalogmark"][a]]  # type: ignore[index]
-        if missed:
-            h, w = r["size"]  # type: ignore[misc]
-            print(f"  {r['name']} ({w}x{h}): {len(missed)}/{len(attacks)} -- {', '.join(missed)}")
+def _map(fn: Callable[[Any], Any], tasks: list[Any], jobs: int) -> list[Any]:
+    if jobs > 1 and len(tasks) > 1:
+        # spawn, not fork: a forked child inherits OpenCV's thread pool mid-state and can hang
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            return list(ex.map(fn, tasks))
+    return [fn(t) for t in tasks]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,8 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a few images only")
     ap.add_argument("--speed", action="store_true", help="timings only")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--attacks", default="", help="comma-separated subset of: " + ", ".join(ATTACKS))
+    ap.add_argument("--attacks", default="", help="comma-separated subset of the in-house suite: " + ", ".join(ATTACKS))
+    ap.add_argument("--augly", default="", help="comma-separated subset of the AugLy suite (augly:NAME), or 'none'")
+    ap.add_argument("--images", type=int, default=None, help="catalog pictures (default: all; --quick: 3)")
+    ap.add_argument("--shots", type=int, default=None, help="generated product shots (default 8; --quick: 2)")
     ap.add_argument("--no-baseline", action="store_true", help="measure catalogmark only")
+    ap.add_argument("--no-speed", action="store_true", help="leave out the timing section")
     args = ap.parse_args(argv)
     if args.speed:
         speed()
@@ -296,22 +527,60 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         ap.error(f"unknown attacks: {', '.join(unknown)}")
-    images = catalog_images(5 if args.quick else None) + product_shots(3 if args.quick else 8)
+    suites = {"in-house": attacks}
+    from bench import augly_suite
+
+    if args.augly != "none":
+        if augly_suite.available():
+            aug = list(augly_suite.attacks())
+            chosen = [a for a in args.augly.split(",") if a] or aug
+            bad = [a for a in chosen if a not in aug]
+            if bad:
+                ap.error(f"unknown or skipped AugLy attacks: {', '.join(bad)}")
+            suites["augly"] = chosen
+            print(f"AugLy {importlib.metadata.version('augly')}: {len(aug)} of "
+                  f"{len(augly_suite.NAMES)} image augmentations run here; skipped:")
+            for name, why in {**augly_suite.NOT_ATTACKS, **augly_suite.skipped()}.items():
+                print(f"  {name}: {why}")
+        else:
+            print("augly not installed: only the in-house suite is measured (pip install -r bench/requirements-robustness.txt)")
+    n_images = args.images if args.images is not None else (3 if args.quick else None)
+    n_shots = args.shots if args.shots is not None else (2 if args.quick else 8)
+    images = catalog_images(n_images) + product_shots(n_shots)
     names = [m.name for m in methods()]
     if len(names) == 1 and not args.no_baseline:
         print("invisible-watermark not installed: only catalogmark is measured "
               "(pip install -r bench/requirements-robustness.txt && pip install --no-deps invisible-watermark)")
+    from tests.synthetic import product_shot
+
+    sizes = [800, 1000, 1200, 1600, 640, 900]
+    distractors = [(f"distractor{i}", product_shot(500 + i, (sizes[i % len(sizes)],) * 2), False)
+                   for i in range(N_DISTRACTORS)]
+    negatives = [(f"unrelated{i}", product_shot(900 + i, (1000, 1000))) for i in range(8)]
     t0 = time.time()
-    tasks = [(name, rgb, attacks) for name, rgb in images]
-    if args.jobs > 1:
-        # spawn, not fork: a forked child inherits OpenCV's thread pool mid-state and can hang
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            results = list(ex.map(run_one, tasks))
-    else:
-        results = [run_one(t) for t in tasks]
-    report(results, attacks, names)
-    print(f"({len(images)} images x {len(attacks)} attacks in {time.time() - t0:.0f} s)")
-    speed()
+    prepared = _map(prepare, [(n, rgb, True) for n, rgb in images] + distractors, args.jobs)
+    measured, others = prepared[: len(images)], prepared[len(images):]
+    with tempfile.TemporaryDirectory(prefix="catalogmark-robustness-") as tmp:
+        ledger = str(Path(tmp) / "ledger.sqlite")
+        build_ledger(Path(ledger), measured + others)
+        tasks = [{"name": p["name"], "payload": p["payload"], "record_id": _record_id(i), "rgb": rgb,
+                  "marked": p["marked"], "suite": suite, "attacks": attack_names, "ledger": ledger}
+                 for i, (p, (_n, rgb)) in enumerate(zip(measured, images, strict=True))
+                 for suite, attack_names in suites.items()]
+        tasks.sort(key=lambda t: -t["marked"].size * len(t["attacks"]))  # largest first: the pool ends together
+        results = _map(run_one, tasks, args.jobs)
+        neg = _map(trace_negative, [(n, rgb, ledger) for n, rgb in negatives], args.jobs)
+    quality: dict[str, list[tuple[float, float]]] = {"catalogmark": [p["quality"] for p in measured]}
+    for r in results:
+        if r["suite"] == "in-house":
+            for m, q in r["quality"].items():
+                quality.setdefault(m, []).append(q)
+    report(measured, results, suites, [n for n in names if n != "catalogmark"], neg, quality)
+    n_att = sum(len(v) for v in suites.values())
+    print(f"({len(images)} images x {n_att} attacks, {N_DISTRACTORS} distractors, in {time.time() - t0:.0f} s "
+          f"with {args.jobs} jobs)")
+    if not args.no_speed:
+        speed()
     return 0
 
 
