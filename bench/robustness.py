@@ -40,7 +40,7 @@ import time
 import types
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +323,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         wrong = v.verdict == "match" and v.record_id != record_id
         registered, informed = _informed(suspect, res.evidence if traced else None, original, payload, blind)
         row: dict[str, Any] = {"blind": blind, "informed": informed, "registered": registered, "trace": traced,
-                               "wrong": wrong, "size": suspect.shape[:2]}
+                               "wrong": wrong, "named": v.record_id, "confidence": v.confidence,
+                               "size": suspect.shape[:2]}
         for m in baselines:
             row[m.name] = _baseline_read(m, base_marked[m.name], attacks[a], seed, payload)
         rows[a] = row
@@ -455,6 +456,12 @@ def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites
     if ms:
         print(f"catalogmark blind read: mean {np.mean(ms):.0f} ms, max {np.max(ms):.0f} ms (attacked suspects, "
               "one thread)")
+    wrong = [(r["name"], a, x["named"], x["confidence"]) for r in results for a, x in r["rows"].items()
+             if x.get("wrong")]
+    names = {_record_id(i): p["name"] for i, p in enumerate(prepared)}
+    print(f"trace named the wrong record: {len(wrong)} of {sum(len(r['rows']) for r in results)} attacked copies"
+          + "".join(f"\n  {nm} under {a} -> {rid} ({names.get(rid, 'a distractor')}), confidence {c:.3f}"
+                    for nm, a, rid, c in wrong))
     print("catalogmark blind-read misses by image:")
     for p in prepared:
         missed = [a for r in results if r["name"] == p["name"]
@@ -498,12 +505,27 @@ def speed() -> None:
           f"p95 {np.percentile(a, 95):.0f} ms, max {a.max():.0f} ms")
 
 
-def _map(fn: Callable[[Any], Any], tasks: list[Any], jobs: int) -> list[Any]:
+def _map(fn: Callable[[Any], Any], tasks: list[Any], jobs: int, what: str = "") -> list[Any]:
+    """``[fn(t) for t in tasks]`` on ``jobs`` processes, in order; with ``what``, a progress line per task on
+    stderr."""
+    t0 = time.time()
+
+    def done(k: int) -> None:
+        if what:
+            print(f"  {what}: {k}/{len(tasks)} done, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+
     if jobs > 1 and len(tasks) > 1:
         # spawn, not fork: a forked child inherits OpenCV's thread pool mid-state and can hang
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            return list(ex.map(fn, tasks))
-    return [fn(t) for t in tasks]
+            futures = [ex.submit(fn, t) for t in tasks]
+            for k, _f in enumerate(as_completed(futures), 1):
+                done(k)
+            return [f.result() for f in futures]
+    out = []
+    for k, t in enumerate(tasks, 1):
+        out.append(fn(t))
+        done(k)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,8 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     distractors = [(f"distractor{i}", product_shot(500 + i, (sizes[i % len(sizes)],) * 2), False)
                    for i in range(N_DISTRACTORS)]
     negatives = [(f"unrelated{i}", product_shot(900 + i, (1000, 1000))) for i in range(8)]
+    sys.stdout.flush()
     t0 = time.time()
-    prepared = _map(prepare, [(n, rgb, True) for n, rgb in images] + distractors, args.jobs)
+    prepared = _map(prepare, [(n, rgb, True) for n, rgb in images] + distractors, args.jobs, "marking")
     measured, others = prepared[: len(images)], prepared[len(images):]
     with tempfile.TemporaryDirectory(prefix="catalogmark-robustness-") as tmp:
         ledger = str(Path(tmp) / "ledger.sqlite")
@@ -568,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
                  for i, (p, (_n, rgb)) in enumerate(zip(measured, images, strict=True))
                  for suite, attack_names in suites.items()]
         tasks.sort(key=lambda t: -t["marked"].size * len(t["attacks"]))  # largest first: the pool ends together
-        results = _map(run_one, tasks, args.jobs)
+        results = _map(run_one, tasks, args.jobs, "attacking (picture x suite)")
         neg = _map(trace_negative, [(n, rgb, ledger) for n, rgb in negatives], args.jobs)
     quality: dict[str, list[tuple[float, float]]] = {"catalogmark": [p["quality"] for p in measured]}
     for r in results:
