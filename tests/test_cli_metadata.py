@@ -116,3 +116,34 @@ def test_kept_outputs_are_valid_and_verify(run, exiftool) -> None:
     assert json.loads(r.stdout)[0]["Validate"] == "OK", r.stdout
     r = cm("verify", "--key-file", str(run["dir"] / "owner.key"), "--json", kept, merchant)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _exiv2(exiv2: str, path: str) -> dict[str, list[str]]:
+    """Every XMP and IPTC value exiv2 reads (key -> values in order; LangAlt values without their lang prefix)."""
+    out: dict[str, list[str]] = {}
+    for flag in ("-px", "-pi"):
+        r = subprocess.run([exiv2, flag, path], capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            parts = line.split(None, 3)
+            if len(parts) == 4:
+                value = parts[3].removeprefix('lang="x-default" ')
+                out.setdefault(parts[0], []).append(value)
+    return out
+
+
+def test_exiv2_reads_the_kept_fields_as_exiftool_does(run, exiv2) -> None:
+    """An independent reader: exiv2 reads the same keywords, title, caption, location and DigitalSourceType."""
+    p = PHOTOGRAPHER
+    kept = _exiv2(exiv2, run["paths"]["shop-keep"])
+    assert kept["Iptc.Application2.Keywords"] == p["keywords"]
+    assert kept["Xmp.dc.subject"] == [", ".join(p["keywords"])]
+    assert kept["Xmp.dc.title"] == [p["title"]]
+    assert kept["Xmp.dc.description"][0].startswith(p["caption"] + " — MUG-AI")
+    assert (kept["Xmp.iptc.Location"], kept["Xmp.photoshop.City"], kept["Xmp.photoshop.State"],
+            kept["Xmp.photoshop.Country"]) == ([p["sublocation"]], [p["city"]], [p["state"]], [p["country"]])
+    assert (kept["Iptc.Application2.SubLocation"], kept["Iptc.Application2.City"],
+            kept["Iptc.Application2.ProvinceState"], kept["Iptc.Application2.CountryName"]) == \
+        ([p["sublocation"]], [p["city"]], [p["state"]], [p["country"]])
+    merchant = _exiv2(exiv2, run["paths"]["google-merchant"])
+    assert merchant["Xmp.iptcExt.DigitalSourceType"] == [p["digital_source_type"]]
+    assert "Xmp.iptcExt.DigitalSourceType" not in _exiv2(exiv2, run["paths"]["shopify"])
