@@ -138,15 +138,21 @@ def _check(path: Path, tables: Mapping[str, Any], prefix: str) -> dict[str, dict
     return out
 
 
+def _check_table(where: str, body: Any, known: Sequence[str]) -> dict[str, Any]:
+    """``body`` as a table whose keys are all in ``known``; ConfigError at ``where`` (the file and table) if not."""
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: expected a table, got {body!r}")
+    for key in body:
+        if key not in known:
+            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(known)})")
+    return body
+
+
 def _keep(path: Path, body: Any, prefix: str) -> tuple[str, ...]:
     """The profile's ``[metadata] keep`` list (in KEEP_FIELDS order, once each); ConfigError naming the file and
     the bad name or key."""
     where = f"{path}: [{prefix}{METADATA_TABLE}]"
-    if not isinstance(body, dict):
-        raise ConfigError(f"{where}: expected a table, got {body!r}")
-    for key in body:
-        if key not in METADATA_KEYS:
-            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(METADATA_KEYS)})")
+    body = _check_table(where, body, METADATA_KEYS)
     names = body.get("keep", [])
     if not isinstance(names, list):
         raise ConfigError(f"{where} keep: expected a list of names ({', '.join(KEEP_FIELDS)}), got {names!r}")
@@ -284,11 +290,7 @@ def load_timestamp(config: Path | None = None, *, cwd: Path | None = None, tsa: 
         tables, prefix = _profile_tables(path)
         body = tables.get(TIMESTAMP_TABLE, {})
     where = f"{path}: [{prefix}{TIMESTAMP_TABLE}]"
-    if not isinstance(body, dict):
-        raise ConfigError(f"{where}: expected a table, got {body!r}")
-    for key in body:
-        if key not in TIMESTAMP_KEYS:
-            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(TIMESTAMP_KEYS)})")
+    body = _check_table(where, body, TIMESTAMP_KEYS)
     urls: list[str] = []
     raw_urls = body.get("tsa", [])
     if isinstance(raw_urls, str):
@@ -336,13 +338,10 @@ def load_complaints(config: Path | None = None, *, cwd: Path | None = None) -> C
     tables, prefix = _profile_tables(path)
     body = tables.get(COMPLAINTS_TABLE, {})
     where = f"{path}: [{prefix}{COMPLAINTS_TABLE}]"
-    if not isinstance(body, dict):
-        raise ConfigError(f"{where}: expected a table, got {body!r}")
+    body = _check_table(where, body, COMPLAINTS_KEYS)
     values: dict[str, Any] = {}
     for key, value in body.items():
         at = f"{where} {key}"
-        if key not in COMPLAINTS_KEYS:
-            raise ConfigError(f"{at}: unknown key (known: {', '.join(COMPLAINTS_KEYS)})")
         if key == "own_listings":
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
