@@ -99,3 +99,14 @@ def test_empty_index_and_bad_blobs() -> None:
     assert len(idx) == 0
     q = ix.query_signature(synthetic.product_shot(1, (200, 200)))
     assert idx.search(q) == []
+
+
+@pytest.mark.parametrize(("variant", "distance", "sketch", "reflected"), [
+    ("full/mirror", 10, False, True), ("full/flip-vertical", 0, False, True), ("trim/transpose", 30, False, True),
+    ("region80/flip", 40, False, True), ("full/rot180", 0, False, False), ("region80", 10, False, False),
+    ("full/mirror", 120, False, False), ("full/rot0", 120, True, True)])
+def test_a_candidate_is_reflected_by_any_reflection_the_search_saw(variant: str, distance: int, sketch: bool,
+                                                                    reflected: bool) -> None:
+    c = ix.Candidate(record_id="r", score=0.5, pdq_distance=distance, pdq_variant=variant, phash_distance=30,
+                  sketch_score=0.0, sketch_mirrored=sketch)
+    assert c.reflected is reflected

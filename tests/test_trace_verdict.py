@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -223,3 +224,58 @@ def test_a_record_of_the_old_per_export_format_is_named_not_misread(exports: dic
     res = Tracer(store, None).trace_image(synthetic.jpeg(exports[1], 85))
     assert res.verdict.verdict == "no-match"
     assert any("before per-photo trace data" in f for f in res.verdict.findings), res.verdict.findings
+
+
+# ------------------------------------------------------------------------------------ which photo was copied
+
+
+def _photo_ev(rid: str, source: str, *, ncc: float, overlap: float, share: float, inliers: int = 60,
+              pdq: int = 80) -> vd.CandidateEvidence:
+    reg = _reg(inliers=inliers, ncc=ncc)
+    reg.overlap, reg.suspect_share = overlap, share
+    ev = _ev(rid, reg=reg, pdq=pdq)
+    assert ev.record is not None
+    ev.record.record.source = source
+    return ev
+
+
+def test_a_copy_of_the_packshot_is_not_named_after_the_mockup_that_contains_it() -> None:
+    """The flat artwork's packshot and a room mock-up showing it both align with a striped copy of the packshot;
+    the mock-up correlates better in colour (the overlay lowers the packshot's), but the copy fills only part of
+    the mock-up and all of the packshot."""
+    packshot = _photo_ev("packshot", "shoot/main.png", ncc=0.82, overlap=1.0, share=1.0, inliers=73, pdq=18)
+    mockup = _photo_ev("mockup", "shoot/room.jpg", ncc=0.97, overlap=0.6, share=1.0, inliers=22)
+    for order in ([packshot, mockup], [mockup, packshot]):
+        v = vd.decide(order)
+        assert v.verdict == "match" and v.record_id == "packshot"
+
+
+def test_a_copy_of_the_table_shot_is_not_named_after_its_detail_crop() -> None:
+    """The detail shot is a crop of the table shot: a copy of the table shot overhangs the detail's frame."""
+    table = _photo_ev("table", "shoot/table.jpg", ncc=0.95, overlap=1.0, share=1.0, inliers=40)
+    detail = _photo_ev("detail", "shoot/detail.jpg", ncc=0.99, overlap=1.0, share=0.13, inliers=74)
+    assert vd.decide([detail, table]).record_id == "table"
+    # and a copy of the detail shot fills the detail, only a seventh of the table shot
+    table_c = _photo_ev("table", "shoot/table.jpg", ncc=0.95, overlap=0.14, share=1.0, inliers=30)
+    detail_c = _photo_ev("detail", "shoot/detail.jpg", ncc=0.96, overlap=1.0, share=1.0, inliers=90)
+    assert vd.decide([table_c, detail_c]).record_id == "detail"
+
+
+def test_a_flipped_copy_names_its_photo_not_a_crop_of_it(key: OwnerKey) -> None:
+    """End to end: a photo and a zoomed detail crop of it are both in the ledger; an upside-down copy of the photo
+    (a reflection the search flags by its flipped hash, not by a left-right mirror) is named after the photo.
+    Without registering the mirrored suspect for the photo, only the crop aligned and was named."""
+    photo = synthetic.product_shot(7, (960, 640))
+    h, w = photo.shape[:2]
+    detail = np.ascontiguousarray(
+        cv2.resize(photo[h // 4: 3 * h // 4, w // 3: 2 * w // 3], (640, 640), interpolation=cv2.INTER_CUBIC))
+    store = MemoryStore()
+    for rid, im, size in (("photo", photo, (960, 640)), ("detail", detail, (640, 640))):
+        marked = invisible.embed(im, OwnerKey(OTHER_SECRET), 1, None)  # another key: no watermark says which
+        store.add({**_record(0), "record_id": rid, "source": f"shoot/{rid}.jpg", "width": size[0],
+                   "height": size[1], "extra": {"frame": synthetic.identity_frame(*size)}},
+                  *synthetic.trace_blobs(marked, im))
+    res = Tracer(store, key).trace_image(synthetic.jpeg(np.ascontiguousarray(photo[::-1]), 90))
+    assert res.verdict.verdict == "match" and res.verdict.record_id == "photo"
+    assert res.evidence is not None and res.evidence.registration is not None
+    assert res.evidence.registration.mirrored

@@ -34,6 +34,7 @@ from pipeline.trace import signatures as sg
 
 PDQ_MATCH = 31  # Meta's recommended PDQ match threshold (of 256 bits)
 PHASH_MATCH = 10  # common pHash match threshold (of 64 bits)
+REFLECTION_PDQ = 64  # a reflected hash variant this close says "mirrored copy" (see Candidate.reflected)
 ORB_MAX_DIST = 50  # Hamming distance (of 256) for an ORB descriptor match
 ORB_MARGIN = 2  # ... and no more than this above the best match of that query descriptor anywhere
 MIH_CHUNKS = (0, 3, 6, 9, 12, 15)  # byte offsets of the 24-bit ORB descriptor chunks that are indexed
@@ -64,6 +65,15 @@ class Candidate:
     def hash_match(self) -> bool:
         return self.pdq_distance <= PDQ_MATCH or self.phash_distance <= PHASH_MATCH
 
+    @property
+    def reflected(self) -> bool:
+        """The search saw a mirror image: the ORB vote came from the mirrored suspect, or the best hash comparison
+        was a reflection (a left-right mirror, an upside-down flip, a transpose) at a distance closer than
+        unrelated pictures come (~128 of 256 bits; the best of 8 variants of an unrelated picture is a
+        reflection half the time, and each costs a mirrored registration)."""
+        return self.sketch_mirrored or (self.pdq_variant.rsplit("/", 1)[-1] in _REFLECTIONS
+                                        and self.pdq_distance <= REFLECTION_PDQ)
+
 
 @dataclass
 class QuerySignature:
@@ -91,6 +101,9 @@ class QuerySignature:
 # pdqhash's dihedral order (ThreatExchange): identity, rotations, then the four reflections; index 5 is the
 # left-right mirror (a horizontally flipped copy), index 4 the upside-down flip.
 _DIHEDRAL_NAMES = ("rot0", "rot90", "rot180", "rot270", "flip-vertical", "mirror", "transpose", "anti-transpose")
+# the variants that are reflections (a mirrored copy, whatever its rotation): the dihedral four and the regions'
+# and surrounds' "/flip"; registering such a copy needs the mirrored suspect's features
+_REFLECTIONS = frozenset(_DIHEDRAL_NAMES[4:]) | {"flip"}
 _MIRROR = 5
 
 

@@ -67,6 +67,7 @@ class Registration:
     ncc: float = 0.0  # colour-layout correlation of the aligned suspect with the export thumbnail (see dense_ncc)
     ncc_grey: float = 0.0  # grey fine-detail correlation (see dense_ncc)
     overlap: float = 0.0  # fraction of the export covered by the suspect
+    suspect_share: float = 0.0  # fraction of the suspect covered by the export (1: the copy lies inside it)
     spread: float = 0.0  # inliers' convex hull area / export area
     export_size: tuple[int, int] = (0, 0)
     suspect_size: tuple[int, int] = (0, 0)
@@ -278,6 +279,14 @@ def register_export(fit: PhotoFit, feats: SuspectFeatures, sig: sg.ExportTrace, 
     clip = np.zeros((64, 64), np.uint8)
     cv2.fillConvexPoly(clip, np.round(poly / [ew, eh] * 64).astype(np.int32), 1)
     reg.overlap = float(clip.mean())
+    try:  # the export's rectangle seen from the suspect: how much of the copy this export explains
+        inv = np.linalg.inv(m)
+        rect = np.array([[0, 0, 1], [ew, 0, 1], [ew, eh, 1], [0, eh, 1]], np.float64) @ inv.T
+        back = np.zeros((64, 64), np.uint8)
+        cv2.fillConvexPoly(back, np.round(rect[:, :2] / [sw, sh] * 64).astype(np.int32), 1)
+        reg.suspect_share = float(back.mean())
+    except np.linalg.LinAlgError:
+        reg.suspect_share = 0.0
     if n_in < MIN_INLIERS:
         reg.reason = f"{n_in} inliers (< {MIN_INLIERS})"
     elif not (MIN_SCALE ** 2 <= det <= MAX_SCALE ** 2):

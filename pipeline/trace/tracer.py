@@ -240,9 +240,11 @@ class Tracer:
         for c in cands:
             record = self.store.get(c.record_id)
             source = str(None if record is None else record.record.source)
-            if strong_sources and source not in strong_sources:
+            if strong_sources and source not in strong_sources and not c.hash_match:
                 # one export already aligned decisively: only other exports of the same original (another
-                # preset) can still change the answer, so the rest are listed but not registered (~40 ms each)
+                # preset), or of another photo whose hash says it is this very picture (the packshot of the
+                # artwork a mock-up shows), can still change the answer, so the rest are listed but not
+                # registered (~40 ms each)
                 evidence.append(CandidateEvidence(candidate=c, record=record, signature=None, registration=None))
                 continue
             ev = self._registered(c, record, fits)
@@ -270,7 +272,7 @@ class Tracer:
         ev.mark = self._mark(record, sig)
         fits.photo_of[id(ev)] = photo_key
         # the mirrored suspect's SIFT pass (~200 ms) only where the search saw a mirror image
-        ev.registration = fits.register(ev, "mirror" in c.pdq_variant or c.sketch_mirrored)
+        ev.registration = fits.register(ev, c.reflected)
         return ev
 
     def _read_watermarks(self, rgb: np.ndarray, evidence: list[CandidateEvidence],

@@ -193,7 +193,35 @@ NCC_TIE = 0.02  # registered exports whose correlation is this close to the best
 
 
 def pick_registered(verified: list[CandidateEvidence]) -> CandidateEvidence:
-    """The export that best explains the suspect among the registered candidates.
+    """The export that best explains the suspect among the registered candidates: the best export of each photo
+    (``pick_twin``), then among photos the one that covers the copy and that the copy covers (``mutual_cover``).
+
+    Two different photos of the owner can both align with one copy: a room mock-up contains the flat artwork of
+    the packshot, a detail shot is a crop of the table shot. Their colour correlations say little about which was
+    copied (a mock-up's wall correlates with a packshot's white once the artwork dominates, an overlay lowers the
+    right one's); what does is the geometry: a copy of an export lies inside that export's frame and fills it,
+    while a copy of the packshot fills only the artwork's part of the mock-up, and a copy of the table shot
+    overhangs the detail shot. Then the most RANSAC inliers, then the colour correlation.
+    """
+    photos: dict[str, list[CandidateEvidence]] = {}
+    for e in verified:
+        photos.setdefault(e.source or e.record_id, []).append(e)
+    best = [pick_twin(group) for group in photos.values()]
+    return max(best, key=lambda e: (round(mutual_cover(e.registration), 1),
+                                    e.registration.inliers if e.registration else 0,
+                                    e.registration.ncc if e.registration else 0.0))
+
+
+def mutual_cover(reg: Registration | None) -> float:
+    """How well a registration says "this copy is that export": the smaller of the share of the export the copy
+    covers and the share of the copy the export covers (1: the copy is the export, at most cropped slightly)."""
+    if reg is None or not reg.ok:
+        return 0.0
+    return min(reg.overlap, reg.suspect_share)
+
+
+def pick_twin(verified: list[CandidateEvidence]) -> CandidateEvidence:
+    """The export that best explains the suspect among registered exports of one photo.
 
     Two exports of one photo (say the Amazon and the Shopify preset) both align with a copy of either, with colour
     correlations a few thousandths apart; that difference is noise. What separates them is the geometry and the
@@ -201,14 +229,14 @@ def pick_registered(verified: list[CandidateEvidence]) -> CandidateEvidence:
     an export whose frame holds the copy (``fits_frame``: a copy lies inside the frame of the export it was made
     from); one whose own visible mark is in the copy (``visible_mark_check``'s ``own_mark``: the copy matches the
     export with its mark clearly better than without; the other exports of the photo do not carry it); the most
-    RANSAC inliers (exports of one photo share one fit, so this separates different photos, and crops: a cover
-    export keeps only the inliers inside it); an export whose visible mark, if it has one, is not missing from
-    the copy (a copy that fits neither frame, a screenshot say, without the mark is better explained by the twin
-    that never had it; a painted-out copy of the marked export is told apart before this, by its frame); the
-    tightest frame (the larger share of the export the copy covers: an uncropped copy covers all of its own
-    export, less of a twin with more padding); the export whose padding the copy shows in its background colour
-    (``register.padding_agreement``: a screenshot of an export with less padding, on a page that is not white,
-    shows the page where its twin expects background); the smaller PDQ distance.
+    RANSAC inliers (exports of one photo share one fit, so this separates crops: a cover export keeps only the
+    inliers inside it); an export whose visible mark, if it has one, is not missing from the copy (a copy that
+    fits neither frame, a screenshot say, without the mark is better explained by the twin that never had it; a
+    painted-out copy of the marked export is told apart before this, by its frame); the tightest frame (the larger
+    share of the export the copy covers: an uncropped copy covers all of its own export, less of a twin with more
+    padding); the export whose padding the copy shows in its background colour (``register.padding_agreement``: a
+    screenshot of an export with less padding, on a page that is not white, shows the page where its twin expects
+    background); the smaller PDQ distance.
     """
     best = max(e.registration.ncc for e in verified if e.registration is not None)
     close = [e for e in verified if e.registration is not None and e.registration.ncc >= best - NCC_TIE]
