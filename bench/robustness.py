@@ -272,10 +272,36 @@ def _export_trace(tracer: Any, record_id: str) -> Any:
 # ------------------------------------------------------------------------------------------------ attacks
 
 
-def suite_attacks(suite: str) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
-    """The attacks of one suite by name: "in-house" (tests/attacks.py) or "augly" (bench/augly_suite.py)."""
+REMOVAL = ("removal:notch+jpeg90", "removal:notch+scale70+jpeg80", "removal:notch1+jpeg90")
+
+
+def removal_attacks(payload: int) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
+    """Removal attempts by a thief who knows this export's pilot tones (tests/collusion.notch_pilots): the pilots
+    notched (+-2 FFT bins, or +-1) and the picture re-encoded, or also resized to 70 %."""
+    from pipeline.invisible.embedder import export_layout
+    from tests.attacks import _encode
+    from tests.collusion import notch_pilots
+
+    pilots = export_layout(KEY.subkey("invisible"), payload).pilots
+
+    def scaled(rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        return cv2.resize(rgb, (round(w * 0.7), round(h * 0.7)), interpolation=cv2.INTER_AREA)
+
+    return {
+        "removal:notch+jpeg90": lambda rgb, seed: _encode(notch_pilots(rgb, pilots), "JPEG", 90),
+        "removal:notch+scale70+jpeg80": lambda rgb, seed: _encode(scaled(notch_pilots(rgb, pilots)), "JPEG", 80),
+        "removal:notch1+jpeg90": lambda rgb, seed: _encode(notch_pilots(rgb, pilots, 1), "JPEG", 90),
+    }
+
+
+def suite_attacks(suite: str, payload: int = 0) -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
+    """The attacks of one suite by name: "in-house" (tests/attacks.py), "augly" (bench/augly_suite.py) or
+    "removal" (removal_attacks, which are made for the export of ``payload``)."""
     if suite == "in-house":
         return dict(ATTACKS)
+    if suite == "removal":
+        return removal_attacks(payload)
     from bench import augly_suite
 
     return {name: (lambda rgb, seed, _a=a: _a(rgb)) for name, a in augly_suite.attacks().items()}
@@ -294,7 +320,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     cv2.setNumThreads(1)
     name, payload, record_id = task["name"], task["payload"], task["record_id"]
     rgb, marked = task["rgb"], task["marked"]
-    attacks = suite_attacks(task["suite"])
+    attacks = suite_attacks(task["suite"], payload)
     tracer = _tracer(task["ledger"])
     original = _export_trace(tracer, record_id)
     seed = zlib.crc32(name.encode())
@@ -322,9 +348,11 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         traced = v.verdict == "match" and v.record_id == record_id
         wrong = v.verdict == "match" and v.record_id != record_id
         registered, informed = _informed(suspect, res.evidence if traced else None, original, payload, blind)
+        pc = v.signals.pilots if traced else None
         row: dict[str, Any] = {"blind": blind, "informed": informed, "registered": registered, "trace": traced,
                                "wrong": wrong, "named": v.record_id, "confidence": v.confidence,
-                               "size": suspect.shape[:2]}
+                               "size": suspect.shape[:2],
+                               "pilots": None if pc is None or not pc.measured else (pc.ratio_db, pc.attacked)}
         for m in baselines:
             row[m.name] = _baseline_read(m, base_marked[m.name], attacks[a], seed, payload)
         rows[a] = row
@@ -388,7 +416,7 @@ COLUMNS = ("blind", "informed", "registered", "trace")
 
 def suite_table(suite: str, results: list[dict[str, Any]], attacks: list[str], base_names: list[str]) -> dict[str, float]:
     """Print one suite's per-attack rows; return the suite's mean of each column over its attacks."""
-    heads = ["blind", "informed", "reg", "trace", "wrong"] + base_names
+    heads = ["blind", "informed", "reg", "trace", "wrong", "flagged"] + base_names
     head = f"{'attack':<34}" + "".join(f"{h:>10}" for h in heads)
     print(f"\n{suite} suite ({len(attacks)} attacks):")
     print(head)
@@ -405,17 +433,41 @@ def suite_table(suite: str, results: list[dict[str, Any]], attacks: list[str], b
         for c in cols:
             per_attack[c].append(rates[c])
         wrong = sum(bool(x["wrong"]) for x in rows)
+        measured = [x["pilots"] for x in rows if x.get("pilots")]
+        flagged = f"{sum(bool(m[1]) for m in measured)}/{len(measured)}"
         cells = [rates["blind"], rates["informed"], rates["registered"], rates["trace"]]
-        line = f"{a:<34}" + "".join(f"{x:>10.0%}" for x in cells) + f"{wrong:>10d}"
+        line = f"{a:<34}" + "".join(f"{x:>10.0%}" for x in cells) + f"{wrong:>10d}{flagged:>10}"
         line += "".join(f"{rates[b]:>10.0%}" for b in base_names)
         if errors:
             line += f"   ({errors} pictures failed the augmentation)"
         print(line)
     print("-" * len(head))
     means = {c: float(np.mean(v)) if v else float("nan") for c, v in per_attack.items()}
-    print(f"{'mean over attacks':<34}" + "".join(f"{means[c]:>10.0%}" for c in cols[:4]) + f"{'':>10}"
+    print(f"{'mean over attacks':<34}" + "".join(f"{means[c]:>10.0%}" for c in cols[:4]) + f"{'':>20}"
           + "".join(f"{means[b]:>10.0%}" for b in base_names))
     return means
+
+
+def pilot_report(results: list[dict[str, Any]]) -> None:
+    """The removal-attempt check: its ratio and false alarms on the copies of the in-house and AugLy suites (none
+    of them a removal attempt), and what it flags of the removal suite (pipeline/trace/tamper.py's constants)."""
+    from pipeline.trace import tamper
+
+    clean = [x["pilots"] for r in results if r["suite"] != "removal" for x in r["rows"].values()
+             if x.get("pilots")]
+    removal = [x["pilots"] for r in results if r["suite"] == "removal" for x in r["rows"].values()
+               if x.get("pilots")]
+    if clean:
+        ratios = [c[0] for c in clean]
+        print(f"removal-attempt check on copies not attacked that way (in-house + AugLy, traced, chips z >= "
+              f"{tamper.CHIP_Z_MIN:g}): {len(clean)} measured, pilot/chip ratio {min(ratios):+.1f} to "
+              f"{max(ratios):+.1f} dB (median {np.median(ratios):+.1f}), flagged below {tamper.RATIO_FLAG_DB:+.1f} dB: "
+              f"{sum(bool(c[1]) for c in clean)} (false alarms; tamper.py states {tamper.FALSE_ALARMS} of "
+              f"{tamper.CLEAN_COPIES}, range {tamper.CLEAN_RANGE_DB[0]:+.1f} to {tamper.CLEAN_RANGE_DB[1]:+.1f} dB)")
+    if removal:
+        print(f"removal-attempt check on the removal suite (own pilots notched): {sum(bool(c[1]) for c in removal)}"
+              f" of {len(removal)} measured copies flagged, ratio {min(c[0] for c in removal):+.1f} to "
+              f"{max(c[0] for c in removal):+.1f} dB")
 
 
 def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites: dict[str, list[str]],
@@ -426,6 +478,8 @@ def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites
           "informed: the suspect registered against its original export (trace's registration) and read with that "
           "hint, else blind, as trace reads; reg: registered; trace: pipeline.trace's Tracer over a ledger of "
           f"{n} + {N_DISTRACTORS} distractor exports names the right record; wrong: trace named another record; "
+          "flagged: of the traced copies whose removal-attempt check measured (pipeline.trace.tamper), how many it "
+          "flagged as a watermark attack; "
           f"{', '.join(base_names) or 'no baseline'}: invisible-watermark's blind read.")
     summary = {}
     for suite, attacks in suites.items():
@@ -462,6 +516,7 @@ def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites
     print(f"trace named the wrong record: {len(wrong)} of {sum(len(r['rows']) for r in results)} attacked copies"
           + "".join(f"\n  {nm} under {a} -> {rid} ({names.get(rid, 'a distractor')}), confidence {c:.3f}"
                     for nm, a, rid, c in wrong))
+    pilot_report(results)
     print("catalogmark blind-read misses by image:")
     for p in prepared:
         missed = [a for r in results if r["name"] == p["name"]
@@ -535,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--attacks", default="", help="comma-separated subset of the in-house suite: " + ", ".join(ATTACKS))
     ap.add_argument("--augly", default="", help="comma-separated subset of the AugLy suite (augly:NAME), or 'none'")
+    ap.add_argument("--removal", default="", help="comma-separated subset of the removal attempts (" +
+                    ", ".join(REMOVAL) + "), or 'none'")
     ap.add_argument("--images", type=int, default=None, help="catalog pictures (default: all; --quick: 3)")
     ap.add_argument("--shots", type=int, default=None, help="generated product shots (default 8; --quick: 2)")
     ap.add_argument("--no-baseline", action="store_true", help="measure catalogmark only")
@@ -550,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown attacks: {', '.join(unknown)}")
     suites = {"in-house": attacks}
+    if args.removal != "none":
+        chosen_removal = [a for a in args.removal.split(",") if a] or list(REMOVAL)
+        bad_removal = [a for a in chosen_removal if a not in REMOVAL]
+        if bad_removal:
+            ap.error(f"unknown removal attacks: {', '.join(bad_removal)}")
+        suites["removal"] = chosen_removal
     from bench import augly_suite
 
     if args.augly != "none":

@@ -135,6 +135,24 @@ def notch(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def notch_pilots(rgb: np.ndarray, pilots: np.ndarray, width: int = 2) -> np.ndarray:
+    """The removal attempt of a thief who knows one export's pilot tones (``Layout.pilots``, cycles per tile of
+    TILE * CHIP_PX px): zero them (+-``width`` FFT bins, and the mirror frequencies) in every channel of the whole
+    picture. Used by tests/test_trace_tamper.py and make robustness's "removal" rows."""
+    from pipeline.invisible.layout import CHIP_PX, TILE
+
+    h, w = rgb.shape[:2]
+    mask = np.zeros((h, w), bool)
+    period = TILE * CHIP_PX
+    for kx, ky in pilots:
+        for sx, sy in ((kx * w / period, ky * h / period), (-kx * w / period, -ky * h / period)):
+            bx, by = round(sx), round(sy)
+            for dy in range(-width, width + 1):
+                for dx in range(-width, width + 1):
+                    mask[(by + dy) % h, (bx + dx) % w] = True
+    return notch(rgb, mask)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))

@@ -69,6 +69,34 @@ class VisibleCheck:
 
 
 @dataclass(frozen=True)
+class PilotCheck:
+    """The removal-attempt check (``pipeline.trace.tamper``): the export's pilot tones against its data chips."""
+
+    measured: bool
+    reason: str | None = None  # why not measured
+    chip_z: float | None = None  # correlation of the copy with the export's chips (~N(0, 1) without them)
+    ratio_db: float | None = None  # pilot / chip amplitude, dB (the larger over the pilot sets it may carry)
+    pilot_set: str | None = None  # which set gave it: "payload's" (scheme 2) or "scheme 1"
+    attacked: bool = False  # ratio below the flag threshold with the chips clearly present
+    flag_below_db: float | None = None  # the threshold, and what it rests on (tamper's measured constants)
+    chip_z_min: float | None = None
+    unattacked_range_db: tuple[float, float] | None = None
+    false_alarms: tuple[int, int] | None = None  # (flagged, of) unattacked copies
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"measured": self.measured, "attacked": self.attacked, "chip_z": self.chip_z}
+        if not self.measured:
+            doc["reason"] = self.reason
+            return doc
+        doc.update(ratio_db=self.ratio_db, pilot_set=self.pilot_set, flag_below_db=self.flag_below_db,
+                   chip_z_min=self.chip_z_min,
+                   unattacked_range_db=None if self.unattacked_range_db is None else list(self.unattacked_range_db),
+                   false_alarms=None if self.false_alarms is None else
+                   {"flagged": self.false_alarms[0], "of": self.false_alarms[1]})
+        return doc
+
+
+@dataclass(frozen=True)
 class RegistrationThresholds:
     """When a registration is decisive: strong on its own, or corroborated by a PDQ match."""
 
@@ -179,6 +207,7 @@ class Signals:
     registration: RegistrationSignal | None = None
     watermark: WatermarkReading | None = None
     visible_mark: VisibleCheck | None = None
+    pilots: PilotCheck | None = None  # the removal-attempt check on the named export
     unreadable_candidates: tuple[str, ...] | None = None
     other_exports_aligned: tuple[str, ...] | None = None
     note: str | None = None
@@ -191,7 +220,8 @@ class Signals:
         if self.metadata is not None:
             doc["metadata"] = self.metadata
         for name, value in (("hash", self.hash), ("registration", self.registration),
-                            ("watermark", self.watermark), ("visible_mark", self.visible_mark)):
+                            ("watermark", self.watermark), ("visible_mark", self.visible_mark),
+                            ("pilots", self.pilots)):
             if value is not None:
                 doc[name] = value.as_json()
         for name, items in (("unreadable_candidates", self.unreadable_candidates),

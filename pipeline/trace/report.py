@@ -29,6 +29,7 @@ from pipeline.trace.evidence import (
     CandidateRegistration,
     HashSignal,
     LedgerProof,
+    PilotCheck,
     RegistrationSignal,
     RegistrationThresholds,
     VisibleCheck,
@@ -282,6 +283,20 @@ def _visible_table(vm: VisibleCheck) -> str:
     ])
 
 
+def _pilots_table(pc: PilotCheck) -> str:
+    if not pc.measured:
+        return _table("Removal-attempt check", [("measured", _yes(False)), ("why not", pc.reason)])
+    lo, hi = pc.unattacked_range_db or (None, None)
+    flagged, of = pc.false_alarms or (None, None)
+    return _table("Removal-attempt check", [
+        ("signs of an attack on the watermark",  # red "yes": a finding against the copier, not a good sign
+         _Raw('<span class="bad">yes</span>') if pc.attacked else "no"),
+        ("pilot tones / data chips", f"{pc.ratio_db:+.1f} dB (flagged below {pc.flag_below_db:+.1f} dB)"),
+        ("unattacked copies measure", f"{lo:+.1f} to {hi:+.1f} dB ({flagged} of {of} flagged)"),
+        ("data chips in the copy", f"z = {pc.chip_z:.1f} (needs {pc.chip_z_min:g})"),
+        ("pilot set measured (the stronger of the two an export may carry)", pc.pilot_set)])
+
+
 def _record_tables(res: TraceResult) -> list[str]:
     """The original, the export and its ledger record with its hash-chain position and run root."""
     if not res.named:
@@ -364,6 +379,8 @@ def _section(res: TraceResult, n: int) -> str:
         parts.append(_metadata_table(sig.metadata))
     if sig.visible_mark is not None:
         parts.append(_visible_table(sig.visible_mark))
+    if sig.pilots is not None:
+        parts.append(_pilots_table(sig.pilots))
     parts.extend(_record_tables(res))
     parts.extend(_candidates_table(res))
     parts.append("</div></section>")

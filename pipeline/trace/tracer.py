@@ -26,7 +26,7 @@ from pipeline.catalog import is_image_file
 from pipeline.errors import InputError, LedgerError
 from pipeline.ledger import RunInfo, StoredRecord
 from pipeline.trace import signatures as sg
-from pipeline.trace.evidence import LedgerProof, TimestampSignal, Verdict, WatermarkReading
+from pipeline.trace.evidence import LedgerProof, PilotCheck, TimestampSignal, Verdict, WatermarkReading
 from pipeline.trace.index import Candidate, QuerySignature, TraceIndex, query_signature
 from pipeline.trace.register import (
     PhotoFit,
@@ -38,7 +38,13 @@ from pipeline.trace.register import (
     register_export,
 )
 from pipeline.trace.result import TraceResult
-from pipeline.trace.verdict import CandidateEvidence, decide, read_watermark, registration_tier
+from pipeline.trace.verdict import (
+    CandidateEvidence,
+    decide,
+    read_watermark,
+    registration_tier,
+    with_pilot_check,
+)
 from pipeline.trace.visible import mark_layer, visible_mark_check
 
 SUSPECT_MAX_SIDE = 2048  # suspects are decoded at most this large (registration and watermark read both fit)
@@ -191,12 +197,16 @@ class Tracer:
                 ev.padding = _padding(rgb, ev)
         verdict = decide(evidence, metadata=metadata, blind_watermark=blind, payload_records=payload_records,
                          pdq_quality=q.pdq_quality)
-        timings["total"] = time.perf_counter() - t0
         record = None
         chosen = None
         if verdict.record_id is not None:
             chosen = next((ev for ev in evidence if ev.record_id == verdict.record_id), None)
             record = chosen.record if chosen is not None else (payload_records[0] if payload_records else None)
+        if verdict.verdict == "match" and chosen is not None:
+            t3 = time.perf_counter()
+            verdict = with_pilot_check(verdict, self._pilot_check(rgb, chosen))
+            timings["pilots"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
         run = self.run_of(record) if record else None
         proof = self.ledger_proof(record, run, seen) if record is not None else None
         if proof is not None and proof.sentence and verdict.verdict == "match":
@@ -307,6 +317,19 @@ class Tracer:
             except Exception:
                 payload_records = []
         return bw, payload_records
+
+    def _pilot_check(self, rgb: np.ndarray, ev: CandidateEvidence) -> PilotCheck | None:
+        """The removal-attempt check on the named export (None: it has no invisible mark, or no key/alignment)."""
+        reg, sig = ev.registration, ev.signature
+        if self.key is None or ev.payload is None or reg is None or not reg.ok or sig is None:
+            return None
+        try:
+            from pipeline.trace.tamper import pilot_check
+
+            return pilot_check(rgb, reg.matrix, (sig.width, sig.height), self.key.subkey("invisible"),
+                               int(ev.payload, 16))
+        except Exception as exc:  # a supporting signal: an odd picture must not stop the trace of a folder
+            return PilotCheck(measured=False, reason=f"the check failed: {type(exc).__name__}: {exc}")
 
     def _mark(self, record: StoredRecord, sig: sg.ExportTrace) -> np.ndarray | None:
         """The export's visible-mark footprint in its thumbnail frame (None: no mark), and the mark itself put on

@@ -41,6 +41,7 @@ from pipeline.trace.evidence import (
     CandidateRegistration,
     CandidateSummary,
     HashSignal,
+    PilotCheck,
     RegistrationSignal,
     RegistrationThresholds,
     Signals,
@@ -65,7 +66,8 @@ P_FLOOR = 1e-12  # confidences are reported no closer to 1 than this
 PAYLOAD_HEX = 10  # PAYLOAD_BITS / 4
 THRESHOLDS = RegistrationThresholds(NCC_STRONG, NCC_GREY_STRONG, NCC_MATCH, NCC_GREY_MATCH, HASH_CORROBORATES)
 
-__all__ = ["CandidateEvidence", "Verdict", "decide", "payload_hex", "read_watermark", "registration_tier"]
+__all__ = ["CandidateEvidence", "Verdict", "decide", "payload_hex", "read_watermark", "registration_tier",
+           "with_pilot_check"]
 
 
 def payload_hex(value: Any) -> str | None:
@@ -384,6 +386,25 @@ def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence]
         findings.insert(0, "A similar export exists, but the evidence is not strong enough to call this a copy.")
         return Verdict("no-match", round((1 - MISS_RATE) * 0.5, 4), None, None, findings, signals)
     return _match(chosen.record, chosen.record_id, p_parts, findings, signals)
+
+
+def with_pilot_check(verdict: Verdict, check: PilotCheck | None) -> Verdict:
+    """The verdict with the removal-attempt check on its export (``pipeline.trace.tamper``) among its signals and,
+    when the check found the pilots attacked, a finding that says so with the measurement behind it."""
+    if check is None:
+        return verdict
+    findings = list(verdict.findings)
+    if check.attacked and check.ratio_db is not None:
+        lo, hi = check.unattacked_range_db or (float("nan"), float("nan"))
+        flagged, of = check.false_alarms or (0, 0)
+        findings.append(
+            "The copy shows signs that its invisible watermark was attacked: the pilot tones a reader uses to find "
+            f"the mark are {check.ratio_db:+.1f} dB relative to the mark's data chips, which are still clearly "
+            f"there (correlation z = {check.chip_z:.1f}). Ordinary processing weakens both together: copies "
+            f"re-encoded, resized, cropped, blurred or recoloured measure {lo:+.1f} to {hi:+.1f} dB, and this "
+            f"check flags below {check.flag_below_db:+.1f} dB ({flagged} of {of} such copies flagged). Pilots "
+            "notched out of the picture are what a removal attempt leaves.")
+    return replace(verdict, findings=findings, signals=replace(verdict.signals, pilots=check))
 
 
 def _from_blind_read(rec: StoredRecord, signals: Signals, bw: WatermarkReading | None) -> Verdict:
