@@ -1102,12 +1102,14 @@ class Ledger:
         last = case.events[-1].sweep_id if case.events else None
         if last is None:
             return False
-        finished = {str(sw) for (sw,) in db.execute("SELECT sweep_id FROM sweeps WHERE finished_at IS NOT NULL")}
-        if last in finished:
-            return False
         since = [g.sweep_id for g in case.sightings]
         since = since[since.index(last):] if last in since else since
-        return not any(sw in finished for sw in since)
+        # only this case's sweeps are looked up, not every sweep the ledger ever finished
+        asked = sorted({sw for sw in (last, *since) if sw is not None})
+        marks = ", ".join("?" * len(asked))
+        finished = {str(sw) for (sw,) in db.execute(
+            f"SELECT sweep_id FROM sweeps WHERE finished_at IS NOT NULL AND sweep_id IN ({marks})", asked)}
+        return not finished
 
     @staticmethod
     def _add_event(db: sqlite3.Connection, case_id: int, e: CaseEvent, *, relisted: bool = False) -> None:

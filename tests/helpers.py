@@ -102,3 +102,20 @@ def photographer_jpeg(path: Path, size: tuple[int, int] = (1000, 800), *, xmp: b
     Image.fromarray(product_on_white(size, seed=4)).save(path, "JPEG", quality=90, exif=exif,
                                                          xmp=photographer_xmp() if xmp is None else xmp)
     return path
+
+
+def child_processes(pid: int, *, cmdline_has: bytes | None = None) -> list[int]:
+    """The child processes of ``pid`` (read from /proc), only those whose command line contains ``cmdline_has``
+    when given (b"popen_loky_posix": joblib's loky workers)."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes() if cmdline_has is not None else b""
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and (cmdline_has is None or cmdline_has in cmdline):
+            kids.append(int(entry.name))
+    return kids

@@ -21,7 +21,7 @@ from pipeline import runner
 from pipeline.ledger import Ledger
 from pipeline.stages import watermark
 from tests.conftest import product_on_white
-from tests.helpers import ledger_records
+from tests.helpers import child_processes, ledger_records
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -331,22 +331,6 @@ def _cli_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return env, key
 
 
-def _loky_workers(pid: int) -> list[int]:
-    """The loky worker processes of process ``pid`` (its children running loky's worker entry point)."""
-    workers = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid and b"popen_loky_posix" in cmdline:
-            workers.append(int(entry.name))
-    return workers
-
-
 def _run_rows(ledger: Path) -> list[tuple[str, int]]:
     """(status, counts.processed) of every run, oldest first, read with plain SQL."""
     with contextlib.closing(sqlite3.connect(ledger)) as con:
@@ -386,7 +370,7 @@ def test_a_worker_killed_from_outside_fails_only_its_photo(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     killed = 0
     while proc.poll() is None:  # kill whichever worker holds the large photo, each time it does
-        for pid in _loky_workers(proc.pid):
+        for pid in child_processes(proc.pid, cmdline_has=b"popen_loky_posix"):
             if _rss_mb(pid) > 300:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

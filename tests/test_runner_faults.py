@@ -26,7 +26,7 @@ from PIL import Image
 
 from pipeline.ledger import Ledger
 from tests.conftest import product_on_white
-from tests.helpers import REPO, ledger_records
+from tests.helpers import REPO, child_processes, ledger_records
 
 MANIFESTS = {"manifest.json", "manifest.csv", "contact-sheet.html", "contact-sheet.jpg"}
 
@@ -88,18 +88,6 @@ def _records(ledger: Path) -> int:
         return 0
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return kids
-
-
 # ------------------------------------------------------------------------------------------------------------
 # kill -9 at seeded random moments
 
@@ -120,7 +108,7 @@ def test_kills_at_seeded_random_moments_never_leave_an_unrecorded_output(cli, se
         time.sleep(rng.uniform(0.5, 6.0))
         victim = "parent" if rng.random() < 0.5 or trial == 0 else "worker"
         if victim == "worker":
-            workers = [p for p in _children(proc.pid) if p != proc.pid]
+            workers = [p for p in child_processes(proc.pid) if p != proc.pid]
             if workers:
                 os.kill(rng.choice(workers), signal.SIGKILL)
             else:

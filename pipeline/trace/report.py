@@ -278,7 +278,9 @@ def _visible_table(vm: VisibleCheck) -> str:
     return _table("Visible watermark", [
         ("expected on this export", vm.expected), ("status", vm.status),
         ("fine-detail correlation in the mark's area", None if vm.detail_ncc is None else
-         f"{vm.detail_ncc} (intact >= {MARK_PRESENT}, removed < {MARK_REMOVED})"),
+         f"{vm.detail_ncc} (intact >= {MARK_PRESENT} and above the photo without the mark, removed < "
+         f"{MARK_REMOVED} or below it)"),
+        ("the same against the photo without the mark", vm.detail_ncc_unmarked),
         ("tone correlation in the mark's area", vm.ncc), ("what it means", vm.note),
     ])
 
