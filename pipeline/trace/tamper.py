@@ -37,6 +37,7 @@ from pipeline.invisible import dsp
 from pipeline.invisible.codec import encode_payload
 from pipeline.invisible.embedder import export_layout
 from pipeline.invisible.layout import CANON, LEGACY, Layout, layout_for
+from pipeline.trace import signatures as sg
 from pipeline.trace.evidence import PilotCheck
 
 CHIP_Z_MIN = 8.0  # chip correlation (~N(0, 1) without the export's mark) at which its chips are clearly there
@@ -55,9 +56,10 @@ def _folded(suspect: np.ndarray, matrix: np.ndarray, export_size: tuple[int, int
     """The copy's whitened residual folded into the export's tile (half resolution), and how many half-resolution
     pixels of the export the copy covers."""
     ew, eh = export_size
-    m = np.asarray(matrix, np.float64)[:2]
-    warped = cv2.warpAffine(np.ascontiguousarray(suspect), m, (ew, eh), flags=cv2.INTER_LINEAR)
-    cover = cv2.warpAffine(np.full(suspect.shape[:2], 255, np.uint8), m, (ew, eh), flags=cv2.INTER_NEAREST)
+    # signatures.warp_resampled: bilinear as cv2.warpAffine, area-downscaling first a copy much larger than the
+    # export (plain bilinear sampling would alias the picture's detail onto the pilots' frequencies)
+    warped = sg.warp_resampled(np.ascontiguousarray(suspect), matrix, (ew, eh))
+    cover = sg.warp_resampled(np.full(suspect.shape[:2], 255, np.uint8), matrix, (ew, eh), nearest=True)
     hw, hh = -(-ew // 2), -(-eh // 2)  # the embedder's half resolution: a chip is CANON px
     half = cv2.resize(warped, (hw, hh), interpolation=cv2.INTER_AREA)
     inside = (cv2.resize(cover, (hw, hh), interpolation=cv2.INTER_AREA) > 254).astype(np.uint8)
