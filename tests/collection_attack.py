@@ -28,15 +28,12 @@ import cv2
 import numpy as np
 from scipy import fft
 
+from pipeline.marks.visible import LUMA_WEIGHTS
 from pipeline.models import VisibleMark
 
 CW, CH = 320, 128  # canonical frame (mark-aligned, unrotated)
 MARK_W = 240  # canonical px the mark's layout width maps to
 BORDER = 12  # canonical px band along the frame's edges used for the pictures' statistics
-
-
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    return np.asarray(rgb, np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def canonical_matrix(mark: VisibleMark, canvas: tuple[int, int]) -> np.ndarray:
@@ -116,4 +113,5 @@ def invert(marked: np.ndarray, m: np.ndarray, est: Estimate) -> np.ndarray:
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
-    return _grey(rgb)
+    """Luminance as the mark is composited and toned (marks/visible.py's Rec. 709 weights)."""
+    return np.asarray(rgb, np.float32) @ LUMA_WEIGHTS

@@ -53,7 +53,7 @@ class VisibleCheck:
     detail_ncc: float | None = None  # band-pass correlation in the mark's footprint (None: not measured)
     ncc: float | None = None  # tone correlation there
     detail_ncc_unmarked: float | None = None  # the same against the export without its mark
-    own_mark: bool = False  # the copy carries this export's own mark (see verdict.pick_registered)
+    own_mark: bool = False  # the copy carries this export's own mark (see verdict.pick_twin)
     thresholds: tuple[float, float] | None = None  # (present at or above, removed below)
 
     def as_json(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pipeline.trace.register import Registration, aligned_to_thumbnail, correlat
 MARK_PRESENT = 0.65  # band-pass correlation in the mark's footprint at or above which the mark is intact
 MARK_REMOVED = 0.50  # ... below which it was removed
 OWN_MARK = 0.1  # detail correlation with the marked export this much above that with the unmarked photo: the copy
-#                 carries this export's own mark (separates exports of one photo, see verdict.pick_registered)
+#                 carries this export's own mark (separates exports of one photo, see verdict.pick_twin)
 # A mark is semi-transparent (opacity 0.22-0.38), so on a textured photo the marked export's detail is mostly the
 # photo's: a copy with the mark taken out cleanly (the collection attack of tests/collection_attack.py on a fixed
 # mark, or no mark at all) still correlates 0.6-0.8 with it. What tells them apart is which rendering it matches
