@@ -208,13 +208,69 @@ def test_arbitrary_mask_is_respected(photo: np.ndarray, key: OwnerKey) -> None:
     assert np.any(out[mask] != photo[mask])
 
 
-def test_flat_areas_are_left_alone(key: OwnerKey) -> None:
-    rgb = np.full((600, 800, 3), (120, 160, 200), np.uint8)
-    rgb[200:400, 300:500] = product_on_white((200, 200), seed=1)
+@pytest.fixture(scope="module")
+def decal() -> tuple[np.ndarray, np.ndarray]:
+    """A flat black decal (one colour, no texture at all) on pure white, and its "may change" mask."""
+    import cv2
+
+    rgb = np.full((900, 1000, 3), 255, np.uint8)
+    cv2.ellipse(rgb, (500, 450), (380, 280), 0, 0, 360, (30, 30, 30), -1, cv2.LINE_AA)
+    cv2.rectangle(rgb, (430, 650), (470, 860), (30, 30, 30), -1)
+    return rgb, ~np.all(rgb == 255, axis=2)
+
+
+def test_flat_product_carries_a_mark(decal: tuple[np.ndarray, np.ndarray], key: OwnerKey) -> None:
+    """A product with no texture is marked all over (it used to carry nothing, and the blind read missed it on
+    every attack), its white background stays exactly white, and the blind read finds it after JPEG."""
+    rgb, mask = decal
+    out = invisible.embed(rgb, key, PAYLOAD, mask)
+    assert np.all(out[~mask] == 255)
+    changed = np.any(out != rgb, axis=2)
+    assert changed[mask].mean() > 0.5
+    for suspect in (out, attacks.jpeg70(out), attacks.scale50(out)):
+        det = invisible.read(suspect, key)
+        assert det.found and det.payload == PAYLOAD
+
+
+def test_fills_without_headroom_stay_as_they_are(key: OwnerKey) -> None:
+    """Pure black and pure white fills leave no room for a zero-mean mark (a clipped one would shift their mean,
+    which shows): away from the textured patch they are left exactly as they were; a mid-grey fill is marked."""
+    rgb = np.zeros((600, 900, 3), np.uint8)
+    rgb[:, 300:600] = 255
+    rgb[:, 600:] = 128
+    rgb[200:400, 200:400] = product_on_white((200, 200), seed=1)
     out = invisible.embed(rgb, key, PAYLOAD, None)
-    flat = np.ones(rgb.shape[:2], bool)
-    flat[150:450, 250:550] = False  # the textured patch plus a margin
-    assert np.array_equal(out[flat], rgb[flat])
+    far = np.ones(rgb.shape[:2], bool)
+    far[150:450, 150:450] = False  # the textured patch plus a margin
+    far[:, 250:350] = far[:, 550:650] = False  # and the edges between the fills
+    extreme = far.copy()
+    extreme[:, 600:] = False
+    assert np.array_equal(out[extreme], rgb[extreme])
+    assert np.any(out[:, 650:] != rgb[:, 650:])
+
+
+def _region_quality(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """PSNR and mean SSIM over ``region`` only (the product), SSIM's map computed on the whole canvas."""
+    mse = float(np.mean((a[region].astype(np.float64) - b[region]) ** 2))
+    _, smap = structural_similarity(a, b, channel_axis=2, data_range=255, full=True)
+    return 10 * float(np.log10(255.0**2 / mse)), float(smap.mean(axis=2)[region].mean())
+
+
+@pytest.mark.parametrize("which", ["decal", "small shot", "shot"])
+def test_quality_on_the_product(which: str, decal: tuple[np.ndarray, np.ndarray], shot: tuple[np.ndarray, np.ndarray],
+                                key: OwnerKey) -> None:
+    """The floors on the product region alone, where a small product on a large white canvas concentrates the
+    mark (the canvas-wide figures hide it): PSNR >= 35 dB, SSIM >= 0.96 (embedder.REGION_*)."""
+    if which == "small shot":
+        rgb = product_shot(100, (800, 800))  # a small shoe on an 800 px canvas: 19 % of it
+        mask = ~np.all(rgb == 255, axis=2)
+    else:
+        rgb, mask = decal if which == "decal" else shot
+    out = invisible.embed(rgb, key, PAYLOAD, mask)
+    psnr, ssim = _region_quality(rgb, out, mask)
+    assert psnr >= 35.0
+    assert ssim >= 0.96
+    assert _psnr(rgb, out) >= 42.0 and _ssim(rgb, out) >= 0.99
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -55,14 +55,17 @@ def tiled(period: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.tile(period, (-(-rows // p), -(-cols // p)))[:rows, :cols]
 
 
-def whiten_parts(gray: np.ndarray, chip: float) -> tuple[np.ndarray, np.ndarray]:
-    """(high-passed luminance, its local activity + NORM_FLOOR); ``chip`` = chip size in pixels of ``gray``."""
+def whiten_parts(gray: np.ndarray, chip: float, added: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(high-passed luminance, its local activity + NORM_FLOOR); ``chip`` = chip size in pixels of ``gray``.
+    ``added``: a power per pixel counted in the activity as if the high-pass carried it too (the embedder's
+    prediction of what its mark will add)."""
     y = gray.astype(np.float32, copy=False)
     sigma = HP_CHIPS * chip
     k = 2 * round(2 * sigma) + 1  # truncated at 2 sigma: 2.5x faster than OpenCV's default, same on both sides
     hp = y - cv2.GaussianBlur(y, (k, k), sigma)
     k = max(3, int(round(NORM_CHIPS * chip)) | 1)
-    act = np.sqrt(np.maximum(cv2.boxFilter(hp * hp, -1, (k, k), borderType=cv2.BORDER_REFLECT), 0.0))
+    power = hp * hp if added is None else hp * hp + added
+    act = np.sqrt(np.maximum(cv2.boxFilter(power, -1, (k, k), borderType=cv2.BORDER_REFLECT), 0.0))
     return hp, act + NORM_FLOOR
 
 

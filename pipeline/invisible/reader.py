@@ -5,16 +5,18 @@ shift and mirror, soft-decode.
    normalised by local activity, so the picture is mostly gone and white backgrounds contribute nothing).
 2. The keyed pilot tones are strong lines in its spectrum; matching the strongest peaks to each keyed pilot set
    (the VARIANTS sets of scheme 2 and scheme 1's one, against the same peaks) gives candidate tiling lattices
-   (scale, aspect change, rotation, mirror), whatever the crop; the best MAX_CANDIDATES of all sets go on.
+   (scale, aspect change, rotation, mirror), whatever the crop; the best MAX_CANDIDATES of all sets are folded.
 3. For a candidate lattice the residual (whitened at that chip size) is resampled onto the canonical tile grid
    and all tiles are summed ("folded"): crops only lose tiles, a pasted banner only dilutes the sum.
 4. In the folded tile the pilots' phases give the tile's cyclic shift, for the tile and for its mirror image;
-   the strength of that pilot correlation (a z-score) ranks the hypotheses.
+   the strength of that pilot correlation (a z-score) and how much the chips look like a codeword there
+   (keyless) rank the hypotheses: they are decoded alternately in the order of each.
 5. The lattice is refined from how the pilot phases drift between the halves of the picture (folded
    separately), then the chips are sampled, soft-decoded (Viterbi) and the keyed check verified; a decode
    through pilot set v of the family also needs a payload that selects v (``codec.pilot_variant``).
-6. If nothing decoded, the strongest hypothesis (pilot z >= POLISH_MIN_Z) has its lattice polished by the chips
-   themselves (small perturbations kept when the codeword agreement rises) and is decoded once more.
+6. If nothing decoded, the hypothesis whose chips look most like a codeword (of those with pilot z >=
+   POLISH_MIN_Z) has its lattice polished by the chips themselves (small perturbations kept when the codeword
+   agreement rises) and is decoded with the last of the MAX_DECODES attempts.
 
 False positives: every decode attempt counts (``fp_bound``): 2**-26 through scheme 1's set, 2**-26 / VARIANTS
 through one of the family (the variant check is an independent keyed hash). A blind read makes at most
@@ -57,17 +59,18 @@ PILOT_PEAKS = 32  # strongest spectral peaks considered
 PILOT_TOL = 2  # bins
 PROPOSAL_PEAKS = 14  # of which the strongest propose lattices (pairs of them)
 PILOT_MIN_MATCH = 4  # pilots that must be found for a lattice proposal
+PILOT_FIT_TOL = 0.75  # bins: a matched peak further than this from the fitted lattice's pilot is dropped
 MIN_CHIP, MAX_CHIP = 1.2, 16.0  # plausible chip sizes in the work image (pixels)
 MAX_ANGLE = math.radians(25)  # plausible rotation of the lattice
 SET_CANDIDATES = 5  # lattice candidates proposed per pilot set
-MAX_CANDIDATES = 8  # lattice candidates folded and tested (over all pilot sets together)
+MAX_CANDIDATES = 16  # lattice candidates folded and ranked (over all pilot sets together)
 MAX_LEGACY_DECODES = 3  # of which at most this many through scheme 1's pilot set (they cost 2**-26 each)
 SHIFTS_PER_HYPOTHESIS = 16  # pilot-correlation peaks compared (by codeword agreement) per hypothesis
 HINTED_VARIANTS = 4  # informed read: the pilot sets with the most coherent pilots compared by codeword agreement
-MAX_DECODES = MAX_CANDIDATES  # decode attempts per read (the false-positive bound counts every one)
+MAX_DECODES = 8  # decode attempts per read (the false-positive bound counts every one)
 MIN_PILOT_Z = 3.0  # hypotheses whose pilot correlation is weaker are not worth a decode attempt
 REFINE_ROUNDS = 3
-POLISH_MIN_Z = 6.0  # a blind read that decoded nothing polishes its strongest hypothesis if it is at least this
+POLISH_MIN_Z = MIN_PILOT_Z  # pilots at least this strong for a hypothesis to be polished when nothing decoded
 POLISH_STEPS = (0.004, 0.002, 0.001)  # relative lattice perturbations tried, coarse to fine
 
 
@@ -275,7 +278,18 @@ def match_pilots(peaks: Peaks, lay: Layout, scale: float = 1.0) -> list[tuple[np
             sg = 1.0 if np.sum((pred[g, kk] - q[j]) ** 2) <= np.sum((pred[g, kk] + q[j]) ** 2) else -1.0
             rows_p.append(p[kk])
             rows_q.append(sg * q[j])
-        sol, *_ = np.linalg.lstsq(np.array(rows_p), np.array(rows_q), rcond=None)
+        pp, qq_ = np.array(rows_p), np.array(rows_q)
+        sol, *_ = np.linalg.lstsq(pp, qq_, rcond=None)
+        # a strong line of the picture's own (a printed stripe) within PILOT_TOL of where a pilot belongs is
+        # matched in its place and drags the lattice off by percents, which no later step recovers: drop the
+        # match that fits worst while it is off by more than PILOT_FIT_TOL bins, down to PILOT_MIN_MATCH pilots
+        while pp.shape[0] > PILOT_MIN_MATCH:
+            err = np.hypot(*(pp @ sol - qq_).T)
+            worst = int(np.argmax(err))
+            if err[worst] <= PILOT_FIT_TOL:
+                break
+            pp, qq_ = np.delete(pp, worst, axis=0), np.delete(qq_, worst, axis=0)
+            sol, *_ = np.linalg.lstsq(pp, qq_, rcond=None)
         b = sol.T  # q = B p
         try:
             m = np.linalg.inv((CANON_TILE / n) * b).T * scale
@@ -555,17 +569,28 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
             pooled += [(score, m, lay) for m, score in match_pilots(peaks, lay)]
     pooled.sort(key=lambda t: -t[0])
     hyps: list[tuple[ShiftHit, Folded, np.ndarray, Layout]] = []
+    agree: list[float] = []
     for _score, m, lay in pooled[:MAX_CANDIDATES]:
         r = res.at(math.sqrt(abs(np.linalg.det(m))) * CANON)
         fo = fold(r, m)
-        hyps.append((syncs.sync(lay).hits(fo.total())[0], fo, r, lay))
-    hyps.sort(key=lambda t: -t[0].z)
+        sync = syncs.sync(lay)
+        folded = fo.total()
+        hit = sync.hits(folded)[0]
+        hyps.append((hit, fo, r, lay))
+        agree.append(best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS))[2])
+    order = _decode_order(hyps, agree)
+    # the hypothesis polished when nothing decodes: the one whose chips look most like a codeword, of those with
+    # pilots strong enough to be worth it
+    polish = max((i for i in range(len(hyps)) if hyps[i][0].z >= POLISH_MIN_Z), key=lambda i: agree[i], default=None)
+    hyps = [hyps[i] for i in order]
     details: dict[str, Any] = {"work_scale": round(f, 4), "candidates": len(pooled)}
     best_z = hyps[0][0].z if hyps else 0.0
     tries = legacy = 0
-    for hit, fo, r, lay in hyps[:MAX_DECODES]:
-        if hit.z < MIN_PILOT_Z:
+    for hit, fo, r, lay in hyps:
+        if tries >= MAX_DECODES - 1:  # the last decode is kept for the polished hypothesis
             break
+        if hit.z < MIN_PILOT_Z:
+            continue
         if lay.variant == LEGACY:
             if legacy >= MAX_LEGACY_DECODES:
                 continue
@@ -575,10 +600,11 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
         tries += 1
         if _accepts(subkey, lay, dec):
             return _detection(dec, h.z, tries, legacy, details | _geometry(fo.m, f, h), lay)
-    if hyps and hyps[0][0].z >= POLISH_MIN_Z and tries < MAX_DECODES:
-        # the pilots can pin the lattice down a few tenths of a percent off (a picture's own stripes pull them),
-        # enough to smear the chips at the far tiles: let the chips themselves (codeword agreement) polish it
-        hit, fo, r, lay = hyps[0]
+    if polish is not None and tries < MAX_DECODES:
+        # the pilots can pin the lattice down a few tenths of a percent off (a picture's own stripes pull them, a
+        # small product gives broad lines), enough to smear the chips at the far tiles and to shift them where
+        # the product is: let the chips themselves (codeword agreement) polish it
+        hit, fo, r, lay = hyps[order.index(polish)]
         if lay.variant != LEGACY or legacy < MAX_LEGACY_DECODES:
             legacy += lay.variant == LEGACY
             fo, h, soft = _polish(lay, syncs.sync(lay), r, fo, hit)
@@ -587,6 +613,19 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
             if _accepts(subkey, lay, dec):
                 return _detection(dec, h.z, tries, legacy, details | _geometry(fo.m, f, h) | {"polished": True}, lay)
     return _detection(None, best_z, tries, legacy, details)
+
+
+def _decode_order(hyps: list[Any], agree: list[float]) -> list[int]:
+    """Indices of the hypotheses in the order they are decoded: alternately the next strongest by pilot
+    correlation and the next by codeword agreement (keyless, so free). The pilots alone rank a lattice that folds a picture's own stripes
+    onto them above the true one, whose chips the code recognises; chips alone are noisy on a weak mark, where
+    the pilots are the better guide."""
+    by_z = sorted(range(len(hyps)), key=lambda i: -hyps[i][0].z)
+    by_agree = sorted(range(len(hyps)), key=lambda i: -agree[i])
+    order: list[int] = []
+    for pair in zip(by_z, by_agree, strict=True):
+        order += [i for i in dict.fromkeys(pair) if i not in order]
+    return order
 
 
 def _polish(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftHit) -> tuple[Folded, ShiftHit, np.ndarray]:
