@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.keys import OwnerKey  # noqa: E402
+from pipeline.trace import candidates as cd  # noqa: E402
 from pipeline.trace import index as ix  # noqa: E402
 from pipeline.trace import signatures as sg  # noqa: E402
 from pipeline.trace import verdict as vd  # noqa: E402
@@ -191,7 +192,7 @@ def calibrate(n_products: int) -> None:
             pdq = np.min(np.stack([hd[k][0] for k in ("full", "trim", "region", "surround")]), axis=0)
             f = SuspectFeatures.compute(q)
             r = register(f, sigs[i])
-            tier = vd.registration_tier(r, int(pdq[i]))
+            tier = cd.registration_tier(r, int(pdq[i]))
             tiers[tier] = tiers.get(tier, 0) + 1
             missed += tier not in ("strong", "corroborated")
             pos.append((r.ncc, r.ncc_grey))
@@ -201,7 +202,7 @@ def calibrate(n_products: int) -> None:
             for j in others:
                 rn = register(f, sigs[j])
                 neg_pairs += 1
-                neg_tier = vd.registration_tier(rn, int(pdq[j]))
+                neg_tier = cd.registration_tier(rn, int(pdq[j]))
                 neg_accept += neg_tier in ("strong", "corroborated")
                 if rn.ok:
                     neg_scores.append((rn.ncc, rn.ncc_grey, rn.inliers))

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.presets import CanvasSpec
+from pipeline.trace import candidates as cd
 from pipeline.trace import signatures as sg
-from pipeline.trace import verdict as vd
 from pipeline.trace.register import SuspectFeatures, fit_photo, register, register_export
 from tests import synthetic
 
@@ -49,7 +49,7 @@ def _check(export: np.ndarray, signature: sg.ExportTrace, scale: float, angle: f
     suspect = synthetic.jpeg(_apply(export, m, size), 90)
     reg = register(SuspectFeatures.compute(suspect), signature)
     assert reg.ok, reg.reason
-    assert vd.registration_tier(reg) == "strong", (reg.inliers, reg.ncc, reg.ncc_grey)
+    assert cd.registration_tier(reg) == "strong", (reg.inliers, reg.ncc, reg.ncc_grey)
     truth = np.linalg.inv(m)  # suspect px -> export px
     pts = np.array([[x, y, 1.0] for x in np.linspace(0.2, 0.8, 4) * size[0] for y in np.linspace(0.2, 0.8, 4) * size[1]])
     err = np.abs(pts @ reg.matrix.T - pts @ truth.T)[:, :2].max()
@@ -78,7 +78,7 @@ def test_recovers_random_similarity(export: np.ndarray, signature: sg.ExportTrac
 def test_recovers_a_crop(export: np.ndarray, signature: sg.ExportTrace) -> None:
     crop = synthetic.jpeg(export[100:500, 60:460], 80)  # 400 x 400 window at (60, 100)
     reg = register(SuspectFeatures.compute(crop), signature)
-    assert vd.registration_tier(reg) == "strong"
+    assert cd.registration_tier(reg) == "strong"
     assert np.allclose(reg.matrix[:2, :2], np.eye(2), atol=0.01)
     assert reg.matrix[0, 2] == pytest.approx(60, abs=1.0) and reg.matrix[1, 2] == pytest.approx(100, abs=1.0)
     x0, y0, x1, y1 = reg.transform["suspect_covers_export_box"]
@@ -90,7 +90,7 @@ def test_recovers_a_crop(export: np.ndarray, signature: sg.ExportTrace) -> None:
 def test_other_products_on_white_do_not_verify(signature: sg.ExportTrace, seed: int) -> None:
     other = synthetic.jpeg(synthetic.product_shot(seed, (SIZE, SIZE)), 85)
     reg = register(SuspectFeatures.compute(other), signature)
-    assert vd.registration_tier(reg) in ("none", "weak"), (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
+    assert cd.registration_tier(reg) in ("none", "weak"), (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
 
 
 def test_blank_suspect_fails_cleanly(signature: sg.ExportTrace) -> None:
@@ -118,11 +118,11 @@ def test_one_photo_fit_maps_into_each_export(spec: CanvasSpec) -> None:
     feats_s = SuspectFeatures.compute(crop)
     fit = fit_photo(feats_s, view.photo)
     reg = register_export(fit, feats_s, view)
-    assert vd.registration_tier(reg) == "strong", (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
+    assert cd.registration_tier(reg) == "strong", (reg.reason, reg.inliers, reg.ncc, reg.ncc_grey)
     pts = np.array([[x, y, 1.0] for x in (50, 200, 400) for y in (60, 300)])
     truth = pts[:, :2] + [x0, y0]
     assert np.abs((pts @ reg.matrix.T)[:, :2] - truth).max() <= 1.5
-    assert vd.fits_frame(reg)
+    assert cd.fits_frame(reg)
     # the same photo fit through an identity frame (the photo itself): the copy is scaled into the photo
     twin = sg.ExportTrace(sg.Frame.identity(*photo.shape[1::-1]), view.photo)
     t = register_export(fit, feats_s, twin)

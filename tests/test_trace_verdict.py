@@ -10,6 +10,7 @@ import pytest
 
 from pipeline import invisible
 from pipeline.keys import OwnerKey
+from pipeline.trace import candidates as cd
 from pipeline.trace import verdict as vd
 from pipeline.trace.evidence import WatermarkReading
 from pipeline.trace.index import Candidate
@@ -129,7 +130,7 @@ def test_blind_watermark_identifies_the_export_without_features(exports: dict[in
     assert v.verdict == "match" and v.record_id == "rec4"
     w = v.signals.watermark
     assert w is not None and w.mode == "blind" and w.found and w.payload == f"{_payload(4):010x}"
-    assert v.false_match_probability is not None and v.false_match_probability <= vd.WM_MAX_FP
+    assert v.false_match_probability is not None and v.false_match_probability <= cd.WM_MAX_FP
 
 
 # ------------------------------------------------------------------------------------------ fusion rules
@@ -147,8 +148,8 @@ def _reg(ok: bool = True, inliers: int = 60, ncc: float = 0.9, grey: float = 0.9
 
 
 def _ev(rid: str = "r1", *, reg: Registration | None = None, wm: WatermarkReading | None = None,
-        payload: str = "00000000aa", pdq: int = 80) -> vd.CandidateEvidence:
-    return vd.CandidateEvidence(candidate=_cand(rid, pdq),
+        payload: str = "00000000aa", pdq: int = 80) -> cd.CandidateEvidence:
+    return cd.CandidateEvidence(candidate=_cand(rid, pdq),
                                 record=synthetic.stored_record({"record_id": rid, "payload": payload}),
                                 signature=None, registration=reg, watermark=wm)
 
@@ -208,12 +209,6 @@ def test_nothing_at_all_is_no_match() -> None:
     assert v.verdict == "no-match" and v.confidence == pytest.approx(1 - vd.MISS_RATE)
 
 
-@pytest.mark.parametrize("value, expected", [(0x2A, "000000002a"), ("0X00000000AB", "00000000ab"),
-                                             (b"\x00\x00\x00\x01\x02", "0000000102"), (None, None)])
-def test_payload_hex(value: Any, expected: str | None) -> None:
-    assert vd.payload_hex(value) == expected
-
-
 def test_a_record_of_the_old_per_export_format_is_named_not_misread(exports: dict[int, np.ndarray],
                                                                     key: OwnerKey) -> None:
     """Features made before per-photo trace data (keypoints in export pixels, magic CMF1) are refused with a
@@ -230,7 +225,7 @@ def test_a_record_of_the_old_per_export_format_is_named_not_misread(exports: dic
 
 
 def _photo_ev(rid: str, source: str, *, ncc: float, overlap: float, share: float, inliers: int = 60,
-              pdq: int = 80) -> vd.CandidateEvidence:
+              pdq: int = 80) -> cd.CandidateEvidence:
     reg = _reg(inliers=inliers, ncc=ncc)
     reg.overlap, reg.suspect_share = overlap, share
     ev = _ev(rid, reg=reg, pdq=pdq)

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.ledger import RunInfo, StoredRecord
+from pipeline.trace.candidates import CandidateEvidence
 from pipeline.trace.evidence import LedgerProof, Verdict
-from pipeline.trace.verdict import CandidateEvidence
 
 
 @dataclass

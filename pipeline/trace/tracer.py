@@ -26,6 +26,7 @@ from pipeline.catalog import is_image_file
 from pipeline.errors import InputError, LedgerError
 from pipeline.ledger import RunInfo, StoredRecord
 from pipeline.trace import signatures as sg
+from pipeline.trace.candidates import CandidateEvidence, registration_tier
 from pipeline.trace.evidence import LedgerProof, PilotCheck, TimestampSignal, Verdict, WatermarkReading
 from pipeline.trace.index import Candidate, QuerySignature, TraceIndex, query_signature
 from pipeline.trace.register import (
@@ -38,13 +39,7 @@ from pipeline.trace.register import (
     register_export,
 )
 from pipeline.trace.result import TraceResult
-from pipeline.trace.verdict import (
-    CandidateEvidence,
-    decide,
-    read_watermark,
-    registration_tier,
-    with_pilot_check,
-)
+from pipeline.trace.verdict import decide, read_watermark, with_pilot_check
 from pipeline.trace.visible import mark_layer, visible_mark_check
 
 SUSPECT_MAX_SIDE = 2048  # suspects are decoded at most this large (registration and watermark read both fit)
