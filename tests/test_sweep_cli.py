@@ -334,15 +334,18 @@ def test_a_file_that_cannot_be_written_is_one_line_exit_2(catalog, month, tmp_pa
 def test_ctrl_c_exits_130_not_1(catalog, shop, tmp_path):
     d = catalog["dir"]
     env = os.environ | {"PYTHONPATH": str(REPO)} | NO_PROXY
+    asked = shop["srv"].hits("/hostile/stall.jpg")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "sweep", shop["srv"].url("/hostile/stall.jpg"),
                              "--ledger", str(d / "ledger.sqlite"), "--key-file", str(d / "owner.key"),
                              "--config", str(d / "catalogmark.toml"), "--out", str(tmp_path / "s"),
                              "--timeout", "60"], cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
-    while not (tmp_path / "s").exists() and time.monotonic() < deadline:  # it has started reading the URL
-        time.sleep(0.1)
-    time.sleep(1.0)
+    # it has started reading the URL: the server has the request (and stalls it for 5 s); waiting for the output
+    # folder instead raced the stall on a loaded machine (the fetch had failed before the interrupt came)
+    while shop["srv"].hits("/hostile/stall.jpg") == asked and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
