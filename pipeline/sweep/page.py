@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-from bs4 import BeautifulSoup, Comment, Tag
+from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning, Tag
 
 MAX_CANDIDATES = 40
 _MAX_TEXT = 500  # titles, seller and site names are cut to this many characters
@@ -412,12 +413,16 @@ def _img_choice(tag: Tag) -> list[tuple[str, int | None]]:
 
 
 def _soup(html: bytes | str, encoding: str | None) -> BeautifulSoup:
-    if isinstance(html, bytes) and encoding:
-        try:
-            return BeautifulSoup(html, "html.parser", from_encoding=encoding)
-        except (LookupError, ValueError):
-            pass
-    return BeautifulSoup(html, "html.parser")
+    # a page whose whole body is a word or a path makes Beautiful Soup warn that it "looks like a filename": it is
+    # a page we fetched, never a file name, and a sweep must not print that warning on a seller's odd page
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        if isinstance(html, bytes) and encoding:
+            try:
+                return BeautifulSoup(html, "html.parser", from_encoding=encoding)
+            except (LookupError, ValueError):
+                pass
+        return BeautifulSoup(html, "html.parser")
 
 
 def read_listing(html: bytes | str, base_url: str | None, *, encoding: str | None = None,
