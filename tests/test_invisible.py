@@ -305,6 +305,24 @@ def test_survives_attack(attack: str, which: str, marked_photo: np.ndarray, mark
         assert det.details["flipped"]
 
 
+@pytest.mark.parametrize(("name", "view", "flipped", "turned"), [
+    ("top-bottom mirror", lambda a: a[::-1], True, True),
+    ("upside down", lambda a: a[::-1, ::-1], False, True),
+])
+@pytest.mark.parametrize("which", ["photo", "shot"])
+def test_reads_upside_down_and_top_bottom_mirrored(name: str, view, flipped: bool, turned: bool, which: str,
+                                                   marked_photo: np.ndarray, marked_shot: np.ndarray,
+                                                   key: OwnerKey) -> None:
+    """The lattice fit cannot tell a lattice from its negative: the reader tries the folded tile turned 180
+    degrees, and mirrored and turned (a top-bottom mirror), as well as mirrored left-right."""
+    marked = marked_photo if which == "photo" else marked_shot
+    suspect = attacks._encode(np.ascontiguousarray(view(marked)), "JPEG", 80)
+    det = invisible.read(suspect, key)
+    assert det.found and det.payload == PAYLOAD, (name, det.details)
+    assert (det.details["flipped"], det.details["turned"]) == (flipped, turned), det.details
+    assert abs(abs(det.details["rotation_deg"]) - (180.0 if turned else 0.0)) < 2.0, det.details
+
+
 def test_attacks_are_deterministic(photo: np.ndarray) -> None:
     for name, fn in attacks.ATTACKS.items():
         a, b = fn(photo, 3), fn(photo, 3)

@@ -1,5 +1,5 @@
 """Blind reading of the invisible watermark: pilot tones give the lattice, fold the tiles, pilot phases give the
-shift and mirror, soft-decode.
+shift and orientation, soft-decode.
 
 1. Luminance at a work resolution (long side at most READ_LONG), whitened (``dsp.whiten``: high-passed and
    normalised by local activity, so the picture is mostly gone and white backgrounds contribute nothing).
@@ -8,9 +8,10 @@ shift and mirror, soft-decode.
    (scale, aspect change, rotation, mirror), whatever the crop; the best MAX_CANDIDATES of all sets are folded.
 3. For a candidate lattice the residual (whitened at that chip size) is resampled onto the canonical tile grid
    and all tiles are summed ("folded"): crops only lose tiles, a pasted banner only dilutes the sum.
-4. In the folded tile the pilots' phases give the tile's cyclic shift, for the tile and for its mirror image;
-   the strength of that pilot correlation (a z-score) and how much the chips look like a codeword there
-   (keyless) rank the hypotheses: they are decoded alternately in the order of each.
+4. In the folded tile the pilots' phases give the tile's cyclic shift, for each of its ORIENTATIONS (as folded,
+   mirrored, turned 180 degrees, both: a top-bottom mirror); the strength of that pilot correlation (a z-score)
+   and how much the chips look like a codeword there (keyless) rank the hypotheses: they are decoded
+   alternately in the order of each.
 5. The lattice is refined from how the pilot phases drift between the halves of the picture (folded
    separately), then the chips are sampled, soft-decoded (Viterbi) and the keyed check verified; a decode
    through pilot set v of the family also needs a payload that selects v (``codec.pilot_variant``).
@@ -342,15 +343,36 @@ def fold(r: np.ndarray, m: np.ndarray) -> Folded:
     return Folded(warped.reshape(ny, CANON_TILE, nx, CANON_TILE), m)
 
 
+#: How a folded tile may sit relative to the embedded one, as (mirrored left-right, turned 180 degrees): the
+#: lattice fit cannot tell a lattice from its mirror (det < 0 is folded mirrored) or from its negative (the
+#: spectrum is symmetric), so a mirrored copy folds mirrored, an upside-down one turned, and a top-bottom
+#: mirror (left-right mirror and turn) both. Trying all four is keyless: free for the false-positive bound.
+Orientation = tuple[bool, bool]
+UPRIGHT: Orientation = (False, False)
+ORIENTATIONS: tuple[Orientation, ...] = (UPRIGHT, (True, False), (False, True), (True, True))
+
+
+def oriented(folded: np.ndarray, orientation: Orientation) -> np.ndarray:
+    """The folded tile as it would read upright under ``orientation`` (a view)."""
+    flipped, turned = orientation
+    f = folded[:, ::-1] if flipped else folded
+    return f[::-1, ::-1] if turned else f
+
+
 @dataclass
 class ShiftHit:
     z: float  # strength of the pilot correlation at this shift (noise-normalised)
     shift: tuple[float, float]  # (dy, dx) canonical pixels: the tile's pattern is rolled by this much
-    flipped: bool
+    flipped: bool  # the folded tile is the embedded one mirrored left-right
+    turned: bool = False  # ... turned 180 degrees (after the mirror)
+
+    @property
+    def orientation(self) -> Orientation:
+        return (self.flipped, self.turned)
 
 
 class PilotSync:
-    """The pilot tones' keyed phases in a folded tile give its cyclic shift (and whether it is mirrored)."""
+    """The pilot tones' keyed phases in a folded tile give its cyclic shift (and its orientation)."""
 
     def __init__(self, lay: Layout) -> None:
         self.layout = lay
@@ -369,10 +391,9 @@ class PilotSync:
                 if sx >= 0:
                     self.noise_sel[sy % n, sx] = False
 
-    def coefficients(self, folded: np.ndarray, flipped: bool) -> tuple[np.ndarray, float]:
+    def coefficients(self, folded: np.ndarray, orientation: Orientation) -> tuple[np.ndarray, float]:
         """Each pilot's complex coefficient with its keyed phase removed, and the noise level per bin."""
-        f = folded[:, ::-1] if flipped else folded
-        spec = np.fft.rfft2(f)
+        spec = np.fft.rfft2(oriented(folded, orientation))
         n = CANON_TILE
         vals = []
         for (kx, ky), ph in zip(self.layout.pilots, self.phase, strict=True):
@@ -381,17 +402,18 @@ class PilotSync:
         noise = float(np.sqrt(np.mean(np.abs(spec[self.noise_sel]) ** 2))) or 1.0
         return np.array(vals), noise
 
-    def coherence(self, folded: np.ndarray, flipped: bool) -> float:
+    def coherence(self, folded: np.ndarray, orientation: Orientation) -> float:
         """Total pilot power in a folded tile relative to the noise: grows as the fold gets more coherent."""
-        coef, noise = self.coefficients(folded, flipped)
+        coef, noise = self.coefficients(folded, orientation)
         return float(np.sum(np.abs(coef) ** 2)) / noise**2
 
-    def hits(self, folded: np.ndarray, flips: tuple[bool, ...] = (False, True), count: int = 1) -> list[ShiftHit]:
-        """The ``count`` best shifts for each mirror hypothesis in ``flips``, strongest first."""
+    def hits(self, folded: np.ndarray, orientations: tuple[Orientation, ...] = ORIENTATIONS,
+             count: int = 1) -> list[ShiftHit]:
+        """The ``count`` best shifts for each of ``orientations``, strongest first."""
         out = []
         n = CANON_TILE
-        for flipped in flips:
-            coef, noise = self.coefficients(folded, flipped)
+        for orientation in orientations:
+            coef, noise = self.coefficients(folded, orientation)
             # a pattern rolled by d multiplies pilot k by exp(-2 pi i k.d / n): correlate over every d
             arg = 2 * np.pi * (self.k[:, 0, None, None] * self.dx + self.k[:, 1, None, None] * self.dy) / n
             c = np.sum(np.real(coef[:, None, None] * np.exp(1j * arg)), axis=0)
@@ -404,13 +426,13 @@ class PilotSync:
                 y, x = int(ys[i]), int(xs[i])
                 sy = y + _para(z_map[(y - 1) % n, x], z_map[y, x], z_map[(y + 1) % n, x])
                 sx = x + _para(z_map[y, (x - 1) % n], z_map[y, x], z_map[y, (x + 1) % n])
-                out.append(ShiftHit(float(z_map[y, x]), (sy, sx), flipped))
+                out.append(ShiftHit(float(z_map[y, x]), (sy, sx), *orientation))
         out.sort(key=lambda h: -h.z)
         return out
 
     def region_shift(self, folded: np.ndarray, ref: ShiftHit) -> tuple[np.ndarray, float]:
         """How far (dy, dx) a region's pattern is rolled relative to ``ref``, from the pilot phase differences."""
-        coef, noise = self.coefficients(folded, ref.flipped)
+        coef, noise = self.coefficients(folded, ref.orientation)
         n = CANON_TILE
         expect = -2 * np.pi * (self.k[:, 0] * ref.shift[1] + self.k[:, 1] * ref.shift[0]) / n
         dphi = np.angle(coef * np.exp(-1j * expect))
@@ -428,7 +450,7 @@ def refine(r: np.ndarray, folded: Folded, hit: ShiftHit, sync: PilotSync) -> tup
     makes the halves disagree by that fraction times the distance between the halves' centres (weighted by
     where the picture carries the mark). A correction is kept only if it makes the pilots more coherent."""
     best_f, best_h = folded, hit
-    best_c = sync.coherence(best_f.total(), best_h.flipped)
+    best_c = sync.coherence(best_f.total(), best_h.orientation)
     for _ in range(REFINE_ROUNDS):
         ny, nx = best_f.blocks.shape[0], best_f.blocks.shape[2]
         if nx < 2 or ny < 2:
@@ -448,21 +470,23 @@ def refine(r: np.ndarray, folded: Folded, hit: ShiftHit, sync: PilotSync) -> tup
             tot = float(w.sum()) or 1.0
             spans.append((float((w.sum(axis=0) * centres[:nx][cols]).sum()) / tot,
                           float((w.sum(axis=1) * centres[:ny][rows]).sum()) / tot))
-        sgn = -1.0 if best_h.flipped else 1.0
+        # a roll seen in the oriented tile is the folded tile's roll, negated along each axis the orientation reverses
+        sx = -1.0 if best_h.flipped != best_h.turned else 1.0
+        sy = -1.0 if best_h.turned else 1.0
         span_x = max(spans[1][0] - spans[0][0], CANON_TILE / 2)
         span_y = max(spans[3][1] - spans[2][1], CANON_TILE / 2)
-        d_lr = np.array([sgn * (shifts[1][1] - shifts[0][1]), shifts[1][0] - shifts[0][0]])
-        d_tb = np.array([sgn * (shifts[3][1] - shifts[2][1]), shifts[3][0] - shifts[2][0]])
+        d_lr = np.array([sx * (shifts[1][1] - shifts[0][1]), sy * (shifts[1][0] - shifts[0][0])])
+        d_tb = np.array([sx * (shifts[3][1] - shifts[2][1]), sy * (shifts[3][0] - shifts[2][0])])
         # the pattern at canonical u sits at (I + E) u: the measured roll is -(E u), so E = -[d_lr d_tb] / spans
         e = -np.column_stack([d_lr / span_x, d_tb / span_y])
         if np.max(np.abs(e)) > 0.05:
             break
         m2 = best_f.m @ np.linalg.inv(np.eye(2) + e)
         f2 = fold(r, m2)
-        c2 = sync.coherence(f2.total(), best_h.flipped)
+        c2 = sync.coherence(f2.total(), best_h.orientation)
         if c2 <= best_c:
             break
-        best_f, best_h, best_c = f2, sync.hits(f2.total(), (best_h.flipped,))[0], c2
+        best_f, best_h, best_c = f2, sync.hits(f2.total(), (best_h.orientation,))[0], c2
         if np.max(np.abs(e)) < 2e-4:  # converged
             break
     return best_f, best_h
@@ -477,12 +501,12 @@ def coded_soft(lay: Layout, chips: np.ndarray) -> np.ndarray:
 
 
 def best_shift(lay: Layout, folded: np.ndarray, hits: list[ShiftHit]) -> tuple[ShiftHit, np.ndarray, float]:
-    """Among candidate shifts (all with the same mirror), the one whose chips look most like a codeword.
+    """Among candidate shifts (all with the same orientation), the one whose chips look most like a codeword.
 
     The pilots' correlation has sidelobes; the code itself tells the aligned shift apart (``codec.agreement``),
     without the key, so trying many shifts this way costs no false-positive probability.
     """
-    f = folded[:, ::-1] if hits[0].flipped else folded
+    f = oriented(folded, hits[0].orientation)
     sm = dsp.matched(dsp.clean_fold(np.ascontiguousarray(f), lay.pilots))
     soft = np.stack([coded_soft(lay, dsp.sample_chips(sm, h.shift)) for h in hits])
     agree = agreement(soft)
@@ -496,13 +520,16 @@ def best_shift(lay: Layout, folded: np.ndarray, hits: list[ShiftHit]) -> tuple[S
 def _geometry(m: np.ndarray, f: float, hit: ShiftHit) -> dict[str, Any]:
     """Geometry of the detected lattice in suspect pixels (chip size, scale, rotation, aspect, mirror)."""
     v1, v2 = m[:, 0] * CANON_TILE / f, m[:, 1] * CANON_TILE / f
+    rot = math.degrees(math.atan2(v1[1], v1[0])) + (180.0 if hit.turned else 0.0)
+    rot = (rot + 180.0) % 360.0 - 180.0
     px, py = float(np.linalg.norm(v1)), float(np.linalg.norm(v2))
     return {
         "chip_px": round(math.sqrt(abs(np.linalg.det(m))) * CANON / f, 3),
         "scale": round(math.sqrt(px * py) / (CHIP_PX * TILE), 4),
-        "rotation_deg": round(math.degrees(math.atan2(v1[1], v1[0])), 2),
+        "rotation_deg": round(rot, 2),
         "aspect": round(px / py, 4),
         "flipped": hit.flipped,
+        "turned": hit.turned,
         "shift": [round(hit.shift[0], 2), round(hit.shift[1], 2)],
     }
 
@@ -574,10 +601,9 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
         r = res.at(math.sqrt(abs(np.linalg.det(m))) * CANON)
         fo = fold(r, m)
         sync = syncs.sync(lay)
-        folded = fo.total()
-        hit = sync.hits(folded)[0]
+        hit, a = _orient(lay, sync, fo.total())
         hyps.append((hit, fo, r, lay))
-        agree.append(best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS))[2])
+        agree.append(a)
     order = _decode_order(hyps, agree)
     # the hypothesis polished when nothing decodes: the one whose chips look most like a codeword, of those with
     # pilots strong enough to be worth it
@@ -615,6 +641,23 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
     return _detection(None, best_z, tries, legacy, details)
 
 
+def _orient(lay: Layout, sync: PilotSync, folded: np.ndarray) -> tuple[ShiftHit, float]:
+    """The folded tile's orientation and its strongest pilot shift, with the codeword agreement there.
+
+    Mirrored or not is told by the pilots: a mirror moves them to other bins. Turned or not is not: a turn keeps
+    each pilot in its bin and conjugates its phase, and the correlation of K = 6 scrambled phases peaks nearly as
+    high as the aligned one somewhere in the tile. So the strongest hit of either mirror is taken as it is and as
+    turned, and the chips decide between the two (codeword agreement: keyless, so free)."""
+    best: tuple[float, ShiftHit] | None = None
+    for turned in (False, True):
+        top = sync.hits(folded, ((False, turned), (True, turned)))[0]
+        _h, _soft, a = best_shift(lay, folded, sync.hits(folded, (top.orientation,), SHIFTS_PER_HYPOTHESIS))
+        if best is None or a > best[0]:
+            best = (a, top)
+    assert best is not None
+    return best[1], best[0]
+
+
 def _decode_order(hyps: list[Any], agree: list[float]) -> list[int]:
     """Indices of the hypotheses in the order they are decoded: alternately the next strongest by pilot
     correlation and the next by codeword agreement (keyless, so free). The pilots alone rank a lattice that folds a picture's own stripes
@@ -633,7 +676,7 @@ def _polish(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftH
     POLISH_STEPS), kept when the chips look more like a codeword (``codec.agreement``: keyless, so free)."""
     def evaluate(f2: Folded) -> tuple[ShiftHit, np.ndarray, float]:
         folded = f2.total()
-        return best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS))
+        return best_shift(lay, folded, sync.hits(folded, (hit.orientation,), SHIFTS_PER_HYPOTHESIS))
 
     best_f = fo
     best_h, best_soft, best_a = evaluate(fo)
@@ -656,11 +699,11 @@ def _refined(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: Shift
     like a codeword (pilot phases alone can be pulled by a picture's own stripes; the code cannot). ``extra``:
     shifts known otherwise (the informed read's registration), compared too before refinement."""
     folded = fo.total()
-    h, soft, agree = best_shift(lay, folded, sync.hits(folded, (hit.flipped,), SHIFTS_PER_HYPOTHESIS) + list(extra))
+    h, soft, agree = best_shift(lay, folded, sync.hits(folded, (hit.orientation,), SHIFTS_PER_HYPOTHESIS) + list(extra))
     fo2, hit2 = refine(r, fo, hit, sync)
     if fo2 is not fo:
         folded2 = fo2.total()
-        h2, soft2, agree2 = best_shift(lay, folded2, sync.hits(folded2, (hit2.flipped,), SHIFTS_PER_HYPOTHESIS))
+        h2, soft2, agree2 = best_shift(lay, folded2, sync.hits(folded2, (hit2.orientation,), SHIFTS_PER_HYPOTHESIS))
         if agree2 > agree:
             return fo2, h2, soft2
     return fo, h, soft
@@ -689,10 +732,10 @@ def _read_hinted(rgb: np.ndarray, subkey: bytes, syncs: _Syncs, hint: Hint) -> D
     r = dsp.whiten(warped, chip) * (covered > 0.5)
     fo = fold(r, np.eye(2) * chip / CANON)
     folded = fo.total()
-    ranked = sorted(syncs.layouts, key=lambda lay: -syncs.sync(lay).coherence(folded, False))
+    ranked = sorted(syncs.layouts, key=lambda lay: -syncs.sync(lay).coherence(folded, UPRIGHT))
     best: tuple[float, Layout, ShiftHit] | None = None
     for lay in ranked[:HINTED_VARIANTS]:
-        hits = syncs.sync(lay).hits(folded, (False,), SHIFTS_PER_HYPOTHESIS) + [ORIGIN]
+        hits = syncs.sync(lay).hits(folded, (UPRIGHT,), SHIFTS_PER_HYPOTHESIS) + [ORIGIN]
         h, _soft, agree = best_shift(lay, folded, hits)
         if best is None or agree > best[0]:
             best = (agree, lay, h)
