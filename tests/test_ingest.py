@@ -660,6 +660,33 @@ def test_a_corrupt_jpeg_warning_is_not_printed_and_other_stderr_output_is_kept(c
     assert capfd.readouterr().err == "before\n"
 
 
+@HYPO
+@given(w=st.integers(9, 700), h=st.integers(9, 700), scale=st.sampled_from([1, 2, 4, 8]),
+       kw=st.sampled_from([{}, {"progressive": True}, {"subsampling": 0}, {"subsampling": 1},
+                           {"restart_marker_blocks": 3}, {"optimize": True}]))
+def test_the_checking_decode_gives_pillows_draft_pixels(w, h, scale, kw):
+    """A source JPEG is decoded once, by OpenCV (which reports corrupt data): its pixels at each DCT scale are
+    Pillow's draft pixels byte for byte, so the exports are the same whichever decoder ran."""
+    data = _jpeg(w, h, **kw)
+    problems, pixels = ingest_mod._libjpeg_decode(data, scale)
+    im = Image.open(io.BytesIO(data))
+    if scale > 1:
+        im.draft("RGB", (w // scale, h // scale))  # Pillow picks this scale for this target
+    assert problems == []
+    assert pixels is not None and np.array_equal(pixels, np.asarray(im.convert("RGB")))
+
+
+def test_the_draft_scale_is_pillows():
+    """The scale the checking decode uses is the one Pillow's draft() would pick for the same target."""
+    for size, need in [((6000, 4000), (1000, 667)), ((6000, 4000), (750, 500)), ((6000, 4000), (749, 499)),
+                       ((6000, 4000), (2999, 2000)), ((6000, 4000), (3001, 2000)), ((640, 480), (640, 480)),
+                       ((640, 480), (800, 600)), ((4000, 6000), (600, 3000))]:
+        im = Image.open(io.BytesIO(_jpeg(*size)))
+        im.draft("RGB", need)
+        assert im.size == (-(-size[0] // ingest_mod._draft_scale(size, need)),
+                           -(-size[1] // ingest_mod._draft_scale(size, need))), (size, need)
+
+
 def test_suspects_are_not_held_to_it(tmp_path):
     """verify and trace read downloaded copies, damaged or not: load_rgb decodes what is there."""
     rgb, _ = load_rgb(_with_random_bytes(_jpeg(), 0.5, 200))

@@ -93,14 +93,24 @@ def _off_axis(kx: int, ky: int) -> bool:
     return PILOT_AXIS_ANGLE <= ang <= math.pi / 2 - PILOT_AXIS_ANGLE
 
 
-def _sidelobe(pilots: list[tuple[int, int]]) -> float:
-    """Highest sidelobe of the pilots' shift correlation over the canonical tile, relative to its peak."""
+@lru_cache(maxsize=1)
+def _shift_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dy, dx) of the shifts over the canonical tile more than 3 pixels from the origin (cyclically), and the
+    cosine of one cycle per tile at each integer phase, for ``_sidelobe``: computed once per process."""
     g = np.arange(CANON_TILE)
     dy, dx = np.meshgrid(g, g, indexing="ij")
-    c = sum(np.cos(2 * np.pi * (kx * dx + ky * dy) / CANON_TILE) for kx, ky in pilots)
     wrap_y, wrap_x = np.minimum(dy, CANON_TILE - dy), np.minimum(dx, CANON_TILE - dx)
     far = np.hypot(wrap_x, wrap_y) > 3
-    return float(np.max(np.asarray(c)[far])) / len(pilots)
+    table = np.cos(2 * np.pi * np.arange(CANON_TILE) / CANON_TILE)
+    return dy[far], dx[far], table
+
+
+def _sidelobe(pilots: list[tuple[int, int]]) -> float:
+    """Highest sidelobe of the pilots' shift correlation over the canonical tile, relative to its peak."""
+    dy, dx, table = _shift_grid()
+    # cos(2 pi (kx dx + ky dy) / n) by table lookup at the phase taken modulo n (integers: the same angle)
+    c = sum(table[(kx * dx + ky * dy) % CANON_TILE] for kx, ky in pilots)
+    return float(np.max(np.asarray(c))) / len(pilots)
 
 
 def _pilot_set(subkey: bytes, variant: int) -> tuple[np.ndarray, np.ndarray]:

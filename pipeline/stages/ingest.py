@@ -9,8 +9,9 @@ The path, in order: read the bytes once (size-checked) -> Pillow opens them from
 the formats we support (HEIC/HEIF through pillow-heif, registered on first use; PSD by its composite; a
 multi-page TIFF by its first page; camera RAW through rawpy, the optional ``raw`` extra: ``_decode_raw``) ->
 header checks (pixel limit, minimum size) -> capture metadata from EXIF (never fatal) ->
-for a source JPEG, libjpeg's warnings of corrupt or missing data refuse it (``_libjpeg_warnings``) ->
-for JPEG, ``draft()`` so libjpeg-turbo decodes at a DCT scale (1/2, 1/4, 1/8) that still covers the target size ->
+for JPEG, libjpeg-turbo decodes at a DCT scale (1/2, 1/4, 1/8) that still covers the target size (Pillow's
+``draft()``; a source JPEG in colour is decoded by OpenCV's libjpeg-turbo at the same scale instead, the same pixels,
+because that decode also gives libjpeg's warnings of corrupt or missing data, which refuse it: ``_libjpeg_decode``) ->
 pixel mode normalised to 8-bit RGB/RGBA (16-bit, palette, greyscale, CMYK incl. Adobe-inverted, LAB) with the
 embedded ICC profile converted to sRGB (LittleCMS via PIL.ImageCms) -> alpha flattened onto the background ->
 ``cv2.resize`` (INTER_AREA to shrink, Lanczos to enlarge) in stored orientation -> EXIF orientation applied on the
@@ -836,27 +837,49 @@ _JPEG_DATA_WARNINGS = re.compile(r"^(Corrupt JPEG data: (?!bad ICC marker).*|Pre
 _STDERR_LOCK = threading.Lock()
 
 
-def _libjpeg_warnings(data: bytes) -> list[str]:
-    """The warnings libjpeg-turbo gives while decoding ``data``.
+_CV_SCALES = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+              8: cv2.IMREAD_REDUCED_COLOR_8}
 
-    Pillow's JPEG decoder discards them (its libjpeg message hook does nothing), and a corrupt scan then decodes
-    "fine", the lost part grey. OpenCV's copy of libjpeg-turbo prints them on stderr, so the JPEG is decoded once
-    more by OpenCV at 1/8 scale in grey (every entropy-coded byte is still decoded; ~2 ms a megapixel) with file
-    descriptor 2 captured. Anything else written to stderr meanwhile is passed on.
+
+def _draft_scale(size: tuple[int, int], need: tuple[int, int]) -> int:
+    """The DCT scale Pillow's ``JpegImageFile.draft`` picks for ``need`` (the largest of 8, 4, 2, 1 that still
+    covers it): the scale the OpenCV decode uses, so both give the same pixels."""
+    if need[0] >= size[0] and need[1] >= size[1]:
+        return 1
+    scale = min(size[0] // max(1, need[0]), size[1] // max(1, need[1]))
+    return next(s for s in (8, 4, 2, 1) if scale >= s)
+
+
+def _libjpeg_warnings(data: bytes) -> list[str]:
+    """The warnings libjpeg-turbo gives while decoding ``data`` (``_libjpeg_decode`` at 1/8 scale in grey)."""
+    return _libjpeg_decode(data, None)[0]
+
+
+def _libjpeg_decode(data: bytes, scale: int | None) -> tuple[list[str], np.ndarray | None]:
+    """Decode ``data`` with OpenCV's libjpeg-turbo, collecting the warnings it gives: (warnings, RGB pixels at DCT
+    ``scale`` in stored orientation, or None if OpenCV cannot decode it). ``scale`` None: 1/8 in grey, for the
+    warnings alone (every entropy-coded byte is still decoded; ~3 ms a megapixel), and no pixels.
+
+    Pillow's JPEG decoder discards the warnings (its libjpeg message hook does nothing), and a corrupt scan then
+    decodes "fine", the lost part grey. OpenCV's copy prints them on stderr, so file descriptor 2 is captured
+    meanwhile; anything else written to it is passed on. At the same scale OpenCV's decode gives the same pixels
+    as Pillow's (both libjpeg-turbo, accurate integer DCT, smooth chroma upsampling; checked byte for byte by
+    tests/test_ingest.py), so a source JPEG is decoded once, not once by each.
     """
+    flags = cv2.IMREAD_REDUCED_GRAYSCALE_8 if scale is None else _CV_SCALES[scale]
+    pixels: np.ndarray | None = None
     with _STDERR_LOCK, contextlib.ExitStack() as stack:
         try:
             capture = stack.enter_context(tempfile.TemporaryFile())
             saved = os.dup(2)
         except OSError:  # no room for a temp file, or no stderr at all (fd 2 closed): the check cannot be made
-            return []
+            return [], None
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         try:
             os.dup2(capture.fileno(), 2)
             with contextlib.suppress(cv2.error):  # OpenCV cannot decode it at all: Pillow decides (and says why)
-                cv2.imdecode(np.frombuffer(data, np.uint8),
-                             cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+                pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -868,17 +891,21 @@ def _libjpeg_warnings(data: bytes) -> list[str]:
         (found if _JPEG_DATA_WARNINGS.match(line.strip()) else other).append(line)
     if other:
         os.write(2, ("\n".join(other) + "\n").encode("utf-8", "replace"))
-    return found
+    if scale is None or pixels is None or pixels.ndim != 3 or pixels.shape[2] != 3:
+        return found, None
+    return found, cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
 
 
-def _check_jpeg_data(data: bytes, name: str) -> None:
+def _check_jpeg_data(data: bytes, name: str, scale: int | None = None) -> np.ndarray | None:
     """ImageError if the JPEG decoder reports missing or corrupt image data (a truncated file, a header that
-    claims more than the scan holds, random bytes in the scan)."""
-    problems = _libjpeg_warnings(data)
+    claims more than the scan holds, random bytes in the scan). With ``scale``, the decode's RGB pixels at that
+    DCT scale (None if OpenCV could not decode it: Pillow then does, and says what is wrong)."""
+    problems, pixels = _libjpeg_decode(data, scale)
     if problems:
         detail = problems[0].removeprefix("Corrupt JPEG data: ").rstrip(".")
         more = f" (and {len(problems) - 1} more decoder warnings)" if len(problems) > 1 else ""
         raise ImageError(f"{name}: corrupt: {detail[0].lower() + detail[1:]}{more}", stage=STAGE)
+    return pixels
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -947,7 +974,14 @@ def _decode_opened(
     need = (th, tw) if orientation in _SWAPS else (tw, th)  # the same in stored orientation
     icc = _read_icc(im)  # read before draft/load: the profile is in the header
     if strict and fmt in ("JPEG", "MPO"):
-        _check_jpeg_data(data, name)
+        # a colour JPEG (one frame) is decoded here once, checked and at its draft scale; others are checked here
+        # and decoded by Pillow below (greyscale and CMYK keep Pillow's modes)
+        one = fmt == "JPEG" and im.mode == "RGB" and len(getattr(im, "tile", ())) == 1
+        scale = _draft_scale((sw0, sh0), need) if use_draft else 1
+        pixels = _check_jpeg_data(data, name, scale if one else None)
+        if pixels is not None and pixels.shape[:2] == (-(-sh0 // scale), -(-sw0 // scale)):
+            return _finish_decoded(Image.fromarray(pixels), icc, name, need=need, flatten=flatten, orient=orient,
+                                   orientation=orientation, fields=fields, sizes=((sw0, sh0), (uw, uh)), fmt=fmt)
 
     drafted = False
     if use_draft and fmt in ("JPEG", "MPO") and (need[0] < sw0 or need[1] < sh0):
@@ -983,7 +1017,16 @@ def _decode_opened(
         # The DCT-scaled decode came out smaller than the target (cannot happen with Pillow's rounding, but the
         # contract is "never below target"): decode again at full size.
         return _decode(data, name, target=target, check=None, flatten=flatten, orient=orient, use_draft=False)
+    return _finish_decoded(im, icc, name, need=need, flatten=flatten, orient=orient, orientation=orientation,
+                           fields=fields, sizes=((sw0, sh0), (uw, uh)), fmt=fmt)
 
+
+def _finish_decoded(im: Image.Image, icc: _Icc | None, name: str, *, need: tuple[int, int],
+                    flatten: tuple[int, int, int] | None, orient: bool, orientation: int,
+                    fields: dict[str, str | None], sizes: tuple[tuple[int, int], tuple[int, int]],
+                    fmt: str) -> tuple[np.ndarray, CaptureInfo]:
+    """Decoded pixels (any mode) -> sRGB uint8 -> ``_finish``. ``sizes``: the file's (stored, upright) size."""
+    (sw0, sh0), upright_size = sizes
     try:
         norm, icc_note = _normalise(im, icc, name)
         a = np.asarray(norm)
@@ -996,7 +1039,7 @@ def _decode_opened(
     if a.ndim != 3 or a.dtype != np.uint8 or a.shape[2] not in (3, 4):
         raise ImageError(f"{name}: unexpected decoded pixel layout {a.shape} {a.dtype}", stage=STAGE)
     return _finish(a, name, need=need, flatten=flatten, orient=orient, orientation=orientation, fields=fields,
-                   upright_size=(uw, uh), source_format=fmt if fmt != "MPO" else "JPEG", icc_note=icc_note)
+                   upright_size=upright_size, source_format=fmt if fmt != "MPO" else "JPEG", icc_note=icc_note)
 
 
 def _finish(a: np.ndarray, name: str, *, need: tuple[int, int], flatten: tuple[int, int, int] | None, orient: bool,
