@@ -381,6 +381,9 @@ class PilotSync:
         n = CANON_TILE
         g = np.arange(n, dtype=np.float64)
         self.dy, self.dx = np.meshgrid(g, g, indexing="ij")
+        # a pattern rolled by d multiplies pilot k by exp(-2 pi i k.d / n): the correlation basis over every d
+        arg = 2 * np.pi * (self.k[:, 0, None, None] * self.dx + self.k[:, 1, None, None] * self.dy) / n
+        self.basis = np.exp(1j * arg)  # (K, n, n), built once per pilot set and read
         fy = np.fft.fftfreq(n)[:, None] * n
         fx = np.fft.rfftfreq(n)[None, :] * n
         self.ring = np.rint(np.hypot(fx, fy)).astype(np.intp)
@@ -414,9 +417,7 @@ class PilotSync:
         n = CANON_TILE
         for orientation in orientations:
             coef, noise = self.coefficients(folded, orientation)
-            # a pattern rolled by d multiplies pilot k by exp(-2 pi i k.d / n): correlate over every d
-            arg = 2 * np.pi * (self.k[:, 0, None, None] * self.dx + self.k[:, 1, None, None] * self.dy) / n
-            c = np.sum(np.real(coef[:, None, None] * np.exp(1j * arg)), axis=0)
+            c = np.sum(np.real(coef[:, None, None] * self.basis), axis=0)  # correlate over every shift
             z_map = (c / (noise * math.sqrt(len(coef) / 2))).astype(np.float32)
             wrapped = np.pad(z_map, 2, mode="wrap")
             dil = cv2.dilate(wrapped, np.ones((5, 5), np.uint8))[2:-2, 2:-2]
@@ -595,15 +596,14 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
         for lay in syncs.layouts:
             pooled += [(score, m, lay) for m, score in match_pilots(peaks, lay)]
     pooled.sort(key=lambda t: -t[0])
-    hyps: list[tuple[ShiftHit, Folded, np.ndarray, Layout]] = []
+    hyps: list[tuple[ShiftHit, Folded, np.ndarray, Layout, Ranked]] = []
     agree: list[float] = []
     for _score, m, lay in pooled[:MAX_CANDIDATES]:
         r = res.at(math.sqrt(abs(np.linalg.det(m))) * CANON)
         fo = fold(r, m)
-        sync = syncs.sync(lay)
-        hit, a = _orient(lay, sync, fo.total())
-        hyps.append((hit, fo, r, lay))
-        agree.append(a)
+        ranked = _orient(lay, syncs.sync(lay), fo.total())
+        hyps.append((ranked.top, fo, r, lay, ranked))
+        agree.append(ranked.agree)
     order = _decode_order(hyps, agree)
     # the hypothesis polished when nothing decodes: the one whose chips look most like a codeword, of those with
     # pilots strong enough to be worth it
@@ -612,7 +612,7 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
     details: dict[str, Any] = {"work_scale": round(f, 4), "candidates": len(pooled)}
     best_z = hyps[0][0].z if hyps else 0.0
     tries = legacy = 0
-    for hit, fo, r, lay in hyps:
+    for hit, fo, r, lay, ranked in hyps:
         if tries >= MAX_DECODES - 1:  # the last decode is kept for the polished hypothesis
             break
         if hit.z < MIN_PILOT_Z:
@@ -621,7 +621,7 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
             if legacy >= MAX_LEGACY_DECODES:
                 continue
             legacy += 1
-        fo, h, soft = _refined(lay, syncs.sync(lay), r, fo, hit)
+        fo, h, soft = _refined(lay, syncs.sync(lay), r, fo, hit, first=ranked)
         dec = decode_payload(subkey, soft)
         tries += 1
         if _accepts(subkey, lay, dec):
@@ -630,7 +630,7 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
         # the pilots can pin the lattice down a few tenths of a percent off (a picture's own stripes pull them, a
         # small product gives broad lines), enough to smear the chips at the far tiles and to shift them where
         # the product is: let the chips themselves (codeword agreement) polish it
-        hit, fo, r, lay = hyps[order.index(polish)]
+        hit, fo, r, lay, _ranked = hyps[order.index(polish)]
         if lay.variant != LEGACY or legacy < MAX_LEGACY_DECODES:
             legacy += lay.variant == LEGACY
             fo, h, soft = _polish(lay, syncs.sync(lay), r, fo, hit)
@@ -641,21 +641,34 @@ def read_pixels(rgb: np.ndarray, subkey: bytes, hint: Hint | None) -> Detection:
     return _detection(None, best_z, tries, legacy, details)
 
 
-def _orient(lay: Layout, sync: PilotSync, folded: np.ndarray) -> tuple[ShiftHit, float]:
+@dataclass(frozen=True)
+class Ranked:
+    """A folded hypothesis' orientation by its strongest pilot shift (``top``), and of its
+    SHIFTS_PER_HYPOTHESIS strongest shifts in that orientation the one whose chips look most like a codeword
+    (``best``, its ``soft`` values and ``agree``ment): what ``_refined`` starts from, so it is not searched twice."""
+
+    top: ShiftHit
+    best: ShiftHit
+    soft: np.ndarray
+    agree: float
+
+
+def _orient(lay: Layout, sync: PilotSync, folded: np.ndarray) -> Ranked:
     """The folded tile's orientation and its strongest pilot shift, with the codeword agreement there.
 
     Mirrored or not is told by the pilots: a mirror moves them to other bins. Turned or not is not: a turn keeps
     each pilot in its bin and conjugates its phase, and the correlation of K = 6 scrambled phases peaks nearly as
     high as the aligned one somewhere in the tile. So the strongest hit of either mirror is taken as it is and as
     turned, and the chips decide between the two (codeword agreement: keyless, so free)."""
-    best: tuple[float, ShiftHit] | None = None
+    best: Ranked | None = None
     for turned in (False, True):
-        top = sync.hits(folded, ((False, turned), (True, turned)))[0]
-        _h, _soft, a = best_shift(lay, folded, sync.hits(folded, (top.orientation,), SHIFTS_PER_HYPOTHESIS))
-        if best is None or a > best[0]:
-            best = (a, top)
+        hits = sync.hits(folded, ((False, turned), (True, turned)), SHIFTS_PER_HYPOTHESIS)
+        top = hits[0]  # the strongest of both mirrors; then its mirror's strongest shifts, strongest first
+        h, soft, a = best_shift(lay, folded, [x for x in hits if x.orientation == top.orientation])
+        if best is None or a > best.agree:
+            best = Ranked(top, h, soft, a)
     assert best is not None
-    return best[1], best[0]
+    return best
 
 
 def _decode_order(hyps: list[Any], agree: list[float]) -> list[int]:
@@ -694,12 +707,17 @@ def _polish(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftH
 
 
 def _refined(lay: Layout, sync: PilotSync, r: np.ndarray, fo: Folded, hit: ShiftHit,
-             extra: tuple[ShiftHit, ...] = ()) -> tuple[Folded, ShiftHit, np.ndarray]:
+             extra: tuple[ShiftHit, ...] = (), first: Ranked | None = None) -> tuple[Folded, ShiftHit, np.ndarray]:
     """The hypothesis' best shift and soft values, before or after lattice refinement: whichever looks more
     like a codeword (pilot phases alone can be pulled by a picture's own stripes; the code cannot). ``extra``:
-    shifts known otherwise (the informed read's registration), compared too before refinement."""
-    folded = fo.total()
-    h, soft, agree = best_shift(lay, folded, sync.hits(folded, (hit.orientation,), SHIFTS_PER_HYPOTHESIS) + list(extra))
+    shifts known otherwise (the informed read's registration), compared too before refinement. ``first``: the
+    best shift before refinement when already found (``_orient``)."""
+    if first is not None and not extra:
+        h, soft, agree = first.best, first.soft, first.agree
+    else:
+        folded = fo.total()
+        hits = sync.hits(folded, (hit.orientation,), SHIFTS_PER_HYPOTHESIS) + list(extra)
+        h, soft, agree = best_shift(lay, folded, hits)
     fo2, hit2 = refine(r, fo, hit, sync)
     if fo2 is not fo:
         folded2 = fo2.total()
