@@ -134,6 +134,86 @@ def test_a_page_on_the_web_cannot_make_the_sweep_reach_a_local_address(listing_s
     assert isinstance(fetcher.get_image(url), FetchedImage)  # a URL the owner gives is fetched wherever it is
 
 
+class _Rebinding:
+    """A DNS answer that changes: ``rebind.test`` is ``public`` for the first ``public_answers`` lookups, then
+    127.0.0.1 (a name a hostile page controls, with a zero TTL). 233.252.0.1 is a documentation address
+    (MCAST-TEST-NET, RFC 6676), globally routable by ``ipaddress``; a connection to it by number is recorded in
+    ``dialled`` and fails here ("network unreachable") before any socket is opened. Other names go to the
+    loopback-only guard."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, public_answers: int) -> None:
+        self.inner = socket.getaddrinfo
+        self.left = public_answers
+        self.lookups = 0
+        self.dialled: list[str] = []
+        monkeypatch.setattr(socket, "getaddrinfo", self)
+
+    def __call__(self, host, port=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "233.252.0.1":
+            self.dialled.append(host)
+            raise OSError(101, "Network is unreachable")
+        if host != "rebind.test":
+            return self.inner(host, port, *args, **kwargs)
+        self.lookups += 1
+        address = "233.252.0.1" if self.left > 0 else "127.0.0.1"
+        self.left -= 1
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 0))]
+
+
+def test_a_name_that_turns_local_when_connecting_is_refused(listing_server: ListingServer, fetcher: Fetcher,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    listing_server.add_file("/kf/router.jpg", make_jpeg(8), "image/jpeg")
+    dns = _Rebinding(monkeypatch, public_answers=1)  # public to the check before asking, local when connecting
+    message = _error(fetcher.get_image, f"http://rebind.test:{listing_server.port}/kf/router.jpg",
+                     referer="https://www.aliexpress.com/item/1.html")
+    assert "is on a local or private network address: not fetched" in message
+    assert "rebind.test answered 127.0.0.1 when connecting" in message
+    assert dns.lookups == 2
+    assert listing_server.hits("/kf/router.jpg") == 0
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(listing_server: ListingServer, fetcher: Fetcher,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    listing_server.add_file("/kf/router.jpg", make_jpeg(8), "image/jpeg")
+    dns = _Rebinding(monkeypatch, public_answers=2)  # public to both lookups; a third would say 127.0.0.1
+    message = _error(fetcher.get_image, f"http://rebind.test:{listing_server.port}/kf/router.jpg",
+                     referer="https://www.aliexpress.com/item/1.html")
+    assert message.startswith("cannot connect")
+    assert (dns.lookups, dns.dialled) == (2, ["233.252.0.1"])  # by number, to the address checked: no new lookup
+    assert listing_server.hits("/kf/router.jpg") == 0
+
+
+def test_a_local_page_may_still_name_local_urls_and_the_owner_any(listing_server: ListingServer,
+                                                                  fetcher: Fetcher) -> None:
+    url = listing_server.add_file("/kf/own.jpg", make_jpeg(9), "image/jpeg")
+    assert isinstance(fetcher.get_image(url, referer=listing_server.url("/shop"), page_local=True), FetchedImage)
+    assert isinstance(fetcher.get_image(url), FetchedImage)
+    assert listing_server.hits("/kf/own.jpg") == 2
+
+
+def test_peer_is_global() -> None:
+    import httpx
+
+    from pipeline.sweep.fetch import _peer_is_global
+
+    class Stream:
+        def __init__(self, addr: tuple[str, int] | None) -> None:
+            self.addr = addr
+
+        def get_extra_info(self, name: str) -> object:
+            return self.addr if name == "server_addr" else None
+
+    def response(addr: tuple[str, int] | None) -> httpx.Response:
+        return httpx.Response(200, extensions={"network_stream": Stream(addr)})
+
+    assert _peer_is_global(response(("93.184.215.14", 443))) is True
+    assert _peer_is_global(response(("2606:2800:21f:cb07:6820:80da:af6b:8b2c", 443))) is True
+    assert _peer_is_global(response(("127.0.0.1", 80))) is False
+    assert _peer_is_global(response(("fe80::1%eth0", 80))) is False
+    assert _peer_is_global(response(None)) is False
+    assert _peer_is_global(httpx.Response(200)) is False
+
+
 def test_is_local_address_without_lookups() -> None:
     from pipeline.sweep.fetch import is_local_address
 

@@ -9,9 +9,11 @@ neither a huge answer nor a compression bomb sits in memory), within a wall-cloc
 be an image twice over: its ``Content-Type`` (``image/*``, or the generic ``application/octet-stream`` / none)
 and its first bytes (JPEG, PNG, WebP, GIF, AVIF, HEIC, BMP or TIFF signature). A page answer must be HTML
 (``text/html`` or ``application/xhtml+xml``). A URL a listing page named, and any redirect, may not lead from the
-web to a local or private network address (``is_local_address``; the owner's own URLs are exempt). Any problem
-raises :class:`FetchError` with the URL and a
-one-line message; ``sources.py`` turns it into a ``models.FetchFailure``.
+web to a local or private network address (``is_local_address``; the owner's own URLs are exempt). That rule
+is checked twice: on the URL before asking (a clear message, nothing sent), and again when connecting, on the
+very address connected to (:class:`_PublicOnlyBackend`), so a host name whose DNS answer changes between the two
+lookups (DNS rebinding) cannot lead the request into the owner's network. Any problem raises
+:class:`FetchError` with the URL and a one-line message; ``sources.py`` turns it into a ``models.FetchFailure``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import errno
 import ipaddress
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal  # Any: httpcore's socket option tuples, passed through untouched
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from pipeline import __version__
@@ -184,6 +188,75 @@ def is_local_address(url: str, *, resolve: bool) -> bool | None:
     return any(not a.is_global for a in addresses) if addresses else None
 
 
+class _LocalAddressError(Exception):
+    """Raised by :class:`_PublicOnlyBackend` when a host resolves to a local or private address."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to {address}")
+        self.host = host
+        self.address = address
+
+
+class _PublicOnlyBackend(httpcore.SyncBackend):
+    """httpcore's socket backend, connecting only to globally routable addresses.
+
+    The host name is looked up here, once, every address it gives is checked, and the socket connects to a checked
+    address by number. Written by hand because neither httpx nor httpcore offers an address filter: without it
+    the check before a request (``is_local_address``) and the socket's own lookup are two DNS questions, and a
+    name that answers a public address to the first and 127.0.0.1 to the second (DNS rebinding) would reach the
+    owner's machine. TLS still verifies the certificate against the host name (httpcore takes the server name
+    from the request, not from the connected address)."""
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"getaddrinfo: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+        if not addresses:
+            raise httpcore.ConnectError(f"getaddrinfo: no address for {host}")
+        for address in addresses:
+            if not ipaddress.ip_address(address).is_global:
+                raise _LocalAddressError(host, address)
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                           socket_options=socket_options)
+            except httpcore.ConnectTimeout:
+                raise
+            except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
+                failure = exc
+        assert failure is not None
+        raise failure
+
+
+class _PublicOnlyTransport(httpx.HTTPTransport):
+    """httpx's transport over :class:`_PublicOnlyBackend` (direct connections: with a proxy, the proxy connects)."""
+
+    def __init__(self, *, trust_env: bool) -> None:
+        super().__init__(trust_env=trust_env)
+        # httpx passes no network backend through: the pool it built is replaced by one with httpx's default
+        # limits (httpx.DEFAULT_LIMITS) and TLS context and this backend (tests/test_sweep_fetch.py's rebinding test fails if a newer
+        # httpx stops using ``_pool``).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=trust_env), max_connections=100,
+            max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=_PublicOnlyBackend())
+
+
+def _peer_is_global(resp: httpx.Response) -> bool:
+    """Was ``resp`` answered over a connection to a globally routable address (False when unknown)?"""
+    stream = resp.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_global
+    except (ValueError, TypeError, IndexError):
+        return False
+
+
 def _local_refusal(url: str) -> str:
     return (f"{_short(url)} is on a local or private network address: not fetched (a listing page named it; "
             "a page may not make catalogmark reach your own network)")
@@ -215,12 +288,15 @@ class Fetcher:
 
     ``timeout``: connect and per-read timeout (seconds); ``deadline``: wall-clock limit per URL, redirects and
     the whole body included; ``trust_env``: honour HTTP(S)_PROXY / NO_PROXY and SSL_CERT_FILE from the
-    environment (tests pass False so nothing can leave 127.0.0.1 through a proxy); ``transport``: an httpx
-    transport to use instead of the network's (tests of callers)."""
+    environment (tests pass False so nothing can leave 127.0.0.1 through a proxy).
+
+    Two clients: one for the owner's own URLs (and what a local page names), one that connects only to public
+    addresses (:class:`_PublicOnlyTransport`) for URLs a public page named and for redirects out of a public
+    host; each keeps its own connections, so a connection made for the owner is never reused for a page's URL."""
 
     def __init__(self, *, timeout: float = 15.0, deadline: float = 60.0, max_image_bytes: int = 25 * MIB,
                  max_page_bytes: int = 5 * MIB, max_redirects: int = 5, user_agent: str = USER_AGENT,
-                 trust_env: bool = True, transport: httpx.BaseTransport | None = None) -> None:
+                 trust_env: bool = True) -> None:
         if timeout <= 0 or deadline <= 0:
             raise ValueError("timeout and deadline must be positive")
         self.timeout = timeout
@@ -229,9 +305,12 @@ class Fetcher:
         self.max_page_bytes = max_page_bytes
         self.max_redirects = max_redirects
         self.user_agent = user_agent
-        self._client = httpx.Client(
-            follow_redirects=False, timeout=httpx.Timeout(timeout), transport=transport, trust_env=trust_env,
-            headers={"User-Agent": user_agent, "Accept-Language": "en;q=0.9, *;q=0.5"})
+        headers = {"User-Agent": user_agent, "Accept-Language": "en;q=0.9, *;q=0.5"}
+        self._client = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout), trust_env=trust_env,
+                                    headers=headers)
+        self._public_client = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout),
+                                           trust_env=trust_env, headers=headers,
+                                           transport=_PublicOnlyTransport(trust_env=trust_env))
 
     def __enter__(self) -> Fetcher:
         return self
@@ -242,6 +321,7 @@ class Fetcher:
 
     def close(self) -> None:
         self._client.close()
+        self._public_client.close()
 
     # -- public ----------------------------------------------------------------------------------------------
 
@@ -281,9 +361,11 @@ class Fetcher:
             if left <= 0:
                 raise FetchError(url, self._deadline_message())
             per_try = min(self.timeout, left)
+            # Public addresses only: a URL a public page named, or a hop after a redirect out of a public host.
+            public_only = (referer is not None and not page_local) or (hop > 0 and origin_local is False)
+            client = self._public_client if public_only else self._client
             try:
-                with self._client.stream("GET", current, headers=headers,
-                                         timeout=httpx.Timeout(per_try)) as resp:
+                with client.stream("GET", current, headers=headers, timeout=httpx.Timeout(per_try)) as resp:
                     if resp.status_code in _REDIRECTS:
                         location = resp.headers.get("location")
                         if not location:
@@ -293,8 +375,8 @@ class Fetcher:
                             _check_scheme(target)
                         except FetchError as exc:
                             raise FetchError(url, f"redirected to {_short(target)}: {exc.message}") from None
-                        if origin_local is None:
-                            origin_local = bool(is_local_address(url, resolve=True))
+                        if origin_local is None:  # a public peer is a public origin, whatever a new lookup says
+                            origin_local = not _peer_is_global(resp) and bool(is_local_address(url, resolve=True))
                         if not origin_local and is_local_address(target, resolve=True):
                             raise FetchError(url, f"redirected to {_local_refusal(target)}".replace(
                                 "(a listing page named it; ", "(")) from None
@@ -309,6 +391,9 @@ class Fetcher:
                         raise FetchError(url, f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
                                          + " (expected 200 OK)")
                     return self._read(url, resp, want, start)
+            except _LocalAddressError as exc:  # the name answered differently when connecting (DNS rebinding)
+                raise FetchError(url, f"{_local_refusal(current)} ({exc.host} answered {exc.address} when "
+                                      "connecting)") from None
             except httpx.TimeoutException:
                 if per_try < self.timeout:  # the time left of the deadline ran out, not the timeout
                     raise FetchError(url, self._deadline_message()) from None
