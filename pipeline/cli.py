@@ -108,10 +108,15 @@ def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, 
 
     Exit 1 if an export failed, or if a TSA named in the owner profile's [timestamp] gave no token for the
     run (the run is sealed and kept anyway; `catalogmark ledger timestamp` stamps it later)."""
-    from pipeline import config, keys, parallel, presets, runner
+    from pipeline import parallel, runner
 
     if check and force:
         raise ConfigError("--check and --force contradict each other: --check changes nothing")
+    n_jobs = jobs or parallel.default_jobs()
+    if not check:  # the workers start while the profile, presets and key load (--check starts none)
+        runner.prestart(n_jobs, backend)
+    from pipeline import config, keys, presets
+
     owner_profile = config.load_owner(config_path, overrides={
         "name": owner, "copyright": copyright_, "url": url,
         "watermark_text": watermark_text, "watermark_logo": watermark_logo, "watermark_font": watermark_font,
@@ -123,10 +128,13 @@ def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, 
     options = runner.RunOptions(
         sources=sources, presets=preset_list, out_dir=str(out_dir),
         ledger_path=str(ledger_path or default_ledger_path()), owner=owner_profile,
-        key=keys.load_key(key_file), jobs=jobs or parallel.default_jobs(), backend=backend, scheduler=scheduler,
+        key=keys.load_key(key_file), jobs=n_jobs, backend=backend, scheduler=scheduler,
         check=check, force=force, archive=archive, progress=not quiet, argv=sys.argv[1:],
     )
-    summary = runner.run(options)
+    try:
+        summary = runner.run(options)
+    finally:
+        parallel.stop_workers()  # idle now; killed rather than waited for at exit
     stamps = _stamp_new_run(stamping, options.ledger_path, summary.run_id)
     if report_path is not None:
         from pipeline import contactsheet

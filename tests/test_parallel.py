@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from pipeline.errors import BackendError, ConfigError
 from pipeline.models import WorkerDeath
-from pipeline.parallel import map_unordered
+from pipeline.parallel import map_unordered, prestart, stop_workers
 
 
 def square_plus(x: int, offset: int) -> tuple[int, int]:
@@ -46,6 +48,38 @@ def test_in_process_and_loky_give_every_result_once():
 def test_loky_uses_worker_processes():
     pids = set(map_unordered(worker_pid, range(8), jobs=2))
     assert os.getpid() not in pids
+
+
+def note_pid(folder: str) -> None:
+    """A warm-up: leaves a file named after the worker's pid."""
+    Path(folder, str(os.getpid())).touch()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_prestarted_workers_are_warmed_then_serve_the_map_and_stop(tmp_path: Path):
+    stop_workers()  # a pool of this test's own
+    prestart(2, "loky", functools.partial(note_pid, str(tmp_path)))
+    pids = set(map_unordered(worker_pid, range(8), jobs=2))
+    warmed = {int(p.name) for p in tmp_path.iterdir()}
+    assert warmed and warmed <= pids  # the warm-up ran first, in the very processes the map then used
+    assert os.getpid() not in pids
+    stop_workers()
+    assert not any(_alive(pid) for pid in pids)  # killed and reaped
+    stop_workers()  # nothing left: a no-op
+
+
+def test_prestart_does_nothing_for_one_job_or_dask(tmp_path: Path):
+    for jobs, backend in ((1, "loky"), (2, "dask")):
+        prestart(jobs, backend, functools.partial(note_pid, str(tmp_path)))
+    time.sleep(0.3)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_arguments_are_config_errors():
