@@ -115,26 +115,26 @@ def run(sources: tuple[str, ...], preset_names: tuple[str, ...], out_dir: Path, 
     n_jobs = jobs or parallel.default_jobs()
     if not check:  # the workers start while the profile, presets and key load (--check starts none)
         runner.prestart(n_jobs, backend)
-    from pipeline import config, keys, presets
-
-    owner_profile = config.load_owner(config_path, overrides={
-        "name": owner, "copyright": copyright_, "url": url,
-        "watermark_text": watermark_text, "watermark_logo": watermark_logo, "watermark_font": watermark_font,
-    })
-    stamping = config.TimestampConfig() if check else config.load_timestamp(config_path)
-    preset_list = [presets.load_preset(name) for name in preset_names]
-    if len({p.name for p in preset_list}) != len(preset_list):
-        raise ConfigError("the same preset name is given twice: outputs would overwrite each other")
-    options = runner.RunOptions(
-        sources=sources, presets=preset_list, out_dir=str(out_dir),
-        ledger_path=str(ledger_path or default_ledger_path()), owner=owner_profile,
-        key=keys.load_key(key_file), jobs=n_jobs, backend=backend, scheduler=scheduler,
-        check=check, force=force, archive=archive, progress=not quiet, argv=sys.argv[1:],
-    )
     try:
+        from pipeline import config, keys, presets
+
+        owner_profile = config.load_owner(config_path, overrides={
+            "name": owner, "copyright": copyright_, "url": url,
+            "watermark_text": watermark_text, "watermark_logo": watermark_logo, "watermark_font": watermark_font,
+        })
+        stamping = config.TimestampConfig() if check else config.load_timestamp(config_path)
+        preset_list = [presets.load_preset(name) for name in preset_names]
+        if len({p.name for p in preset_list}) != len(preset_list):
+            raise ConfigError("the same preset name is given twice: outputs would overwrite each other")
+        options = runner.RunOptions(
+            sources=sources, presets=preset_list, out_dir=str(out_dir),
+            ledger_path=str(ledger_path or default_ledger_path()), owner=owner_profile,
+            key=keys.load_key(key_file), jobs=n_jobs, backend=backend, scheduler=scheduler,
+            check=check, force=force, archive=archive, progress=not quiet, argv=sys.argv[1:],
+        )
         summary = runner.run(options)
-    finally:
-        parallel.stop_workers()  # idle now; killed rather than waited for at exit
+    finally:  # the workers are idle now (or were never used): killed rather than waited for at exit
+        parallel.stop_workers()
     stamps = _stamp_new_run(stamping, options.ledger_path, summary.run_id)
     if report_path is not None:
         from pipeline import contactsheet

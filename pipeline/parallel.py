@@ -194,6 +194,7 @@ def _worker_init() -> None:
 
 
 _workers: Any = None  # the loky executor last used, for stop_workers
+_warming: list[Future[object]] = []  # prestart's warm-up items
 
 
 def _executor(jobs: int) -> Any:
@@ -216,8 +217,7 @@ def prestart(jobs: int, backend: str, warm: Callable[[], object]) -> None:
     if backend != "loky" or jobs < 2:
         return
     executor = _executor(jobs)
-    for _ in range(jobs):
-        executor.submit(warm)  # not waited for: the map's items queue behind it
+    _warming[:] = [executor.submit(warm) for _ in range(jobs)]  # not waited for: the map's items queue behind
 
 
 def stop_workers() -> None:
@@ -226,7 +226,19 @@ def stop_workers() -> None:
     global _workers
     executor, _workers = _workers, None
     if executor is not None:
+        _handed_over(_warming)
         executor.shutdown(wait=True, kill_workers=True)
+    _warming.clear()
+
+
+def _handed_over(futures: Iterable[Future[Any]], timeout: float = 2.0) -> None:
+    """Wait (at most ``timeout``) until each submitted item has reached a worker or finished: loky's manager thread
+    fails (KeyError, InvalidStateError) when it is shut down with kill_workers while a submitted item is not yet
+    handed to a worker, or was cancelled."""
+    pending = list(futures)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(f.running() or f.done() for f in pending):
+        time.sleep(0.005)
 
 
 def _death(exc: BaseException) -> WorkerDeath:
@@ -302,9 +314,5 @@ def _loky_map(func: Callable[..., R], items: Iterable[T], args: tuple[Any, ...],
                 suspects.extend(item for item, _ in broken)
     finally:
         if running and executor is not None:  # abandoned (stop, or the consumer gave up): kill, do not finish
-            # loky's manager thread fails (KeyError, InvalidStateError) when it is shut down with kill_workers while
-            # a submitted item is not yet handed to a worker, or was cancelled: let every item reach its worker
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline and not all(f.running() or f.done() for f in running):
-                time.sleep(0.005)
+            _handed_over(running)  # let every item reach its worker first
             executor.shutdown(wait=True, kill_workers=True)  # killed and reaped: no temp file written after this

@@ -355,6 +355,18 @@ def test_usage_and_configuration_errors_exit_2_without_traceback(workdir, tmp_pa
     assert r.returncode == 2 and "catalogmark.toml" in r.stderr
 
 
+def test_a_configuration_error_after_the_workers_started_is_one_clean_line(workdir, tmp_path):
+    """``run --jobs 2`` starts its workers before it loads presets and key (runner.prestart): an error then still
+    ends in one line, with no word from the workers being stopped."""
+    cat = small_catalog(tmp_path)
+    for args, says in ((("--preset", "no-such-store", "--key-file", str(workdir / "owner.key")), "no-such-store"),
+                       (("--preset", "amazon", "--key-file", str(tmp_path / "missing.key")), "catalogmark keygen")):
+        r = cm("run", str(cat), *args, "--out", str(tmp_path / "o"), "--jobs", "2", cwd=workdir)
+        assert r.returncode == 2 and says in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_presets_list_and_show(workdir):
     r = cm("presets", "list")
     assert r.returncode == 0 and "amazon" in r.stdout and "zalando" in r.stdout
