@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -184,8 +185,13 @@ def is_local_address(url: str, *, resolve: bool) -> bool | None:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return None
-    addresses = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+    addresses = {_ip(info[4][0]) for info in infos}
     return any(not a.is_global for a in addresses) if addresses else None
+
+
+def _ip(address: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A socket address's host part as an IP address, without an IPv6 zone ("fe80::1%eth0"); ValueError if none."""
+    return ipaddress.ip_address(str(address).split("%", 1)[0])
 
 
 class _LocalAddressError(Exception):
@@ -213,16 +219,16 @@ class _PublicOnlyBackend(httpcore.SyncBackend):
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"getaddrinfo: {exc}") from exc
-        addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+        addresses = list(dict.fromkeys(_ip(info[4][0]) for info in infos))
         if not addresses:
             raise httpcore.ConnectError(f"getaddrinfo: no address for {host}")
         for address in addresses:
-            if not ipaddress.ip_address(address).is_global:
-                raise _LocalAddressError(host, address)
+            if not address.is_global:
+                raise _LocalAddressError(host, str(address))
         failure: httpcore.ConnectError | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                return super().connect_tcp(str(address), port, timeout=timeout, local_address=local_address,
                                            socket_options=socket_options)
             except httpcore.ConnectTimeout:
                 raise
@@ -235,14 +241,14 @@ class _PublicOnlyBackend(httpcore.SyncBackend):
 class _PublicOnlyTransport(httpx.HTTPTransport):
     """httpx's transport over :class:`_PublicOnlyBackend` (direct connections: with a proxy, the proxy connects)."""
 
-    def __init__(self, *, trust_env: bool) -> None:
-        super().__init__(trust_env=trust_env)
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context)
         # httpx passes no network backend through: the pool it built is replaced by one with httpx's default
-        # limits (httpx.DEFAULT_LIMITS) and TLS context and this backend (tests/test_sweep_fetch.py's rebinding test fails if a newer
-        # httpx stops using ``_pool``).
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=trust_env), max_connections=100,
-            max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=_PublicOnlyBackend())
+        # limits (httpx.DEFAULT_LIMITS), the same TLS context and this backend (tests/test_sweep_fetch.py's
+        # rebinding tests fail if a newer httpx stops using ``_pool``).
+        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=100,
+                                             max_keepalive_connections=20, keepalive_expiry=5.0,
+                                             network_backend=_PublicOnlyBackend())
 
 
 def _peer_is_global(resp: httpx.Response) -> bool:
@@ -252,7 +258,7 @@ def _peer_is_global(resp: httpx.Response) -> bool:
     if not peer:
         return False
     try:
-        return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_global
+        return _ip(peer[0]).is_global
     except (ValueError, TypeError, IndexError):
         return False
 
@@ -306,11 +312,12 @@ class Fetcher:
         self.max_redirects = max_redirects
         self.user_agent = user_agent
         headers = {"User-Agent": user_agent, "Accept-Language": "en;q=0.9, *;q=0.5"}
+        tls = httpx.create_ssl_context(trust_env=trust_env)  # one for both clients (~35 ms to build: CA bundle)
         self._client = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout), trust_env=trust_env,
-                                    headers=headers)
+                                    verify=tls, headers=headers)
         self._public_client = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout),
-                                           trust_env=trust_env, headers=headers,
-                                           transport=_PublicOnlyTransport(trust_env=trust_env))
+                                           trust_env=trust_env, verify=tls, headers=headers,
+                                           transport=_PublicOnlyTransport(tls))
 
     def __enter__(self) -> Fetcher:
         return self
@@ -361,9 +368,9 @@ class Fetcher:
             if left <= 0:
                 raise FetchError(url, self._deadline_message())
             per_try = min(self.timeout, left)
-            # Public addresses only: a URL a public page named, or a hop after a redirect out of a public host.
-            public_only = (referer is not None and not page_local) or (hop > 0 and origin_local is False)
-            client = self._public_client if public_only else self._client
+            # Public addresses only from a public origin: a public page that named the URL (origin_local is False
+            # from the start), or a host that redirected (looked up at its redirect)
+            client = self._public_client if origin_local is False else self._client
             try:
                 with client.stream("GET", current, headers=headers, timeout=httpx.Timeout(per_try)) as resp:
                     if resp.status_code in _REDIRECTS:
