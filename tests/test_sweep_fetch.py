@@ -191,40 +191,6 @@ def test_a_local_page_may_still_name_local_urls_and_the_owner_any(listing_server
     assert listing_server.hits("/kf/own.jpg") == 2
 
 
-def test_peer_is_global() -> None:
-    import httpx
-
-    from pipeline.sweep.fetch import _peer_is_global
-
-    class Stream:
-        def __init__(self, addr: tuple[str, int] | None) -> None:
-            self.addr = addr
-
-        def get_extra_info(self, name: str) -> object:
-            return self.addr if name == "server_addr" else None
-
-    def response(addr: tuple[str, int] | None) -> httpx.Response:
-        return httpx.Response(200, extensions={"network_stream": Stream(addr)})
-
-    assert _peer_is_global(response(("93.184.215.14", 443))) is True
-    assert _peer_is_global(response(("2606:2800:21f:cb07:6820:80da:af6b:8b2c", 443))) is True
-    assert _peer_is_global(response(("127.0.0.1", 80))) is False
-    assert _peer_is_global(response(("fe80::1%eth0", 80))) is False
-    assert _peer_is_global(response(None)) is False
-    assert _peer_is_global(httpx.Response(200)) is False
-
-
-def test_is_local_address_without_lookups() -> None:
-    from pipeline.sweep.fetch import is_local_address
-
-    assert is_local_address("http://127.0.0.1:8000/", resolve=False) is True
-    assert is_local_address("http://printer.localhost/", resolve=False) is True
-    assert is_local_address("http://[fe80::1]/", resolve=False) is True
-    assert is_local_address("http://100.64.0.1/", resolve=False) is True  # carrier-grade NAT
-    assert is_local_address("https://93.184.215.14/", resolve=False) is False
-    assert is_local_address("https://www.aliexpress.com/", resolve=False) is None  # a name: not looked up
-
-
 def test_redirects_are_followed_and_the_final_url_kept(listing_server: ListingServer, fetcher: Fetcher) -> None:
     target = listing_server.add_file("/cdn/real.png", make_png(1), "image/png")
     listing_server.add_redirect("/cdn/hop2", "/cdn/real.png", status=301)

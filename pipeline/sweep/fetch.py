@@ -9,30 +9,26 @@ neither a huge answer nor a compression bomb sits in memory), within a wall-cloc
 be an image twice over: its ``Content-Type`` (``image/*``, or the generic ``application/octet-stream`` / none)
 and its first bytes (JPEG, PNG, WebP, GIF, AVIF, HEIC, BMP or TIFF signature). A page answer must be HTML
 (``text/html`` or ``application/xhtml+xml``). A URL a listing page named, and any redirect, may not lead from the
-web to a local or private network address (``is_local_address``; the owner's own URLs are exempt). That rule
-is checked twice: on the URL before asking (a clear message, nothing sent), and again when connecting, on the
-very address connected to (:class:`_PublicOnlyBackend`), so a host name whose DNS answer changes between the two
-lookups (DNS rebinding) cannot lead the request into the owner's network. Any problem raises
+web to a local or private network address (``addresses.is_local_address``; the owner's own URLs are exempt).
+That rule is checked twice: on the URL before asking (a clear message, nothing sent), and again when
+connecting, on the very address connected to (``addresses.PublicOnlyTransport``), so a host name whose DNS
+answer changes between the two lookups (DNS rebinding) cannot lead the request into the owner's network. Any problem raises
 :class:`FetchError` with the URL and a one-line message; ``sources.py`` turns it into a ``models.FetchFailure``.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
-import socket
-import ssl
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal  # Any: httpcore's socket option tuples, passed through untouched
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 
 from pipeline import __version__
+from pipeline.sweep.addresses import LocalAddressError, PublicOnlyTransport, is_local_address, peer_is_global
 from pipeline.timefmt import now_iso
 
 MIB = 1 << 20
@@ -162,107 +158,6 @@ def _check_scheme(url: str) -> None:
         raise FetchError(url, f"not a valid URL (host {parts.hostname[:80]!r}: {_one_line(exc)})") from None
 
 
-def is_local_address(url: str, *, resolve: bool) -> bool | None:
-    """Is ``url``'s host on the owner's own machine or network (loopback, private, link-local, carrier-grade NAT,
-    reserved: anything not globally routable)? True / False, or None when it is a name not looked up
-    (``resolve=False``) or that does not resolve. ``resolve=True`` asks the system resolver, the same lookup
-    the request itself would make."""
-    try:
-        host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    except ValueError:
-        return None
-    if not host:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return not ipaddress.ip_address(host).is_global
-    except ValueError:
-        pass
-    if not resolve:
-        return None
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return None
-    addresses = {_ip(info[4][0]) for info in infos}
-    return any(not a.is_global for a in addresses) if addresses else None
-
-
-def _ip(address: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """A socket address's host part as an IP address, without an IPv6 zone ("fe80::1%eth0"); ValueError if none."""
-    return ipaddress.ip_address(str(address).split("%", 1)[0])
-
-
-class _LocalAddressError(Exception):
-    """Raised by :class:`_PublicOnlyBackend` when a host resolves to a local or private address."""
-
-    def __init__(self, host: str, address: str) -> None:
-        super().__init__(f"{host} resolves to {address}")
-        self.host = host
-        self.address = address
-
-
-class _PublicOnlyBackend(httpcore.SyncBackend):
-    """httpcore's socket backend, connecting only to globally routable addresses.
-
-    The host name is looked up here, once, every address it gives is checked, and the socket connects to a checked
-    address by number. Written by hand because neither httpx nor httpcore offers an address filter: without it
-    the check before a request (``is_local_address``) and the socket's own lookup are two DNS questions, and a
-    name that answers a public address to the first and 127.0.0.1 to the second (DNS rebinding) would reach the
-    owner's machine. TLS still verifies the certificate against the host name (httpcore takes the server name
-    from the request, not from the connected address)."""
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"getaddrinfo: {exc}") from exc
-        addresses = list(dict.fromkeys(_ip(info[4][0]) for info in infos))
-        if not addresses:
-            raise httpcore.ConnectError(f"getaddrinfo: no address for {host}")
-        for address in addresses:
-            if not address.is_global:
-                raise _LocalAddressError(host, str(address))
-        failure: httpcore.ConnectError | None = None
-        for address in addresses:
-            try:
-                return super().connect_tcp(str(address), port, timeout=timeout, local_address=local_address,
-                                           socket_options=socket_options)
-            except httpcore.ConnectTimeout:
-                raise
-            except httpcore.ConnectError as exc:  # the next address, as socket.create_connection does
-                failure = exc
-        assert failure is not None
-        raise failure
-
-
-class _PublicOnlyTransport(httpx.HTTPTransport):
-    """httpx's transport over :class:`_PublicOnlyBackend` (direct connections: with a proxy, the proxy connects)."""
-
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context)
-        # httpx passes no network backend through: the pool it built is replaced by one with httpx's default
-        # limits (httpx.DEFAULT_LIMITS), the same TLS context and this backend (tests/test_sweep_fetch.py's
-        # rebinding tests fail if a newer httpx stops using ``_pool``).
-        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=100,
-                                             max_keepalive_connections=20, keepalive_expiry=5.0,
-                                             network_backend=_PublicOnlyBackend())
-
-
-def _peer_is_global(resp: httpx.Response) -> bool:
-    """Was ``resp`` answered over a connection to a globally routable address (False when unknown)?"""
-    stream = resp.extensions.get("network_stream")
-    peer = stream.get_extra_info("server_addr") if stream is not None else None
-    if not peer:
-        return False
-    try:
-        return _ip(peer[0]).is_global
-    except (ValueError, TypeError, IndexError):
-        return False
-
-
 def _local_refusal(url: str) -> str:
     return (f"{_short(url)} is on a local or private network address: not fetched (a listing page named it; "
             "a page may not make catalogmark reach your own network)")
@@ -297,7 +192,7 @@ class Fetcher:
     environment (tests pass False so nothing can leave 127.0.0.1 through a proxy).
 
     Two clients: one for the owner's own URLs (and what a local page names), one that connects only to public
-    addresses (:class:`_PublicOnlyTransport`) for URLs a public page named and for redirects out of a public
+    addresses (``addresses.PublicOnlyTransport``) for URLs a public page named and for redirects out of a public
     host; each keeps its own connections, so a connection made for the owner is never reused for a page's URL."""
 
     def __init__(self, *, timeout: float = 15.0, deadline: float = 60.0, max_image_bytes: int = 25 * MIB,
@@ -317,7 +212,7 @@ class Fetcher:
                                     verify=tls, headers=headers)
         self._public_client = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout),
                                            trust_env=trust_env, verify=tls, headers=headers,
-                                           transport=_PublicOnlyTransport(tls))
+                                           transport=PublicOnlyTransport(tls))
 
     def __enter__(self) -> Fetcher:
         return self
@@ -383,7 +278,7 @@ class Fetcher:
                         except FetchError as exc:
                             raise FetchError(url, f"redirected to {_short(target)}: {exc.message}") from None
                         if origin_local is None:  # a public peer is a public origin, whatever a new lookup says
-                            origin_local = not _peer_is_global(resp) and bool(is_local_address(url, resolve=True))
+                            origin_local = not peer_is_global(resp) and bool(is_local_address(url, resolve=True))
                         if not origin_local and is_local_address(target, resolve=True):
                             raise FetchError(url, f"redirected to {_local_refusal(target)}".replace(
                                 "(a listing page named it; ", "(")) from None
@@ -398,7 +293,7 @@ class Fetcher:
                         raise FetchError(url, f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
                                          + " (expected 200 OK)")
                     return self._read(url, resp, want, start)
-            except _LocalAddressError as exc:  # the name answered differently when connecting (DNS rebinding)
+            except LocalAddressError as exc:  # the name answered differently when connecting (DNS rebinding)
                 raise FetchError(url, f"{_local_refusal(current)} ({exc.host} answered {exc.address} when "
                                       "connecting)") from None
             except httpx.TimeoutException:

@@ -48,13 +48,13 @@ from urllib.request import url2pathname
 from pipeline import files
 from pipeline.catalog import is_image_file
 from pipeline.errors import ConfigError
+from pipeline.sweep.addresses import is_local_address
 from pipeline.sweep.fetch import (
     MIB,
     FetchedImage,
     Fetcher,
     FetchError,
     image_kind,
-    is_local_address,
     size_text,
 )
 from pipeline.sweep.marketplace import marketplace_of
