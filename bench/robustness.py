@@ -10,6 +10,8 @@ attack the bench prints the exact-payload recovery of:
 - the blind read (``pipeline.invisible.read``, no hint);
 - the informed read: the suspect registered against its original export with trace's own registration
   (``pipeline.trace.register``) and read with that hint, else blind, as trace reads a registered copy;
+- tested: the informed read, or, when it and the blind read miss, the test of the export's own payload in the
+  registered copy (``pipeline.trace.marktest``: are its chips there, z >= DETECT_Z), as trace tests;
 - trace: the real ``pipeline.trace`` Tracer over that ledger names the right record (and how often it named
   another one);
 - the baseline's blind reads.
@@ -348,9 +350,10 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         v = res.verdict
         traced = v.verdict == "match" and v.record_id == record_id
         wrong = v.verdict == "match" and v.record_id != record_id
-        registered, informed = _informed(suspect, res.evidence if traced else None, original, payload, blind)
+        registered, informed, tested = _informed(suspect, res.evidence if traced else None, original, payload,
+                                                 blind)
         pc = v.signals.pilots if traced else None
-        row: dict[str, Any] = {"blind": blind, "informed": informed, "registered": registered, "trace": traced,
+        row: dict[str, Any] = {"blind": blind, "informed": informed, "tested": tested, "registered": registered, "trace": traced,
                                "wrong": wrong, "named": v.record_id, "confidence": v.confidence,
                                "size": suspect.shape[:2],
                                "pilots": None if pc is None or not pc.measured else (pc.ratio_db, pc.attacked)}
@@ -362,11 +365,14 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             "quality": quality}
 
 
-def _informed(suspect: np.ndarray, ev: Any, original: Any, payload: int, blind: bool) -> tuple[bool, bool]:
-    """(registered, informed read found the payload) for a suspect whose original export is known: trace's own
-    reading when it named that export and read it registered (the same registration and hinted read), else the
+def _informed(suspect: np.ndarray, ev: Any, original: Any, payload: int, blind: bool) -> tuple[bool, bool, bool]:
+    """(registered, informed read found the payload, informed read or the test of the export's payload found it)
+    for a suspect whose original export is known: trace's own reading when it named that export and read it
+    registered (the same registration, hinted read and, when the decodes missed, the same payload test), else the
     suspect registered against the original here; a registered read that misses falls back to the blind one, as
     trace does."""
+    from pipeline.trace import marktest
+    from pipeline.trace.evidence import TESTED
     from pipeline.trace.register import SuspectFeatures, register
     from pipeline.trace.verdict import read_watermark
 
@@ -374,13 +380,18 @@ def _informed(suspect: np.ndarray, ev: Any, original: Any, payload: int, blind: 
         return bool(w.found and w.payload is not None and int(w.payload, 16) == payload)
 
     if ev is not None and ev.registration is not None and ev.registration.ok and ev.watermark is not None:
-        return True, hit(ev.watermark) or blind
+        decoded = (hit(ev.watermark) and ev.watermark.mode != TESTED) or blind
+        return True, decoded, decoded or hit(ev.watermark)
     if min(suspect.shape[:2]) < invisible.MIN_SIDE:
-        return False, blind
+        return False, blind, blind
     reg = register(SuspectFeatures.compute(suspect), original, try_mirror=True)
     if not reg.ok:
-        return False, blind
-    return True, hit(read_watermark(suspect, KEY, registration=reg, export_size=(original.width, original.height))) or blind
+        return False, blind, blind
+    size = (original.width, original.height)
+    decoded = hit(read_watermark(suspect, KEY, registration=reg, export_size=size)) or blind
+    tested = decoded or marktest.correlate(suspect, reg.matrix, size, KEY.subkey(invisible.SUBKEY_PURPOSE),
+                                           payload).present
+    return True, decoded, tested
 
 
 def _baseline_read(m: Baseline, marked: np.ndarray | None, attack: Callable[[np.ndarray, int], np.ndarray],
@@ -416,17 +427,17 @@ def _psnr_ssim(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -
     return psnr, float(np.mean(smap.mean(axis=2)[sel]))
 
 
-COLUMNS = ("blind", "informed", "registered", "trace")
+COLUMNS = ("blind", "informed", "tested", "registered", "trace")
 
 
 def suite_table(suite: str, results: list[dict[str, Any]], attacks: list[str], base_names: list[str]) -> dict[str, float]:
     """Print one suite's per-attack rows; return the suite's mean of each column over its attacks."""
-    heads = ["blind", "informed", "reg", "trace", "wrong", "flagged"] + base_names
+    heads = ["blind", "informed", "tested", "reg", "trace", "wrong", "flagged"] + base_names
     head = f"{'attack':<34}" + "".join(f"{h:>10}" for h in heads)
     print(f"\n{suite} suite ({len(attacks)} attacks):")
     print(head)
     print("-" * len(head))
-    cols = ["blind", "informed", "registered", "trace", *base_names]
+    cols = [*COLUMNS, *base_names]
     per_attack: dict[str, list[float]] = {c: [] for c in cols}
     for a in attacks:
         rows = [r["rows"][a] for r in results if a in r["rows"] and "error" not in r["rows"][a]]
@@ -440,7 +451,7 @@ def suite_table(suite: str, results: list[dict[str, Any]], attacks: list[str], b
         wrong = sum(bool(x["wrong"]) for x in rows)
         measured = [x["pilots"] for x in rows if x.get("pilots")]
         flagged = f"{sum(bool(m[1]) for m in measured)}/{len(measured)}"
-        cells = [rates["blind"], rates["informed"], rates["registered"], rates["trace"]]
+        cells = [rates[c] for c in COLUMNS]
         line = f"{a:<34}" + "".join(f"{x:>10.0%}" for x in cells) + f"{wrong:>10d}{flagged:>10}"
         line += "".join(f"{rates[b]:>10.0%}" for b in base_names)
         if errors:
@@ -448,7 +459,7 @@ def suite_table(suite: str, results: list[dict[str, Any]], attacks: list[str], b
         print(line)
     print("-" * len(head))
     means = {c: float(np.mean(v)) if v else float("nan") for c, v in per_attack.items()}
-    print(f"{'mean over attacks':<34}" + "".join(f"{means[c]:>10.0%}" for c in cols[:4]) + f"{'':>20}"
+    print(f"{'mean over attacks':<34}" + "".join(f"{means[c]:>10.0%}" for c in COLUMNS) + f"{'':>20}"
           + "".join(f"{means[b]:>10.0%}" for b in base_names))
     return means
 
@@ -481,7 +492,8 @@ def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites
     n = len(prepared)
     print(f"\nExact-payload recovery over {n} images ({PAYLOAD_BITS}-bit payload). blind: invisible.read without a hint; "
           "informed: the suspect registered against its original export (trace's registration) and read with that "
-          "hint, else blind, as trace reads; reg: registered; trace: pipeline.trace's Tracer over a ledger of "
+          "hint, else blind, as trace reads; tested: informed, or the test of the export's own payload found its chips "
+          "(pipeline.trace.marktest, when the decodes miss, as trace tests); reg: registered; trace: pipeline.trace's Tracer over a ledger of "
           f"{n} + {N_DISTRACTORS} distractor exports names the right record; wrong: trace named another record; "
           "flagged: of the traced copies whose removal-attempt check measured (pipeline.trace.tamper), how many it "
           "flagged as a watermark attack; "
@@ -490,11 +502,11 @@ def report(prepared: list[dict[str, Any]], results: list[dict[str, Any]], suites
     for suite, attacks in suites.items():
         summary[suite] = suite_table(suite, [r for r in results if r["suite"] == suite], attacks, base_names)
     print("\nSummary (mean over the attacks of each suite):")
-    head = f"{'suite':<14}" + "".join(f"{h:>10}" for h in ("blind", "informed", "reg", "trace", *base_names))
+    head = f"{'suite':<14}" + "".join(f"{h:>10}" for h in ("blind", "informed", "tested", "reg", "trace",
+                                                            *base_names))
     print(head)
     for suite, m in summary.items():
-        print(f"{suite:<14}" + "".join(f"{m[c]:>10.0%}" for c in ("blind", "informed", "registered", "trace",
-                                                                    *base_names)))
+        print(f"{suite:<14}" + "".join(f"{m[c]:>10.0%}" for c in (*COLUMNS, *base_names)))
     print()
     for m, q in quality.items():
         if q:

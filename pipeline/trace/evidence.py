@@ -11,6 +11,9 @@ from typing import Any
 
 #: The reading when no watermark was read at all.
 NOT_READ_REASON = "not read"
+#: The mode of a reading that tested the registered export's own payload (``pipeline.trace.marktest``) after
+#: every decode missed.
+TESTED = "informed test of the export's payload (the decodes missed)"
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,13 @@ class WatermarkReading:
 
     available: bool  # False: no key, no reader, or the reader failed (``reason`` says which)
     reason: str | None = None
-    mode: str | None = None  # "informed", "blind", or "blind (after the informed read missed)"
+    mode: str | None = None  # "informed", "blind", "blind (after the informed read missed)" or TESTED
     found: bool = False
     payload: str | None = None  # 10 lowercase hex digits, when found
     confidence: float | None = None
     bit_errors: int | None = None
     false_positive_probability: float | None = None
+    chip_z: float | None = None  # TESTED: the copy's correlation with the export's chips (trace.marktest)
 
     @classmethod
     def unavailable(cls, reason: str) -> WatermarkReading:
@@ -38,9 +42,10 @@ class WatermarkReading:
     def as_json(self) -> dict[str, Any]:
         if not self.available:
             return {"available": False, "reason": self.reason}
-        return {"available": True, "mode": self.mode, "found": self.found, "payload": self.payload,
-                "confidence": self.confidence, "bit_errors": self.bit_errors,
-                "false_positive_probability": self.false_positive_probability}
+        doc = {"available": True, "mode": self.mode, "found": self.found, "payload": self.payload,
+               "confidence": self.confidence, "bit_errors": self.bit_errors,
+               "false_positive_probability": self.false_positive_probability}
+        return doc if self.chip_z is None else doc | {"chip_z": self.chip_z}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from pipeline.trace.evidence import (
     VisibleCheck,
     WatermarkReading,
 )
+from pipeline.trace.marktest import DETECT_Z
 from pipeline.trace.register import aligned_to_thumbnail
 from pipeline.trace.result import TraceResult
 from pipeline.trace.visible import MARK_PRESENT, MARK_REMOVED
@@ -259,8 +260,10 @@ def _watermark_table(w: WatermarkReading | None, export_payload: str | None) -> 
     return _table("Invisible watermark", [
         ("read", w.mode or "not read"), ("found", _yes(w.found)),
         ("payload", w.payload), ("payload of the matched export", export_payload),
-        ("bit errors corrected", w.bit_errors), ("reader confidence", w.confidence),
-        ("false-positive probability", w.false_positive_probability)]
+        ("bit errors corrected", w.bit_errors), ("reader confidence", w.confidence)]
+        + ([("correlation with the export's chips", f"z = {w.chip_z} (present at {DETECT_Z:g})")]
+           if w.chip_z is not None else [])
+        + [("false-positive probability", w.false_positive_probability)]
         + ([("note", w.reason)] if w.reason else []))
 
 

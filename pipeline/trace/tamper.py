@@ -31,15 +31,12 @@ present", and the check says it could not measure), or an attack on the chips al
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from pipeline.invisible import dsp
-from pipeline.invisible.codec import encode_payload
 from pipeline.invisible.embedder import export_layout
-from pipeline.invisible.layout import CANON, LEGACY, Layout, layout_for
-from pipeline.trace import signatures as sg
+from pipeline.invisible.layout import LEGACY, Layout, layout_for
 from pipeline.trace.evidence import PilotCheck
+from pipeline.trace.marktest import MIN_COVERED, chip_test, fold_registered
 
 CHIP_Z_MIN = 8.0  # chip correlation (~N(0, 1) without the export's mark) at which its chips are clearly there
 RATIO_FLAG_DB = -2.0  # pilot/chip amplitude ratio below which the pilots were attacked
@@ -50,25 +47,6 @@ RATIO_FLAG_DB = -2.0  # pilot/chip amplitude ratio below which the pilots were a
 CLEAN_RANGE_DB = (0.0, 5.1)
 CLEAN_COPIES = 1148
 FALSE_ALARMS = 0
-MIN_COVERED = 4096  # half-resolution export pixels the copy must cover (a 64 x 64 patch: ~0.6 tile)
-ERODE = 9  # half-resolution pixels trimmed off the covered area (warp borders are not picture)
-
-
-def _folded(suspect: np.ndarray, matrix: np.ndarray, export_size: tuple[int, int]) -> tuple[np.ndarray, int]:
-    """The copy's whitened residual folded into the export's tile (half resolution), and how many half-resolution
-    pixels of the export the copy covers."""
-    ew, eh = export_size
-    # signatures.warp_resampled: bilinear as cv2.warpAffine, area-downscaling first a copy much larger than the
-    # export (plain bilinear sampling would alias the picture's detail onto the pilots' frequencies)
-    warped = sg.warp_resampled(np.ascontiguousarray(suspect), matrix, (ew, eh))
-    cover = sg.warp_resampled(np.full(suspect.shape[:2], 255, np.uint8), matrix, (ew, eh), nearest=True)
-    hw, hh = -(-ew // 2), -(-eh // 2)  # the embedder's half resolution: a chip is CANON px
-    half = cv2.resize(warped, (hw, hh), interpolation=cv2.INTER_AREA)
-    inside = (cv2.resize(cover, (hw, hh), interpolation=cv2.INTER_AREA) > 254).astype(np.uint8)
-    covered = cv2.erode(inside, np.ones((ERODE, ERODE), np.uint8))
-    gray = cv2.cvtColor(half, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    r = dsp.whiten(gray, CANON) * covered
-    return dsp.fold_aligned(r), int(covered.sum())
 
 
 def _pilot_amplitude(folded: np.ndarray, lay: Layout) -> float:
@@ -87,23 +65,19 @@ def pilot_check(suspect: np.ndarray, matrix: np.ndarray, export_size: tuple[int,
                 payload: int) -> PilotCheck:
     """Measure the export's pilots against its chips in ``suspect`` registered by ``matrix`` (suspect px ->
     export px) onto an export of ``export_size`` (w, h) that carries ``payload`` under ``subkey``."""
-    folded, covered = _folded(suspect, matrix, export_size)
-    if covered < MIN_COVERED:
-        return PilotCheck(measured=False, reason=f"the copy covers too little of the export ({covered} px at half "
-                                                 "resolution)")
-    own = export_layout(subkey, payload)
-    # the chips are the same in every pilot variant; the pilots' frequencies carry no chip information
-    values = dsp.chip_values(dsp.clean_fold(folded, own.pilots), (0.0, 0.0)).ravel()
-    expected = own.tile(encode_payload(subkey, payload)).ravel()
-    norm = float(np.sqrt(np.sum(values * values)))
-    chip_z = float(np.sum(values * expected) / norm) if norm > 0 else 0.0
-    chip_amp = float(np.mean(values * expected))
-    if chip_z < CHIP_Z_MIN or chip_amp <= 0:
+    folded = fold_registered(suspect, matrix, export_size)
+    if folded.covered < MIN_COVERED:
+        return PilotCheck(measured=False, reason=f"the copy covers too little of the export ({folded.covered} px at "
+                                                 "half resolution)")
+    chips = chip_test(folded, subkey, payload)
+    chip_z = chips.z
+    if chip_z < CHIP_Z_MIN or chips.amplitude <= 0:
         return PilotCheck(measured=False, chip_z=round(chip_z, 2),
                           reason=f"the export's data chips are not clearly in the copy (correlation z = {chip_z:.1f},"
                                  f" needs {CHIP_Z_MIN:g}): nothing to compare its pilots with")
-    ratios = {"payload's": _pilot_amplitude(folded, own) / chip_amp,
-              "scheme 1": _pilot_amplitude(folded, layout_for(subkey, LEGACY)) / chip_amp}
+    own = export_layout(subkey, payload)
+    ratios = {"payload's": _pilot_amplitude(folded.tile, own) / chips.amplitude,
+              "scheme 1": _pilot_amplitude(folded.tile, layout_for(subkey, LEGACY)) / chips.amplitude}
     which = max(ratios, key=lambda k: ratios[k])
     ratio_db = _db(ratios[which])
     return PilotCheck(measured=True, chip_z=round(chip_z, 2), ratio_db=round(ratio_db, 2), pilot_set=which,

@@ -25,9 +25,17 @@ from pipeline import files
 from pipeline.catalog import is_image_file
 from pipeline.errors import InputError, LedgerError
 from pipeline.ledger import RunInfo, StoredRecord
+from pipeline.trace import marktest
 from pipeline.trace import signatures as sg
 from pipeline.trace.candidates import CandidateEvidence, registration_tier
-from pipeline.trace.evidence import LedgerProof, PilotCheck, TimestampSignal, Verdict, WatermarkReading
+from pipeline.trace.evidence import (
+    TESTED,
+    LedgerProof,
+    PilotCheck,
+    TimestampSignal,
+    Verdict,
+    WatermarkReading,
+)
 from pipeline.trace.index import Candidate, QuerySignature, TraceIndex, query_signature
 from pipeline.trace.register import (
     PhotoFit,
@@ -304,6 +312,8 @@ class Tracer:
         if ranked:
             if bw.found:
                 _note_payload(evidence, replace(bw, mode="blind (after the informed read missed)"))
+            if not any(ev.watermark and ev.watermark.found for ev in ranked):
+                self._test_payloads(rgb, ranked)
             return None, []
         payload_records: list[StoredRecord] = []
         if bw.found and bw.payload:
@@ -312,6 +322,31 @@ class Tracer:
             except Exception:
                 payload_records = []
         return bw, payload_records
+
+    def _test_payloads(self, rgb: np.ndarray, ranked: list[CandidateEvidence]) -> None:
+        """Every decode missed: test each registered export's own payload (``trace.marktest``, a far easier
+        question than decoding it); the highest correlation, if it clears DETECT_Z, becomes that export's
+        watermark reading, its false-positive bound counting every test made."""
+        if self.key is None:
+            return
+        subkey = self.key.subkey("invisible")
+        tested: list[tuple[marktest.ChipTest, CandidateEvidence]] = []
+        for ev in ranked:
+            reg, sig, payload = ev.registration, ev.signature, ev.payload
+            if payload is None or reg is None or sig is None:
+                continue
+            try:
+                tested.append((marktest.correlate(rgb, reg.matrix, (sig.width, sig.height), subkey, int(payload, 16)),
+                               ev))
+            except Exception:  # supporting evidence: an odd picture must not stop the trace of a folder
+                continue
+        if not tested:
+            return
+        best, ev = max(tested, key=lambda t: t[0].z)
+        if best.present:
+            ev.watermark = WatermarkReading(
+                available=True, mode=TESTED, found=True, payload=ev.payload, bit_errors=None,
+                false_positive_probability=marktest.fp_bound(best.z, len(tested)), chip_z=round(best.z, 2))
 
     def _pilot_check(self, rgb: np.ndarray, ev: CandidateEvidence) -> PilotCheck | None:
         """The removal-attempt check on the named export (None: it has no invisible mark, or no key/alignment)."""

@@ -7,7 +7,10 @@ watermark's keyed check does not depend on the picture's content, so it is indep
 
 * **Invisible watermark** payload equal to the record's payload: the reader's analytic false-positive bound
   (``Detection.false_positive_probability``: the keyed check, 2^-26 per decode, 2^-31 per blind decode
-  through a scheme 2 pilot set), accepted when <= 1e-6.
+  through a scheme 2 pilot set), accepted when <= 1e-6. When every decode missed, the registered exports' own
+  payloads are tested (``pipeline.trace.marktest``: the copy's correlation z with the export's chips, bound
+  exp(-z^2 / 2) per test by Hoeffding over the key's chip signs, counted for every test; present at
+  ``DETECT_Z``).
 * **Registration**: a non-degenerate affine with >= ``MIN_INLIERS`` RANSAC inliers, then the aligned suspect
   is compared with the export's thumbnail (``register.dense_ncc``): tile-median correlations of the colour
   layout and of the grey fine detail.  *strong* when colour >= ``NCC_STRONG`` and grey >= ``NCC_GREY_STRONG``;
@@ -49,6 +52,7 @@ from pipeline.trace.candidates import (
 )
 from pipeline.trace.evidence import (
     NOT_READ_REASON,
+    TESTED,
     CandidateRegistration,
     CandidateSummary,
     HashSignal,
@@ -61,6 +65,7 @@ from pipeline.trace.evidence import (
     WatermarkReading,
 )
 from pipeline.trace.index import PDQ_MATCH, PHASH_MATCH, Candidate
+from pipeline.trace.marktest import DETECT_Z
 from pipeline.trace.register import MIN_INLIERS, Registration
 
 REG_CAL_PAIRS = 9600  # hard-negative registrations in the calibration run, zero accepted (see module docstring)
@@ -220,10 +225,7 @@ def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence]
         w = chosen.watermark
         assert w is not None
         p_parts["watermark"] = w.fp_bound
-        findings.append(
-            f"The picture carries the owner's invisible watermark with payload {w.payload}, which is the "
-            f"payload of exactly this export (read {w.mode or ''}, {w.bit_errors} bit errors "
-            f"corrected). The chance of that happening by accident is at most {p_parts['watermark']:.1e}.")
+        findings.append(_watermark_finding(w, p_parts["watermark"]))
     if chosen.registered and chosen.registration is not None:
         p_parts["registration"] = REG_FALSE_MATCH
         findings.extend(_registration_findings(chosen))
@@ -245,6 +247,18 @@ def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence]
         findings.insert(0, "A similar export exists, but the evidence is not strong enough to call this a copy.")
         return Verdict("no-match", round((1 - MISS_RATE) * 0.5, 4), None, None, findings, signals)
     return _match(chosen.record, chosen.record_id, p_parts, findings, signals)
+
+
+def _watermark_finding(w: WatermarkReading, p: float) -> str:
+    if w.mode == TESTED:
+        return (f"The picture carries the owner's invisible watermark for exactly this export (payload {w.payload}): "
+                "too little of it survived to decode the payload, but registered onto the export the copy correlates "
+                f"with the data chips that payload dictates (z = {w.chip_z}; {DETECT_Z:g} needed). On a picture "
+                f"without the owner's mark the chance of that is at most {p:.1e} (Hoeffding's bound over the key's "
+                "chip signs, counting every export tested).")
+    return (f"The picture carries the owner's invisible watermark with payload {w.payload}, which is the "
+            f"payload of exactly this export (read {w.mode or ''}, {w.bit_errors} bit errors "
+            f"corrected). The chance of that happening by accident is at most {p:.1e}.")
 
 
 def with_pilot_check(verdict: Verdict, check: PilotCheck | None) -> Verdict:
