@@ -263,7 +263,8 @@ def _watermark_table(w: WatermarkReading | None, export_payload: str | None) -> 
         ("bit errors corrected", w.bit_errors), ("reader confidence", w.confidence)]
         + ([("correlation with the export's chips", f"z = {w.chip_z} (present at {DETECT_Z:g})")]
            if w.chip_z is not None else [])
-        + [("false-positive probability", w.false_positive_probability)]
+        + [("false-positive probability", None if w.false_positive_probability is None else
+            f"{w.false_positive_probability:.1e} (at most)")]
         + ([("note", w.reason)] if w.reason else []))
 
 
