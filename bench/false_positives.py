@@ -16,7 +16,7 @@ the analytic bound per test (Hoeffding: exp(-z**2 / 2) at the threshold).
 
     python bench/false_positives.py [--n 10000] [--jobs 2] [--seed 0] [--skip-blind]
 
-``--skip-blind``: only the known-payload test (about 40 ms a picture instead of 0.2-0.5 s).
+``--skip-blind``: only the known-payload test (the pictures are still generated: about 0.2 s a picture on one core).
 
 Deterministic given ``--seed``. About 0.2-0.5 s per read on one core.
 """
