@@ -16,6 +16,7 @@ from pipeline.ledger import StoredRecord
 from pipeline.trace import signatures as sg
 from pipeline.trace.evidence import VisibleCheck, WatermarkReading
 from pipeline.trace.index import Candidate
+from pipeline.trace.marktest import Folded
 from pipeline.trace.register import MIN_INLIERS, Registration
 
 NCC_STRONG = 0.9  # colour-layout correlation (tile median) decisive on its own ...
@@ -50,6 +51,9 @@ class CandidateEvidence:
     visible: VisibleCheck | None = None
     mark: np.ndarray | None = field(default=None, repr=False)  # the visible mark's footprint (thumbnail frame)
     padding: float | None = None  # register.padding_agreement: the copy shows this export's background there
+    # the registered copy folded into this export's tile (marktest.fold_registered), made once for the payload
+    # test and reused by the removal-attempt check
+    folded: Folded | None = field(default=None, repr=False)
 
     @property
     def record_id(self) -> str:

@@ -96,6 +96,6 @@ def chip_test(folded: Folded, subkey: bytes, payload: int) -> ChipTest:
 
 
 def correlate(suspect: np.ndarray, matrix: np.ndarray, export_size: tuple[int, int], subkey: bytes,
-                 payload: int) -> ChipTest:
+              payload: int) -> ChipTest:
     """``chip_test`` of ``suspect`` registered by ``matrix`` onto an export of ``export_size`` (w, h)."""
     return chip_test(fold_registered(suspect, matrix, export_size), subkey, payload)

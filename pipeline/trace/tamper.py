@@ -36,7 +36,7 @@ import numpy as np
 from pipeline.invisible.embedder import export_layout
 from pipeline.invisible.layout import LEGACY, Layout, layout_for
 from pipeline.trace.evidence import PilotCheck
-from pipeline.trace.marktest import MIN_COVERED, chip_test, fold_registered
+from pipeline.trace.marktest import MIN_COVERED, Folded, chip_test, fold_registered
 
 CHIP_Z_MIN = 8.0  # chip correlation (~N(0, 1) without the export's mark) at which its chips are clearly there
 RATIO_FLAG_DB = -2.0  # pilot/chip amplitude ratio below which the pilots were attacked
@@ -65,7 +65,11 @@ def pilot_check(suspect: np.ndarray, matrix: np.ndarray, export_size: tuple[int,
                 payload: int) -> PilotCheck:
     """Measure the export's pilots against its chips in ``suspect`` registered by ``matrix`` (suspect px ->
     export px) onto an export of ``export_size`` (w, h) that carries ``payload`` under ``subkey``."""
-    folded = fold_registered(suspect, matrix, export_size)
+    return measure_pilots(fold_registered(suspect, matrix, export_size), subkey, payload)
+
+
+def measure_pilots(folded: Folded, subkey: bytes, payload: int) -> PilotCheck:
+    """``pilot_check`` on a copy already folded into the export's tile (``marktest.fold_registered``)."""
     if folded.covered < MIN_COVERED:
         return PilotCheck(measured=False, reason=f"the copy covers too little of the export ({folded.covered} px at "
                                                  "half resolution)")

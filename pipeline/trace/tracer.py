@@ -336,8 +336,8 @@ class Tracer:
             if payload is None or reg is None or sig is None:
                 continue
             try:
-                tested.append((marktest.correlate(rgb, reg.matrix, (sig.width, sig.height), subkey, int(payload, 16)),
-                               ev))
+                ev.folded = marktest.fold_registered(rgb, reg.matrix, (sig.width, sig.height))
+                tested.append((marktest.chip_test(ev.folded, subkey, int(payload, 16)), ev))
             except Exception:  # supporting evidence: an odd picture must not stop the trace of a folder
                 continue
         if not tested:
@@ -354,10 +354,10 @@ class Tracer:
         if self.key is None or ev.payload is None or reg is None or not reg.ok or sig is None:
             return None
         try:
-            from pipeline.trace.tamper import pilot_check
+            from pipeline.trace.tamper import measure_pilots
 
-            return pilot_check(rgb, reg.matrix, (sig.width, sig.height), self.key.subkey("invisible"),
-                               int(ev.payload, 16))
+            folded = ev.folded or marktest.fold_registered(rgb, reg.matrix, (sig.width, sig.height))
+            return measure_pilots(folded, self.key.subkey("invisible"), int(ev.payload, 16))
         except Exception as exc:  # a supporting signal: an odd picture must not stop the trace of a folder
             return PilotCheck(measured=False, reason=f"the check failed: {type(exc).__name__}: {exc}")
 
