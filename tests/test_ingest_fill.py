@@ -179,6 +179,28 @@ def test_orient_view_equals_orient() -> None:
         assert np.array_equal(ig._orient_view(a[..., 0], o), ig._orient(a, o)[..., 0]), o
 
 
+@settings(max_examples=60, deadline=None)
+@given(o=st.integers(1, 8), h=st.integers(1, 9), w=st.integers(1, 9), channels=st.sampled_from([0, 1, 3, 4]),
+       wide=st.booleans(), seed=st.integers(0, 2**16))
+def test_orient_is_the_numpy_orientation_made_contiguous(o, h, w, channels, wide, seed) -> None:
+    """OpenCV does the flips and rotations: the same values as numpy's view, for masks, RGB, RGBA and 16 bits."""
+    shape = (h, w) if channels == 0 else (h, w, channels)
+    a = np.random.default_rng(seed).integers(0, 65535 if wide else 255, shape).astype(np.uint16 if wide else np.uint8)
+    got = ig._orient(a, o)
+    assert got.flags.c_contiguous and got.dtype == a.dtype
+    assert np.array_equal(got, np.ascontiguousarray(ig._orient_view(a, o)))
+    assert np.array_equal(ig._orient(a[:, ::-1], o), np.ascontiguousarray(ig._orient_view(a[:, ::-1], o)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), colour=st.tuples(*[st.integers(0, 255)] * 3))
+def test_solid_is_one_colour_everywhere(h, w, colour) -> None:
+    out = ig._solid(h, w, colour)
+    want = np.empty((h, w, 3), np.uint8)
+    want[:] = np.asarray(colour, np.uint8)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8 and np.array_equal(out, want)
+
+
 def test_decode_covers_the_source_for_a_fill_canvas() -> None:
     sp = spec()
     # the scale is known only after the box is found: up to FILL_DECODE_HEADROOM x the pad size, within the source

@@ -340,3 +340,20 @@ def test_hint_reads_a_registered_copy(marked_shot: np.ndarray, key: OwnerKey) ->
     assert det.found and det.payload == PAYLOAD
     assert det.details["hinted"] and det.details["scheme"] == 2
     assert det.false_positive_probability == invisible.fp_bound(1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 30), w=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_headroom_is_the_room_of_the_tightest_channel_over_3x3(h, w, seed) -> None:
+    """``embedder.headroom`` against its definition written out in numpy."""
+    import cv2
+
+    from pipeline.invisible import embedder
+
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.uint8)
+    rgb[: h // 2, : w // 3] = 255  # a white corner and a black one: no room at all there
+    rgb[h // 2 :, w // 2 :] = 0
+    room = np.minimum(rgb.min(axis=2), 255 - rgb.max(axis=2))
+    want = cv2.erode(room, np.ones((3, 3), np.uint8)).astype(np.float32)
+    got = embedder.headroom(rgb)
+    assert got.dtype == np.float32 and np.array_equal(got, want)

@@ -23,7 +23,7 @@ def pixel_sha256(rgb: np.ndarray) -> str:
     """SHA-256 over the decoded pixels (shape and mode prefixed, so a transposed image differs)."""
     h, w = rgb.shape[:2]
     digest = hashlib.sha256(f"catalogmark-pixels:v1:{w}x{h}:RGB8:".encode())
-    digest.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(rgb, dtype=np.uint8).data)  # the array's own buffer: no copy of the pixels
     return digest.hexdigest()
 
 

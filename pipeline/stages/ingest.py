@@ -322,9 +322,16 @@ def _place(pixels: np.ndarray, plan: Plan, background: tuple[int, int, int]) -> 
     if w >= cw and h >= ch:  # cover: centre crop (offsets are <= 0)
         return np.ascontiguousarray(pixels[-oy : -oy + ch, -ox : -ox + cw])
     # pad: the photo fits inside the canvas (offsets are >= 0)
-    out = np.empty((ch, cw, 3), np.uint8)
-    out[:] = np.asarray(background, np.uint8)
+    out = _solid(ch, cw, background)
     out[oy : oy + h, ox : ox + w] = pixels
+    return out
+
+
+def _solid(h: int, w: int, colour: tuple[int, int, int]) -> np.ndarray:
+    """An H x W x 3 uint8 canvas of one colour. Filled a row at a time: numpy's ``out[:] = colour`` broadcasts a
+    3-vector over every pixel, ~30x slower (36 ms against ~1 ms for a 2000 px canvas, measured)."""
+    out = np.empty((h, w, 3), np.uint8)
+    out.reshape(h, w * 3)[:] = np.tile(np.asarray(colour, np.uint8), w)
     return out
 
 
@@ -411,8 +418,7 @@ def _render_window(up: np.ndarray, plan: Plan, background: tuple[int, int, int])
     kx, ky = dw / sw, dh / sh  # photo pixels per scaled pixel
     a0, a1 = max(0, int(np.floor(max(0, -ox) * kx))), min(dw, int(np.ceil(min(sw, cw - ox) * kx)))
     b0, b1 = max(0, int(np.floor(max(0, -oy) * ky))), min(dh, int(np.ceil(min(sh, ch - oy) * ky)))
-    out = np.empty((ch, cw, 3), np.uint8)
-    out[:] = np.asarray(background, np.uint8)
+    out = _solid(ch, cw, background)
     if a1 <= a0 or b1 <= b0:
         return out
     px, py = ox + round(a0 / kx), oy + round(b0 / ky)  # where the window's top-left lands
@@ -799,22 +805,29 @@ def _flatten(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1-8) to a stored-orientation array, giving the upright image."""
+    """Apply an EXIF orientation (1-8) to a stored-orientation array, giving the upright image (C-contiguous).
+
+    OpenCV's flips and rotations give the same pixels as numpy's views made contiguous (``_orient_view``; the
+    ingest tests compare every orientation with Pillow's ``exif_transpose``) in about a quarter of the time: a
+    numpy copy of a transposed view walks memory across its rows (62 ms against 14 ms for 6 MP, measured)."""
+    if orientation not in (2, 3, 4, 5, 6, 7, 8):
+        return np.ascontiguousarray(a)
+    a = np.ascontiguousarray(a)
     if orientation == 2:
-        a = a[:, ::-1]
+        out = cv2.flip(a, 1)
     elif orientation == 3:
-        a = a[::-1, ::-1]
+        out = cv2.rotate(a, cv2.ROTATE_180)
     elif orientation == 4:
-        a = a[::-1]
+        out = cv2.flip(a, 0)
     elif orientation == 5:
-        a = a.transpose(1, 0, 2)
+        out = cv2.transpose(a)
     elif orientation == 6:
-        a = np.rot90(a, -1)
+        out = cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE)
     elif orientation == 7:
-        a = a[::-1, ::-1].transpose(1, 0, 2)
-    elif orientation == 8:
-        a = np.rot90(a, 1)
-    return np.ascontiguousarray(a)
+        out = cv2.transpose(cv2.rotate(a, cv2.ROTATE_180))
+    else:
+        out = cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return out.reshape(out.shape[:2] + a.shape[2:])  # OpenCV drops a last axis of 1
 
 
 def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
