@@ -9,9 +9,9 @@ by chance, and the analytic per-image false-positive bound the reader reports fo
 over every hypothesis it tried: ``pipeline.invisible.reader.fp_bound``), with the expected number of false
 positives over the whole set (N x bound) beside the count.
 
-The same pictures also go through trace's known-payload test (``pipeline.trace.marktest``, what trace asks of a
-registered copy when every decode missed: are this export's chips here?), as if registered at identity against an
-export of ours with a random payload: printed, how many reached DETECT_Z (the target is zero), the largest z, and
+The same pictures also go through the known-payload test (``pipeline.invisible.chiptest`` through
+``invisible.check_payload``: what trace asks of a registered copy and verify of a signed export when every decode
+missed: are this export's chips here?), each taken as an export of ours with a random payload: printed, how many reached DETECT_Z (the target is zero), the largest z, and
 the analytic bound per test (Hoeffding: exp(-z**2 / 2) at the threshold).
 
     python bench/false_positives.py [--n 10000] [--jobs 2] [--seed 0] [--skip-blind]
@@ -87,8 +87,6 @@ def picture(i: int, seed: int) -> tuple[np.ndarray, str]:
 
 def one(args: tuple[int, int, bool]) -> tuple[str, bool, bool, float, float, float]:
     """(kind, found, marked_by_other, fp_bound, seconds, known-payload z) of picture i."""
-    from pipeline.trace import marktest
-
     i, seed, blind = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import cv2
@@ -102,7 +100,7 @@ def one(args: tuple[int, int, bool]) -> tuple[str, bool, bool, float, float, flo
         rgb = invisible.embed(rgb, key, int(rng.integers(1 << PAYLOAD_BITS)), None)
     h, w = rgb.shape[:2]
     ours = int(np.random.default_rng([seed, i, 11]).integers(1 << PAYLOAD_BITS))
-    z = marktest.correlate(rgb, np.eye(3), (w, h), OWNER.subkey(invisible.SUBKEY_PURPOSE), ours).z
+    z = invisible.check_payload(rgb, OWNER, ours).z  # the picture as an export of ours: trace at identity
     if not blind:
         return kind, False, other, 0.0, 0.0, z
     t = time.perf_counter()
@@ -158,20 +156,20 @@ def blind_report(rows: list[tuple[str, bool, bool, float, float, float]], args: 
 
 
 def payload_test_report(rows: list[tuple[str, bool, bool, float, float, float]]) -> int:
-    from pipeline.trace import marktest
+    from pipeline.invisible import chiptest
 
     zs = np.array([r[5] for r in rows])
-    present = int(np.sum(zs >= marktest.DETECT_Z))
-    bound = marktest.fp_bound(marktest.DETECT_Z)
-    print(f"known-payload test (trace.marktest, registered at identity, a random payload of ours), {len(rows)} "
-          f"pictures: {present} present at z >= {marktest.DETECT_Z:g} (target 0); z mean {zs.mean():+.2f}, sd "
+    present = int(np.sum(zs >= chiptest.DETECT_Z))
+    bound = chiptest.fp_bound(chiptest.DETECT_Z)
+    print(f"known-payload test (invisible.check_payload: the picture as an export, a random payload of ours), {len(rows)} "
+          f"pictures: {present} present at z >= {chiptest.DETECT_Z:g} (target 0); z mean {zs.mean():+.2f}, sd "
           f"{zs.std():.2f}, max {zs.max():+.2f}; analytic bound per test {bound:.2e}, expected count <= "
           f"{len(rows) * bound:.2e}")
     for label, keep in (("unmarked", lambda r: not r[2]), ("marked under other keys", lambda r: r[2])):
         sel = np.array([r[5] for r in rows if keep(r)])
         if sel.size:
             print(f"  {label:<24} {sel.size:>6} pictures, max z {sel.max():+.2f}, "
-                  f"{int(np.sum(sel >= marktest.DETECT_Z))} present")
+                  f"{int(np.sum(sel >= chiptest.DETECT_Z))} present")
     return present
 
 

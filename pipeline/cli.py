@@ -235,24 +235,11 @@ def verify(files: tuple[Path, ...], public_key: Path | None, key_file: Path | No
             pub = key.public
     results = [verify_mod.verify_file(f, public_key=pub, key=key) for f in files]
     if as_json:
-        _emit_json(results)
+        _emit_json([r.as_json() for r in results])
     else:
         for r in results:
-            click.echo(verify_mod.describe(_printable_verify_result(r)))
-    sys.exit(EXIT_OK if all(verify_mod.verify_ok(r) for r in results) else EXIT_SOME_FAILED)
-
-
-def _printable_verify_result(result: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a verify result whose file name, error and metadata problems (text that comes from the file
-    system or from the file itself) are escaped, for `describe`'s line-oriented output."""
-    doc = dict(result)
-    for field in ("file", "error"):
-        if field in doc:
-            doc[field] = printable(doc[field])
-    md = doc.get("metadata")
-    if isinstance(md, dict) and md.get("problems"):
-        doc["metadata"] = md | {"problems": [printable(p) for p in md["problems"]]}
-    return doc
+            click.echo(r.describe())
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_SOME_FAILED)
 
 
 # --- trace ------------------------------------------------------------------------------------------------------

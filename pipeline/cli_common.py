@@ -29,6 +29,8 @@ def default_ledger_path() -> Path:
 
 def _fail(exc: CatalogmarkError) -> NoReturn:
     click.echo(f"catalogmark: error: {printable(exc)}", err=True)
+    if exc.detail:  # catalogmark's own help text (errors.CatalogmarkError): its lines are kept
+        click.echo(exc.detail, err=True)
     sys.exit(exc.exit_code)
 
 

@@ -263,8 +263,8 @@ def load_owner(
         _check_url(values["url"], "--url")
     name = values.get("name", "").strip()
     if not name:
-        where = f"{path}: [{prefix}owner] name is missing or empty. " if path is not None else "No owner profile found. "
-        raise ConfigError(where + EXAMPLE)
+        where = f"{path}: [{prefix}owner] name is missing or empty." if path is not None else "No owner profile found."
+        raise ConfigError(where, detail=EXAMPLE)
     copyright_ = values.get("copyright") or f"(c) {_current_year()} {name}. All rights reserved."
     text = values.get("watermark_text", "")
     if not text and logo is None:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 
 class CatalogmarkError(Exception):
-    """Base of every run-level error; the CLI turns it into a message and an exit code."""
+    """Base of every run-level error; the CLI turns it into a message and an exit code.
+
+    ``detail``: help text of catalogmark's own (never anything from a file or the command line), printed by the
+    CLI as it is, lines and all, after the message (which is escaped to one line: it may name files)."""
 
     exit_code = 2
+
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        self.detail = detail
 
 
 class ConfigError(CatalogmarkError):

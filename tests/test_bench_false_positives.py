@@ -14,4 +14,4 @@ def test_the_false_positive_bench_reads_every_picture_and_prints_the_bound():
     assert r.returncode == 0, r.stdout + r.stderr  # exit 1 would mean one of them was "found"
     assert "total: 0 found of 6" in r.stdout and "analytic bound per image <=" in r.stdout
     assert "marked under other keys, all" in r.stdout and "unmarked, all" in r.stdout
-    assert "known-payload test (trace.marktest" in r.stdout and "0 present at z >= 6" in r.stdout
+    assert "known-payload test (invisible.check_payload" in r.stdout and "0 present at z >= 6" in r.stdout

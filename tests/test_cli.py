@@ -561,3 +561,36 @@ def test_names_that_are_not_utf8_fail_alone_and_never_merge(workdir, tmp_path):
     assert [Path(o["output"]).name for o in doc["outputs"]] == ["GOOD-main.webp"]
     again = json.loads(cm(*args, cwd=workdir).stdout)
     assert again["processed"] == 0 and again["skipped"] == 1 and again["failed"] == 3
+
+
+def test_a_new_user_without_a_profile_is_shown_the_example_as_lines(tmp_path):
+    """The missing-profile error: one escaped line naming the problem, then the example profile as it is (real
+    lines a user can copy, not '\\n' escapes)."""
+    (tmp_path / "shoot").mkdir()
+    Image.fromarray(product_on_white((300, 200))).save(tmp_path / "shoot" / "a.jpg")
+    r = cm("run", "shoot", "--preset", "web", "--out", "out", "--ledger", "l.sqlite", "--key-file", "k.key",
+           cwd=tmp_path)
+    assert r.returncode == 2 and not (tmp_path / "out").exists()
+    lines = r.stderr.splitlines()
+    assert lines[0] == "catalogmark: error: No owner profile found."
+    assert '    [owner]' in lines and '    name = "Example Studio"' in lines and "\\n" not in r.stderr
+
+
+def test_verify_shows_the_mark_of_a_small_product_whose_payload_will_not_decode(workdir, tmp_path):
+    """A product covering a fifth of an 800 px white photo, exported by `run` (ebay: no enlargement): the blind
+    read misses, and verify tests the signed claim's payload instead: present, with z and its bound."""
+    from tests import synthetic
+
+    (tmp_path / "shoot" / "SKU9").mkdir(parents=True)
+    Image.fromarray(synthetic.product_shot(100, (800, 800))).save(tmp_path / "shoot" / "SKU9" / "main.png")
+    code, doc, err = run_json(workdir, str(tmp_path / "shoot"), "--preset", "ebay", "--out",
+                              str(tmp_path / "out"), "--ledger", str(tmp_path / "l.sqlite"))
+    assert code == 0, err
+    export = doc["outputs"][0]["output"]
+    r = cm("verify", "--key-file", str(workdir / "owner.key"), "--json", export, cwd=workdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    w = json.loads(r.stdout)[0]["watermark"]
+    assert w["found"] and w["mode"] == "tested" and w["payload"] == doc["outputs"][0]["payload"]
+    assert w["chip_z"] >= 6 and 0 < w["false_positive_probability"] < 1.6e-8
+    text = cm("verify", "--key-file", str(workdir / "owner.key"), export, cwd=workdir).stdout
+    assert f"watermark: present, payload {w['payload']} (the signed claim's: the blind read missed" in text

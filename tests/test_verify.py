@@ -1,7 +1,9 @@
-"""Tests for `catalogmark verify`'s library side: verify_file's JSON contract, verify_ok and describe."""
+"""Tests for `catalogmark verify`'s library side: VerifyResult's JSON contract (verify --json), ``ok`` and
+``describe``, the blind read and the signed claim's payload tested when the blind read misses."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -12,12 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import invisible
+from pipeline import invisible, verify
+from pipeline.invisible import chiptest
 from pipeline.keys import OwnerKey
 from pipeline.metadata.embed import finalize, save_kwargs
 from pipeline.models import Canvas, CaptureInfo, Marked, Owner
 from pipeline.stages.fingerprint import fingerprint
-from pipeline.verify import describe, verify_file, verify_ok
+from pipeline.verify import TESTED, VerifyResult
 from tests.conftest import product_on_white
 
 PAYLOAD = 0x0A1B2C3D4E
@@ -51,6 +54,26 @@ def export_file(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make_preset, 
         return path, pixels
 
     return factory
+
+
+class Verified(dict):
+    """``verify_file``'s result in its JSON form (what ``verify --json`` prints), with the result itself."""
+
+    def __init__(self, result: VerifyResult) -> None:
+        super().__init__(result.as_json())
+        self.result = result
+
+
+def verify_file(path: Path, **kw) -> Verified:
+    return Verified(verify.verify_file(path, **kw))
+
+
+def verify_ok(r: Verified) -> bool:
+    return r.result.ok
+
+
+def describe(r: Verified) -> str:
+    return r.result.describe()
 
 
 @dataclass
@@ -157,7 +180,7 @@ def test_watermark_reader_result_is_mapped(export_file, owner_key, monkeypatch):
     path, _ = export_file(watermark=False, size=(160, 120))
     monkeypatch.setattr(invisible, "read", lambda rgb, key, hint=None: FakeDetection(True, 0x1F, 0.87654321))
     r = verify_file(path, public_key=None, key=owner_key)
-    assert r["watermark"] == {"found": True, "payload": "000000001f", "confidence": 0.8765}
+    assert r["watermark"] == {"found": True, "payload": "000000001f", "confidence": 0.8765, "mode": "blind"}
     assert verify_ok(r)  # the watermark alone suffices, even though the signer is unverified
     monkeypatch.setattr(invisible, "read", lambda rgb, key, hint=None: FakeDetection(False, 0x1F, 0.2))
     assert verify_file(path, public_key=None, key=owner_key)["watermark"]["payload"] is None
@@ -250,3 +273,66 @@ def test_owner_fields_rewritten_by_exiftool_are_caught(export_file, owner_key, o
                        "XMP dc:rights": "(c) Copycat Traders", "IPTC By-line": "Copycat Traders",
                        "IPTC CopyrightNotice": "(c) Copycat Traders"}
     assert result["metadata"]["signature_valid"] and not verify_ok(result)
+
+
+# --- a small product: the blind read misses, the signed claim's payload is tested -------------------------------
+
+@pytest.fixture
+def small_product_export(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make_preset, make_job):
+    """A signed JPEG export of a product covering a fifth of an 800 px white canvas: too few tiles for the payload
+    to decode blind, its chips still there."""
+    from tests import synthetic
+
+    rgb = synthetic.product_shot(100, (800, 800))
+    mask = ~np.all(rgb == 255, axis=2)
+    pixels = invisible.embed(rgb, owner_key, PAYLOAD, mask)
+    job = make_job(tmp_path / "src.jpg", preset=make_preset(format="jpeg"))
+    marked = Marked(pixels, (0, 0, 800, 800), None, PAYLOAD)
+    fp = fingerprint(marked, Canvas(rgb, (0, 0, 800, 800), "cd" * 32, CaptureInfo()), job, owner, owner_key,
+                     record_id=RECORD_ID, timestamp=datetime(2026, 11, 23, tzinfo=UTC))
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90, **save_kwargs(fp, "jpeg"))
+    path = tmp_path / "small.jpg"
+    path.write_bytes(finalize(buf.getvalue(), fp, "jpeg"))
+    return path
+
+
+def test_a_small_product_whose_payload_will_not_decode_shows_the_claims_chips(small_product_export, owner_key):
+    r = verify_file(small_product_export, public_key=owner_key.public, key=owner_key)
+    assert_contract(r)
+    assert not invisible.read(np.asarray(Image.open(small_product_export).convert("RGB")), owner_key).found
+    w = r["watermark"]
+    assert w["found"] and w["mode"] == TESTED and w["payload"] == f"{PAYLOAD:010x}" == r["metadata"]["payload"]
+    assert w["chip_z"] >= chiptest.DETECT_Z
+    assert w["false_positive_probability"] == pytest.approx(chiptest.fp_bound(w["chip_z"]), rel=1e-2)
+    assert verify_ok(r)
+    assert f"its chips correlate at z = {w['chip_z']}" in describe(r)
+
+
+def test_the_claims_payload_is_tested_only_under_the_owners_key_and_a_valid_signature(
+        small_product_export, owner_key, other_key, tmp_path):
+    # another owner's key: its chips are not there (and the signature does not verify against it either)
+    r = verify_file(small_product_export, public_key=other_key.public, key=other_key)
+    assert not r["watermark"]["found"] and "mode" not in r["watermark"] and not verify_ok(r)
+    # the same pixels with the metadata stripped: nothing says which payload to test, and the blind read misses
+    stripped = tmp_path / "stripped.png"
+    with Image.open(small_product_export) as im:
+        im.convert("RGB").save(stripped, "PNG")
+    r = verify_file(stripped, public_key=owner_key.public, key=owner_key)
+    assert not r["metadata"]["present"] and not r["watermark"]["found"] and "chip_z" not in r["watermark"]
+    assert not verify_ok(r)
+
+
+def test_a_tested_payload_that_is_not_there_says_so(export_file, owner_key):
+    """A signed export whose blind read misses and whose chips are not there either (here: the reader and the
+    test both see an unmarked picture): not found, with the test's z in the reason line."""
+    path, _ = export_file(watermark=False, size=(640, 480))
+    with Image.open(path) as im:
+        assert im.size == (640, 480)
+    claimed = verify.verify_file(path, public_key=owner_key.public, key=owner_key).metadata
+    assert claimed.payload is None  # an unmarked export has no payload in its claim: nothing to test
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    forged = dataclasses.replace(claimed, payload=f"{PAYLOAD:010x}")
+    w = verify.read_watermark(rgb, owner_key, forged)
+    assert not w.found and w.chip_z is not None and w.chip_z < chiptest.DETECT_Z
+    assert "not present (6 needed)" in w.describe()

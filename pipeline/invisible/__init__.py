@@ -13,6 +13,8 @@ Scheme (details in the submodules):
   texture; nothing on flat areas, nothing outside ``mask``; capped by a PSNR target and an SSIM budget) and by
   informed embedding (each chip's amplitude pre-compensates the picture's own interference as the reader will
   see it), added equally to R, G and B.
+- ``chiptest``: the known-payload test, when the payload is known but will not decode (a small product): are
+  that export's chips in a picture already in its frame (z, Hoeffding's bound exp(-z**2/2) per test).
 - ``reader``: the pilot lines in the spectrum of the whitened suspect give the tiling lattice (scale, aspect,
   rotation, mirror, any crop), every pilot set of the family (and scheme 1's) matched against the same peaks;
   all tiles are folded together; the pilots' phases give candidate shifts, the code picks the aligned one;
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.invisible.chiptest import ChipTest, chip_test, fold
 from pipeline.invisible.codec import CHECK_BITS, CODED_BITS
 from pipeline.invisible.embedder import embed_pixels
 from pipeline.invisible.layout import SCHEME, VARIANTS
@@ -44,11 +47,13 @@ __all__ = [
     "SCHEME",
     "VARIANTS",
     "WORST_FP",
+    "ChipTest",
     "Detection",
     "Hint",
     "embed",
     "fp_bound",
     "read",
+    "check_payload",
 ]
 
 SUBKEY_PURPOSE = "invisible"
@@ -86,3 +91,12 @@ def read(rgb: np.ndarray, key: OwnerKey, *, hint: Hint | None = None) -> Detecti
     """Read the watermark blind from ``rgb`` with ``key`` (or, with ``hint``, in the export's known geometry)."""
     rgb = _check_rgb(rgb, "read")
     return read_pixels(rgb, key.subkey(SUBKEY_PURPOSE), hint)
+
+
+def check_payload(rgb: np.ndarray, key: OwnerKey, payload: int) -> ChipTest:
+    """Whether ``rgb``, in the export's own frame (the export itself, same size), carries the chips ``payload``
+    dictates under ``key`` (``chiptest``: ``.present`` at z >= DETECT_Z, false-positive bound ``chiptest.fp_bound``)."""
+    rgb = _check_rgb(rgb, "check_payload")
+    if isinstance(payload, bool) or not isinstance(payload, int | np.integer) or not 0 <= int(payload) < 1 << PAYLOAD_BITS:
+        raise ValueError(f"invisible.check_payload: payload must be an integer in [0, 2**{PAYLOAD_BITS}), got {payload!r}")
+    return chip_test(fold(rgb), key.subkey(SUBKEY_PURPOSE), int(payload))

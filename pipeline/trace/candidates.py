@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.invisible.chiptest import Folded
 from pipeline.ledger import StoredRecord
 from pipeline.trace import signatures as sg
 from pipeline.trace.evidence import VisibleCheck, WatermarkReading
 from pipeline.trace.index import Candidate
-from pipeline.trace.marktest import Folded
 from pipeline.trace.register import MIN_INLIERS, Registration
 
 NCC_STRONG = 0.9  # colour-layout correlation (tile median) decisive on its own ...

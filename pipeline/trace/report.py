@@ -23,6 +23,7 @@ from PIL import Image
 
 from pipeline import files
 from pipeline.imaging import hashes
+from pipeline.invisible.chiptest import DETECT_Z
 from pipeline.priority import pretty_time
 from pipeline.timefmt import now_iso
 from pipeline.trace.evidence import (
@@ -35,7 +36,6 @@ from pipeline.trace.evidence import (
     VisibleCheck,
     WatermarkReading,
 )
-from pipeline.trace.marktest import DETECT_Z
 from pipeline.trace.register import aligned_to_thumbnail
 from pipeline.trace.result import TraceResult
 from pipeline.trace.visible import MARK_PRESENT, MARK_REMOVED

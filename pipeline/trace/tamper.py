@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.invisible.chiptest import MIN_COVERED, Folded, chip_test
 from pipeline.invisible.embedder import export_layout
 from pipeline.invisible.layout import LEGACY, Layout, layout_for
 from pipeline.trace.evidence import PilotCheck
-from pipeline.trace.marktest import MIN_COVERED, Folded, chip_test, fold_registered
+from pipeline.trace.marktest import fold_registered
 
 CHIP_Z_MIN = 8.0  # chip correlation (~N(0, 1) without the export's mark) at which its chips are clearly there
 RATIO_FLAG_DB = -2.0  # pilot/chip amplitude ratio below which the pilots were attacked

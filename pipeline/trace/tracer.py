@@ -24,6 +24,7 @@ import numpy as np
 from pipeline import files
 from pipeline.catalog import is_image_file
 from pipeline.errors import InputError, LedgerError
+from pipeline.invisible import chiptest
 from pipeline.ledger import RunInfo, StoredRecord
 from pipeline.trace import marktest
 from pipeline.trace import signatures as sg
@@ -330,14 +331,14 @@ class Tracer:
         if self.key is None:
             return
         subkey = self.key.subkey("invisible")
-        tested: list[tuple[marktest.ChipTest, CandidateEvidence]] = []
+        tested: list[tuple[chiptest.ChipTest, CandidateEvidence]] = []
         for ev in ranked:
             reg, sig, payload = ev.registration, ev.signature, ev.payload
             if payload is None or reg is None or sig is None:
                 continue
             try:
                 ev.folded = marktest.fold_registered(rgb, reg.matrix, (sig.width, sig.height))
-                tested.append((marktest.chip_test(ev.folded, subkey, int(payload, 16)), ev))
+                tested.append((chiptest.chip_test(ev.folded, subkey, int(payload, 16)), ev))
             except Exception:  # supporting evidence: an odd picture must not stop the trace of a folder
                 continue
         if not tested:
@@ -346,7 +347,7 @@ class Tracer:
         if best.present:
             ev.watermark = WatermarkReading(
                 available=True, mode=TESTED, found=True, payload=ev.payload, bit_errors=None,
-                false_positive_probability=marktest.fp_bound(best.z, len(tested)), chip_z=round(best.z, 2))
+                false_positive_probability=chiptest.fp_bound(best.z, len(tested)), chip_z=round(best.z, 2))
 
     def _pilot_check(self, rgb: np.ndarray, ev: CandidateEvidence) -> PilotCheck | None:
         """The removal-attempt check on the named export (None: it has no invisible mark, or no key/alignment)."""

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.invisible.chiptest import DETECT_Z
 from pipeline.ledger import StoredRecord
 from pipeline.trace.candidates import (
     HASH_CORROBORATES,
@@ -65,7 +66,6 @@ from pipeline.trace.evidence import (
     WatermarkReading,
 )
 from pipeline.trace.index import PDQ_MATCH, PHASH_MATCH, Candidate
-from pipeline.trace.marktest import DETECT_Z
 from pipeline.trace.register import MIN_INLIERS, Registration
 
 REG_CAL_PAIRS = 9600  # hard-negative registrations in the calibration run, zero accepted (see module docstring)
