@@ -45,15 +45,17 @@ class WatermarkCheck:
         return out
 
     def describe(self) -> str:
+        from pipeline.invisible.chiptest import DETECT_Z
+
         if self.mode == TESTED:
             return (f"watermark: present, payload {payload_hex(self.payload or 0)} (the signed claim's: the blind "
-                    f"read missed, its chips correlate at z = {self.chip_z} (6 needed); false-positive "
+                    f"read missed, its chips correlate at z = {self.chip_z} ({DETECT_Z:g} needed); false-positive "
                     f"probability at most {self.false_positive_probability:.1e})")
         if self.found:
             return f"watermark: found, payload {payload_hex(self.payload or 0)}, confidence {self.confidence}"
         tail = f" ({self.reason})" if self.reason else f", confidence {self.confidence}"
         if self.chip_z is not None:
-            tail += f"; the signed claim's payload tested: z = {self.chip_z}, not present (6 needed)"
+            tail += f"; the signed claim's payload tested: z = {self.chip_z}, not present ({DETECT_Z:g} needed)"
         return "watermark: not found" + tail
 
 
