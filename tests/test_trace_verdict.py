@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import cv2
@@ -10,6 +11,7 @@ import pytest
 
 from pipeline import invisible
 from pipeline.keys import OwnerKey
+from pipeline.metadata.check import MetadataCheck
 from pipeline.trace import candidates as cd
 from pipeline.trace import verdict as vd
 from pipeline.trace.evidence import WatermarkReading
@@ -196,10 +198,10 @@ def test_insufficient_evidence_is_no_match(case: str) -> None:
 
 
 def test_signed_metadata_counts_only_with_matching_pixels() -> None:
-    meta = {"present": True, "signature_valid": True, "signer_verified": True, "record_id": "r1",
-            "pixels_match": False}
+    meta = MetadataCheck(present=True, signature_valid=True, owner="Example Studio", payload=None, record_id="r1",
+                         phash_distance=20, pixels_match=False, signer_verified=True)
     assert vd.decide([_ev()], metadata=meta).verdict == "no-match"
-    v = vd.decide([_ev(reg=_reg())], metadata=meta | {"pixels_match": True})
+    v = vd.decide([_ev(reg=_reg())], metadata=dataclasses.replace(meta, phash_distance=2, pixels_match=True))
     assert v.verdict == "match"
     assert v.false_match_probability == pytest.approx(max(vd.REG_FALSE_MATCH * vd.META_FALSE_MATCH, vd.P_FLOOR))
 

@@ -7,7 +7,10 @@ the report and the CLI read the attributes. These are plain data: no image code,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # metadata.check imports the hashing code; this module stays plain data
+    from pipeline.metadata.check import MetadataCheck
 
 #: The reading when no watermark was read at all.
 NOT_READ_REASON = "not read"
@@ -207,7 +210,7 @@ class Signals:
     """Everything the verdict rests on; a field is None when that signal is not reported."""
 
     candidates: tuple[CandidateSummary, ...] | None = None
-    metadata: dict[str, Any] | None = None  # the suspect's signed-metadata check (metadata.check.metadata_summary)
+    metadata: MetadataCheck | None = None  # the suspect's signed-metadata check (metadata.check.check_claim)
     hash: HashSignal | None = None
     registration: RegistrationSignal | None = None
     watermark: WatermarkReading | None = None
@@ -223,7 +226,9 @@ class Signals:
         if self.candidates is not None:
             doc["candidates"] = [c.as_json() for c in self.candidates]
         if self.metadata is not None:
-            doc["metadata"] = self.metadata
+            from pipeline.metadata.check import metadata_summary
+
+            doc["metadata"] = metadata_summary(self.metadata)
         for name, value in (("hash", self.hash), ("registration", self.registration),
                             ("watermark", self.watermark), ("visible_mark", self.visible_mark),
                             ("pilots", self.pilots)):

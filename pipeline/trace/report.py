@@ -24,6 +24,7 @@ from PIL import Image
 from pipeline import files
 from pipeline.imaging import hashes
 from pipeline.invisible.chiptest import DETECT_Z
+from pipeline.metadata.check import MetadataCheck
 from pipeline.priority import pretty_time
 from pipeline.timefmt import now_iso
 from pipeline.trace.evidence import (
@@ -268,13 +269,13 @@ def _watermark_table(w: WatermarkReading | None, export_payload: str | None) -> 
         + ([("note", w.reason)] if w.reason else []))
 
 
-def _metadata_table(m: dict[str, Any]) -> str:
+def _metadata_table(m: MetadataCheck) -> str:
     return _table("Embedded metadata", [
-        ("catalogmark claim present", _yes(m.get("present"))), ("signature valid", _yes(m.get("signature_valid"))),
-        ("signer verified", _yes(m.get("signer_verified"))), ("owner", m.get("owner")),
-        ("record id", m.get("record_id")), ("payload", m.get("payload")),
-        ("pixels match the signed hash", _yes(m.get("pixels_match"))),
-        ("problems", "; ".join(m.get("problems") or []) or "none"),
+        ("catalogmark claim present", _yes(m.present)), ("signature valid", _yes(m.signature_valid)),
+        ("signer verified", _yes(m.signer_verified)), ("owner", m.owner),
+        ("record id", m.record_id), ("payload", m.payload),
+        ("pixels match the signed hash", _yes(m.pixels_match)),
+        ("problems", "; ".join(m.problems) or "none"),
     ])
 
 

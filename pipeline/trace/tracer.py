@@ -26,6 +26,7 @@ from pipeline.catalog import is_image_file
 from pipeline.errors import InputError, LedgerError
 from pipeline.invisible import chiptest
 from pipeline.ledger import RunInfo, StoredRecord
+from pipeline.metadata.check import MetadataCheck
 from pipeline.trace import marktest
 from pipeline.trace import signatures as sg
 from pipeline.trace.candidates import CandidateEvidence, registration_tier
@@ -372,17 +373,18 @@ class Tracer:
         sig.mark_layer = layer
         return mask
 
-    def _metadata(self, data: bytes | None, rgb: np.ndarray) -> dict[str, Any] | None:
+    def _metadata(self, data: bytes | None, rgb: np.ndarray) -> MetadataCheck | None:
         if data is None:
             return None
         try:
-            from pipeline.metadata.check import check_claim, metadata_summary
+            from pipeline.metadata.check import check_claim
             from pipeline.metadata.read import read_embedded
 
             meta = read_embedded(data)
-            return metadata_summary(check_claim(meta, rgb, self.public_key))
+            return check_claim(meta, rgb, self.public_key)
         except Exception as exc:  # metadata is a supporting signal: never let it stop a trace
-            return {"present": False, "error": f"{type(exc).__name__}: {exc}"}
+            return MetadataCheck(present=False, signature_valid=False, owner=None, payload=None, record_id=None,
+                                 phash_distance=None, problems=[f"the check failed: {type(exc).__name__}: {exc}"])
 
     def trace_path(self, path: Path, *, seen: datetime | None = None) -> TraceResult:
         """One suspect file's trace; ``seen`` is when the copy was found (None: the file's modification time)."""

@@ -39,6 +39,7 @@ import numpy as np
 
 from pipeline.invisible.chiptest import DETECT_Z
 from pipeline.ledger import StoredRecord
+from pipeline.metadata.check import MetadataCheck
 from pipeline.trace.candidates import (
     HASH_CORROBORATES,
     NCC_GREY_MATCH,
@@ -139,13 +140,12 @@ def candidate_summary(ev: CandidateEvidence) -> CandidateSummary:
         registration=None if r is None else CandidateRegistration(r.ok, r.inliers, round(r.ncc, 3)))
 
 
-def _metadata_ok(meta: dict[str, Any]) -> bool:
+def _metadata_ok(meta: MetadataCheck | None) -> bool:
     """A signed claim by the owner's key whose pixels match the signed pHash."""
-    return bool(meta.get("present") and meta.get("signature_valid") and meta.get("signer_verified", True)
-                and meta.get("pixels_match"))
+    return meta is not None and meta.present and meta.signature_valid and meta.signer_verified and meta.pixels_match
 
 
-def _choose(evidence: list[CandidateEvidence], meta: dict[str, Any]) -> CandidateEvidence | None:
+def _choose(evidence: list[CandidateEvidence], meta: MetadataCheck | None) -> CandidateEvidence | None:
     """The candidate the evidence names: the export whose payload the picture carries (registered first), else
     the registered one that explains it best, else the one its valid signed metadata names."""
     chosen = next((ev for ev in evidence if ev.watermark_matches and ev.registered), None)
@@ -155,12 +155,12 @@ def _choose(evidence: list[CandidateEvidence], meta: dict[str, Any]) -> Candidat
         verified = [ev for ev in evidence if ev.registered]
         if verified:
             chosen = pick_registered(verified)
-    if chosen is None and _metadata_ok(meta) and meta.get("record_id"):
-        chosen = next((ev for ev in evidence if ev.record_id == meta["record_id"]), None)
+    if chosen is None and meta is not None and _metadata_ok(meta) and meta.record_id:
+        chosen = next((ev for ev in evidence if ev.record_id == meta.record_id), None)
     return chosen
 
 
-def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None = None,
+def decide(evidence: list[CandidateEvidence], *, metadata: MetadataCheck | None = None,
            blind_watermark: WatermarkReading | None = None, payload_records: list[StoredRecord] | None = None,
            pdq_quality: int | None = None) -> Verdict:
     """Fuse everything into one verdict (see the module docstring for the calibration).
@@ -169,14 +169,14 @@ def decide(evidence: list[CandidateEvidence], *, metadata: dict[str, Any] | None
     suspect's signed-metadata check; ``blind_watermark``: a blind read (when nothing registered);
     ``payload_records``: ledger records carrying the payload that read decoded.
     """
-    chosen = _choose(evidence, metadata or {})
+    chosen = _choose(evidence, metadata)
     bw = blind_watermark
     blind_record: StoredRecord | None = None
     if chosen is None and bw is not None and bw.found and bw.fp_bound <= WM_MAX_FP:
         blind_record = payload_records[0] if payload_records else None
     base = Signals(candidates=tuple(candidate_summary(ev) for ev in evidence[:8]), metadata=metadata)
     if chosen is not None:
-        return _from_candidate(chosen, evidence, base, bw, metadata or {}, pdq_quality)
+        return _from_candidate(chosen, evidence, base, bw, metadata, pdq_quality)
     if blind_record is not None:
         return _from_blind_read(blind_record, base, bw)
     return _no_match(evidence, base, bw, payload_records, pdq_quality)
@@ -212,7 +212,7 @@ def _no_match(evidence: list[CandidateEvidence], signals: Signals, bw: Watermark
 
 
 def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence], signals: Signals,
-                    bw: WatermarkReading | None, meta: dict[str, Any], pdq_quality: int | None) -> Verdict:
+                    bw: WatermarkReading | None, meta: MetadataCheck | None, pdq_quality: int | None) -> Verdict:
     """A named candidate: a match if a decisive signal (watermark, registration, signed metadata) backs it."""
     findings: list[str] = []
     p_parts: dict[str, float] = {}
@@ -238,7 +238,7 @@ def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence]
         if twins:
             signals = replace(signals, other_exports_aligned=tuple(ev.record_id for ev in twins))
             findings.append(_twins_finding(chosen, twins))
-    if _metadata_ok(meta) and meta.get("record_id") == chosen.record_id:
+    if meta is not None and _metadata_ok(meta) and meta.record_id == chosen.record_id:
         p_parts["metadata"] = META_FALSE_MATCH
         findings.append("The file still carries the owner's signed metadata naming this record, and the "
                         "signature verifies with the owner's public key.")
