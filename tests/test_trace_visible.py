@@ -26,3 +26,34 @@ def test_premultiplied_is_the_whole_frame_formula(h, w, box, seed) -> None:
     want = np.dstack([f[..., :3] * a[..., None], a])
     got = visible._premultiplied(rgba)
     assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_a_tracer_renders_each_exports_mark_once_and_keeps_a_bounded_number(monkeypatch) -> None:
+    """Tracer._mark: a sweep meets the same exports again and again; each mark is rendered once, shared read-only,
+    and only the newest MARK_CACHE are kept."""
+    from types import SimpleNamespace
+
+    from pipeline.trace import tracer as tr
+
+    calls: list[str] = []
+
+    def render(record, thumb_size, owner):
+        calls.append(record.record_id)
+        return np.ones((4, 4), bool), np.zeros((4, 4, 4), np.float32)
+
+    monkeypatch.setattr(tr, "mark_layer", render)
+    monkeypatch.setattr(tr, "MARK_CACHE", 3)
+    t = tr.Tracer.__new__(tr.Tracer)  # only the mark cache is exercised: no ledger needed
+    t.owner, t._marks = None, tr.OrderedDict()
+
+    def mark(rid: str) -> np.ndarray | None:
+        stored = SimpleNamespace(record=SimpleNamespace(record_id=rid, visible_mark={"x": 0.5}))
+        sig = SimpleNamespace(thumb_size=(4, 4), mark_layer=None)
+        mask = t._mark(stored, sig)
+        assert sig.mark_layer is not None and not sig.mark_layer.flags.writeable
+        return mask
+
+    for rid in ("a", "b", "a", "c", "a", "d", "b"):
+        assert mark(rid) is not None
+    assert calls == ["a", "b", "c", "d", "b"]  # a stays (recently used); b was the oldest when d came in
+    assert len(t._marks) == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ from pipeline.trace.visible import mark_layer, visible_mark_check
 
 SUSPECT_MAX_SIDE = 2048  # suspects are decoded at most this large (registration and watermark read both fit)
 TOP_K = 16  # candidates registered per suspect
+MARK_CACHE = 32  # re-rendered visible marks a Tracer keeps (see Tracer._marks)
 MIRROR_RETRY = 6  # candidates re-registered with the mirrored suspect when nothing aligned
 MAX_WATERMARK_READS = 3  # informed reads per suspect (one per distinct registered export, best first)
 PHOTO_CACHE = 64  # parsed photo features kept across the suspects of a sweep (candidates recur)
@@ -144,6 +146,10 @@ class Tracer:
         self.index_seconds = time.perf_counter() - t
         self._runs: dict[str, RunInfo] | None = None
         self._photos: dict[bytes, sg.PhotoFeatures] = {}
+        # the visible marks re-rendered for candidates, by record and thumbnail size: a folder sweep meets the same
+        # exports again and again (~45 ms a rendering at 2048 px); the newest MARK_CACHE kept (~2.4 MB each)
+        self._marks: OrderedDict[tuple[str, tuple[int, int]], tuple[np.ndarray | None, np.ndarray | None]] = (
+            OrderedDict())
 
     def run_of(self, record: StoredRecord) -> RunInfo | None:
         if self._runs is None:
@@ -369,7 +375,18 @@ class Tracer:
         and the visible-mark check alike."""
         if not record.record.visible_mark:
             return None
-        mask, layer = mark_layer(record.record, sig.thumb_size, self.owner)
+        at = (record.record.record_id, sig.thumb_size)
+        if at in self._marks:
+            self._marks.move_to_end(at)
+        else:
+            rendered = mark_layer(record.record, sig.thumb_size, self.owner)
+            for arr in rendered:  # shared by every suspect from now on: nobody may write into them
+                if arr is not None:
+                    arr.setflags(write=False)
+            self._marks[at] = rendered
+            while len(self._marks) > MARK_CACHE:
+                self._marks.popitem(last=False)
+        mask, layer = self._marks[at]
         sig.mark_layer = layer
         return mask
 
