@@ -96,6 +96,13 @@ def product_shot(seed: int, size: tuple[int, int] = (800, 800), shape: str | Non
 # ----------------------------------------------------------------------------------------------- attacks
 
 
+
+def small_product(side: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """A product (a shoe) covering about a fifth of a ``side`` px white canvas, and its mask (not pure white): a few
+    tiles, too few for the invisible mark's payload to decode, its chips still there."""
+    rgb = product_shot(100, (side, side))
+    return rgb, ~np.all(rgb == 255, axis=2)
+
 def jpeg(rgb: np.ndarray, quality: int = 75) -> np.ndarray:
     return _encode(rgb, "JPEG", quality)
 

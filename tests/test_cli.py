@@ -582,7 +582,7 @@ def test_verify_shows_the_mark_of_a_small_product_whose_payload_will_not_decode(
     from tests import synthetic
 
     (tmp_path / "shoot" / "SKU9").mkdir(parents=True)
-    Image.fromarray(synthetic.product_shot(100, (800, 800))).save(tmp_path / "shoot" / "SKU9" / "main.png")
+    Image.fromarray(synthetic.small_product(800)[0]).save(tmp_path / "shoot" / "SKU9" / "main.png")
     code, doc, err = run_json(workdir, str(tmp_path / "shoot"), "--preset", "ebay", "--out",
                               str(tmp_path / "out"), "--ledger", str(tmp_path / "l.sqlite"))
     assert code == 0, err

@@ -15,7 +15,7 @@ from pipeline.keys import OwnerKey
 from pipeline.models import PAYLOAD_BITS
 from tests import attacks
 from tests.conftest import product_on_white
-from tests.synthetic import product_shot
+from tests.synthetic import product_shot, small_product
 
 PAYLOAD = 0x9A_5C3E_71F2
 SUBKEY = bytes(range(32))
@@ -262,8 +262,7 @@ def test_quality_on_the_product(which: str, decal: tuple[np.ndarray, np.ndarray]
     """The floors on the product region alone, where a small product on a large white canvas concentrates the
     mark (the canvas-wide figures hide it): PSNR >= 35 dB, SSIM >= 0.96 (embedder.REGION_*)."""
     if which == "small shot":
-        rgb = product_shot(100, (800, 800))  # a small shoe on an 800 px canvas: 19 % of it
-        mask = ~np.all(rgb == 255, axis=2)
+        rgb, mask = small_product(800)  # a small shoe on an 800 px canvas: 19 % of it
     else:
         rgb, mask = decal if which == "decal" else shot
     out = invisible.embed(rgb, key, PAYLOAD, mask)

@@ -30,8 +30,7 @@ def key() -> OwnerKey:
 @pytest.fixture(scope="module")
 def small_export(key: OwnerKey) -> np.ndarray:
     """A product covering a fifth of an 800 px white canvas, marked: its payload does not decode even unattacked."""
-    rgb = synthetic.product_shot(100, (SIDE, SIDE))
-    mask = ~np.all(rgb == 255, axis=2)
+    rgb, mask = synthetic.small_product(SIDE)
     marked = invisible.embed(rgb, key, PAYLOAD, mask)
     assert not invisible.read(marked, key, hint=invisible.Hint(np.eye(3), (SIDE, SIDE))).found
     return marked

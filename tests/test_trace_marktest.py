@@ -33,8 +33,7 @@ def key() -> OwnerKey:
 @pytest.fixture(scope="module")
 def small_product() -> tuple[np.ndarray, np.ndarray]:
     """A product covering a fifth of an 800 px white canvas (a few tiles): the case the decode cannot carry."""
-    rgb = synthetic.product_shot(100, (SIDE, SIDE))
-    mask = ~np.all(rgb == 255, axis=2)
+    rgb, mask = synthetic.small_product(SIDE)
     assert 0.15 < mask.mean() < 0.25
     return rgb, mask
 

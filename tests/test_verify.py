@@ -283,8 +283,7 @@ def small_product_export(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make
     to decode blind, its chips still there."""
     from tests import synthetic
 
-    rgb = synthetic.product_shot(100, (800, 800))
-    mask = ~np.all(rgb == 255, axis=2)
+    rgb, mask = synthetic.small_product(800)
     pixels = invisible.embed(rgb, owner_key, PAYLOAD, mask)
     job = make_job(tmp_path / "src.jpg", preset=make_preset(format="jpeg"))
     marked = Marked(pixels, (0, 0, 800, 800), None, PAYLOAD)

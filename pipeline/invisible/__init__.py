@@ -70,6 +70,12 @@ def _check_rgb(rgb: object, what: str) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def _check_payload(payload: object, what: str) -> int:
+    if isinstance(payload, bool) or not isinstance(payload, int | np.integer) or not 0 <= int(payload) < 1 << PAYLOAD_BITS:
+        raise ValueError(f"invisible.{what}: payload must be an integer in [0, 2**{PAYLOAD_BITS}), got {payload!r}")
+    return int(payload)
+
+
 def embed(rgb: np.ndarray, key: OwnerKey, payload: int, mask: np.ndarray | None) -> np.ndarray:
     """A new uint8 RGB array carrying ``payload`` (PAYLOAD_BITS bits) under ``key``.
 
@@ -77,14 +83,13 @@ def embed(rgb: np.ndarray, key: OwnerKey, payload: int, mask: np.ndarray | None)
     (``None``: all may change, but flat areas are left untouched anyway). Deterministic.
     """
     rgb = _check_rgb(rgb, "embed")
-    if isinstance(payload, bool) or not isinstance(payload, int | np.integer) or not 0 <= int(payload) < 1 << PAYLOAD_BITS:
-        raise ValueError(f"invisible.embed: payload must be an integer in [0, 2**{PAYLOAD_BITS}), got {payload!r}")
+    payload = _check_payload(payload, "embed")
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != rgb.shape[:2]:
             raise ValueError(f"invisible.embed: mask shape {mask.shape} does not match the picture {rgb.shape[:2]}")
         mask = mask.astype(bool, copy=False)
-    return embed_pixels(rgb, key.subkey(SUBKEY_PURPOSE), int(payload), mask)
+    return embed_pixels(rgb, key.subkey(SUBKEY_PURPOSE), payload, mask)
 
 
 def read(rgb: np.ndarray, key: OwnerKey, *, hint: Hint | None = None) -> Detection:
@@ -97,6 +102,4 @@ def check_payload(rgb: np.ndarray, key: OwnerKey, payload: int) -> ChipTest:
     """Whether ``rgb``, in the export's own frame (the export itself, same size), carries the chips ``payload``
     dictates under ``key`` (``chiptest``: ``.present`` at z >= DETECT_Z, false-positive bound ``chiptest.fp_bound``)."""
     rgb = _check_rgb(rgb, "check_payload")
-    if isinstance(payload, bool) or not isinstance(payload, int | np.integer) or not 0 <= int(payload) < 1 << PAYLOAD_BITS:
-        raise ValueError(f"invisible.check_payload: payload must be an integer in [0, 2**{PAYLOAD_BITS}), got {payload!r}")
-    return chip_test(fold(rgb), key.subkey(SUBKEY_PURPOSE), int(payload))
+    return chip_test(fold(rgb), key.subkey(SUBKEY_PURPOSE), _check_payload(payload, "check_payload"))

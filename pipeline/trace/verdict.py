@@ -33,7 +33,7 @@ unrelated products on white can sit close in PDQ space.  A "no-match" has ``conf
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -140,7 +140,7 @@ def candidate_summary(ev: CandidateEvidence) -> CandidateSummary:
         registration=None if r is None else CandidateRegistration(r.ok, r.inliers, round(r.ncc, 3)))
 
 
-def _metadata_ok(meta: MetadataCheck | None) -> bool:
+def _metadata_ok(meta: MetadataCheck | None) -> TypeGuard[MetadataCheck]:
     """A signed claim by the owner's key whose pixels match the signed pHash."""
     return meta is not None and meta.present and meta.signature_valid and meta.signer_verified and meta.pixels_match
 
@@ -155,7 +155,7 @@ def _choose(evidence: list[CandidateEvidence], meta: MetadataCheck | None) -> Ca
         verified = [ev for ev in evidence if ev.registered]
         if verified:
             chosen = pick_registered(verified)
-    if chosen is None and meta is not None and _metadata_ok(meta) and meta.record_id:
+    if chosen is None and _metadata_ok(meta) and meta.record_id:
         chosen = next((ev for ev in evidence if ev.record_id == meta.record_id), None)
     return chosen
 
@@ -238,7 +238,7 @@ def _from_candidate(chosen: CandidateEvidence, evidence: list[CandidateEvidence]
         if twins:
             signals = replace(signals, other_exports_aligned=tuple(ev.record_id for ev in twins))
             findings.append(_twins_finding(chosen, twins))
-    if meta is not None and _metadata_ok(meta) and meta.record_id == chosen.record_id:
+    if _metadata_ok(meta) and meta.record_id == chosen.record_id:
         p_parts["metadata"] = META_FALSE_MATCH
         findings.append("The file still carries the owner's signed metadata naming this record, and the "
                         "signature verifies with the owner's public key.")
