@@ -144,6 +144,23 @@ def test_embedding_is_deterministic(photo: np.ndarray, key: OwnerKey, marked_pho
     assert not np.array_equal(invisible.embed(photo, key, PAYLOAD ^ 1, None), marked_photo)
 
 
+def test_reads_share_the_keys_pilot_syncs_and_agree(marked_shot: np.ndarray, key: OwnerKey) -> None:
+    from pipeline.invisible import reader
+
+    reader.syncs_for.cache_clear()
+    first = invisible.read(marked_shot, key)
+    syncs = reader.syncs_for(key.subkey(invisible.SUBKEY_PURPOSE))
+    assert syncs.cache, "the first read built pilot syncs"
+    again = invisible.read(marked_shot, key)  # served from the cache: the same detection
+    assert reader.syncs_for(key.subkey(invisible.SUBKEY_PURPOSE)) is syncs
+    assert (again.payload, again.details) == (first.payload, first.details)
+    basis = next(iter(syncs.cache.values())).basis
+    with pytest.raises(ValueError):
+        basis[0, 0, 0] = 0  # shared between reads: read-only
+    other = OwnerKey(bytes(range(100, 132)))
+    assert reader.syncs_for(other.subkey(invisible.SUBKEY_PURPOSE)) is not syncs
+
+
 def test_input_not_modified(photo: np.ndarray, key: OwnerKey) -> None:
     before = photo.copy()
     invisible.embed(photo, key, PAYLOAD, None)
