@@ -97,9 +97,13 @@ def product_shot(seed: int, size: tuple[int, int] = (800, 800), shape: str | Non
 
 
 
-def small_product(side: int = 800) -> tuple[np.ndarray, np.ndarray]:
+SMALL_SIDE = 720  # at 800 px the per-bit informed embedding decodes this product's payload for most payloads
+
+
+def small_product(side: int = SMALL_SIDE) -> tuple[np.ndarray, np.ndarray]:
     """A product (a shoe) covering about a fifth of a ``side`` px white canvas, and its mask (not pure white): a few
-    tiles, too few for the invisible mark's payload to decode, its chips still there."""
+    tiles, too few for the invisible mark's payload to decode (at SMALL_SIDE, unattacked, under the test keys
+    measured: 18 of 18 key and payload pairs), its chips still there (chip test z 6.1-9.3, JPEG 70 included)."""
     rgb = product_shot(100, (side, side))
     return rgb, ~np.all(rgb == 255, axis=2)
 

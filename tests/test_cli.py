@@ -577,7 +577,7 @@ def test_a_new_user_without_a_profile_is_shown_the_example_as_lines(tmp_path):
 
 
 def test_verify_shows_the_mark_of_a_small_product_whose_payload_will_not_decode(workdir, tmp_path):
-    """A product covering a fifth of an 800 px white photo, exported by `run` (ebay: no enlargement): the blind
+    """A product covering a fifth of a 720 px white photo, exported by `run` (ebay: no enlargement): the blind
     read misses, and verify tests the signed claim's payload instead: present, with z and its bound.
 
     A fixed key: whether a payload this weak still decodes blind depends on the key's chip layout (one random key
@@ -590,7 +590,7 @@ def test_verify_shows_the_mark_of_a_small_product_whose_payload_will_not_decode(
     key = tmp_path / "fixed.key"
     write_key(OwnerKey(FIXED_SECRET), key)
     (tmp_path / "shoot" / "SKU9").mkdir(parents=True)
-    Image.fromarray(synthetic.small_product(800)[0]).save(tmp_path / "shoot" / "SKU9" / "main.png")
+    Image.fromarray(synthetic.small_product()[0]).save(tmp_path / "shoot" / "SKU9" / "main.png")
     r = cm("run", str(tmp_path / "shoot"), "--preset", "ebay", "--out", str(tmp_path / "out"), "--ledger",
            str(tmp_path / "l.sqlite"), "--key-file", str(key), "--json", "--quiet", cwd=workdir)
     assert r.returncode == 0, r.stderr

@@ -373,3 +373,75 @@ def test_headroom_is_the_room_of_the_tightest_channel_over_3x3(h, w, seed) -> No
     want = cv2.erode(room, np.ones((3, 3), np.uint8)).astype(np.float32)
     got = embedder.headroom(rgb)
     assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def _bit_case(seed: int) -> tuple:
+    """A real layout and random reader quantities for informed embedding: host interference, gains, energies."""
+    from pipeline.invisible.embedder import export_layout
+    from pipeline.invisible.layout import TILE
+
+    rng = np.random.default_rng(seed)
+    lay = export_layout(OwnerKey(bytes(range(32))).subkey(invisible.SUBKEY_PURPOSE), int(rng.integers(0, 2**40)))
+    values = lay.tile(rng.integers(0, 2, codec.CODED_BITS).astype(np.uint8))
+    host = rng.normal(0, rng.uniform(0.1, 3.0), (TILE, TILE)).astype(np.float32)
+    gain = rng.uniform(0.2, 1.5, (TILE, TILE)).astype(np.float32)
+    energy = rng.uniform(0.1, 2.0, (TILE, TILE)).astype(np.float32)
+    return lay, values, host, gain, energy
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), margin=st.floats(0.05, 4.0))
+def test_each_bit_gets_the_least_amplitude_that_reaches_its_margin(seed: int, margin: float) -> None:
+    """``embedder._BitSolver.amps`` (the knees of each bit's piecewise-linear sum, written out) against a bisection
+    of each bit's scale mu on the definition a = clip(mu * g / e, A_MIN, A_MAX)."""
+    from pipeline.invisible import embedder
+
+    lay, values, host, gain, energy = _bit_case(seed)
+    solver = embedder._BitSolver(lay, values, host, gain, energy)
+    none = np.zeros(codec.CODED_BITS, bool)
+    got = solver.amps(margin, none)
+    rows, cols, bit = lay.data_rows, lay.data_cols, lay.data_bit
+    g, e = gain[rows, cols].astype(np.float64), energy[rows, cols].astype(np.float64)
+    helped = np.bincount(bit, (values * host)[rows, cols], codec.CODED_BITS)
+    need = margin * np.bincount(bit, None, codec.CODED_BITS)
+    lo, hi = np.zeros(codec.CODED_BITS), np.full(codec.CODED_BITS, 1e4)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        ok = helped + np.bincount(bit, g * np.clip(mid[bit] * g / e, embedder.A_MIN, embedder.A_MAX),
+                                  codec.CODED_BITS) >= need
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+    want = np.clip(hi[bit] * g / e, embedder.A_MIN, embedder.A_MAX)
+    grid = solver.chip_grid(got, values.shape)
+    assert np.allclose(grid[rows, cols], want, atol=1e-4)
+    sums = helped + np.bincount(bit, g * grid[rows, cols], codec.CODED_BITS)
+    reachable = solver.reach >= need
+    assert np.all(sums[reachable] >= need[reachable] - 1e-3)  # every bit that can reaches its margin
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_informed_amplitudes_stay_in_range_and_within_the_energy_of_unit_amplitudes(seed: int) -> None:
+    from pipeline.invisible import embedder
+
+    lay, values, host, gain, energy = _bit_case(seed)
+    amps = embedder.informed_amplitudes(lay, values, host, gain, energy)
+    assert amps.shape == values.shape and amps.dtype == np.float32
+    assert amps.min() >= embedder.A_MIN - 1e-6 and amps.max() <= embedder.A_MAX + 1e-6
+    assert float(np.sum(amps.astype(np.float64) ** 2 * energy)) <= float(np.sum(energy)) * (1 + 1e-6)
+    # the bits the picture pushes the wrong way get more of the energy than those it already helps
+    rows, cols, bit = lay.data_rows, lay.data_cols, lay.data_bit
+    helped = np.bincount(bit, (values * host)[rows, cols], codec.CODED_BITS)
+    power = np.bincount(bit, (amps[rows, cols] ** 2 * energy[rows, cols]), codec.CODED_BITS)
+    hurt, helps = helped < -np.percentile(np.abs(helped), 20), helped > np.percentile(np.abs(helped), 20)
+    hopeless = power <= np.bincount(bit, embedder.A_MIN ** 2 * energy[rows, cols], codec.CODED_BITS) * (1 + 1e-6)
+    assert power[hurt & ~hopeless].mean() > power[helps].mean()
+
+
+def test_with_no_interference_and_even_chips_every_amplitude_is_one() -> None:
+    """No picture, every chip alike: the largest common margin within the unit-amplitude energy is unit amplitudes."""
+    from pipeline.invisible import embedder
+
+    lay, values, _host, _gain, _energy = _bit_case(7)
+    flat = np.ones(values.shape, np.float32)
+    amps = embedder.informed_amplitudes(lay, values, np.zeros_like(flat), 0.5 * flat, flat)
+    assert np.allclose(amps, 1.0, atol=2e-3)

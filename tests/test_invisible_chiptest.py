@@ -18,7 +18,7 @@ from tests import synthetic
 from tests.attacks import _encode
 from tests.conftest import FIXED_SECRET
 
-SIDE = 800
+SIDE = synthetic.SMALL_SIDE
 PAYLOAD = 0x3A5C0FFEE1
 
 
@@ -29,7 +29,7 @@ def key() -> OwnerKey:
 
 @pytest.fixture(scope="module")
 def small_export(key: OwnerKey) -> np.ndarray:
-    """A product covering a fifth of an 800 px white canvas, marked: its payload does not decode even unattacked."""
+    """A product covering a fifth of a 720 px white canvas, marked: its payload does not decode even unattacked."""
     rgb, mask = synthetic.small_product(SIDE)
     marked = invisible.embed(rgb, key, PAYLOAD, mask)
     assert not invisible.read(marked, key, hint=invisible.Hint(np.eye(3), (SIDE, SIDE))).found

@@ -2,8 +2,9 @@
 
 Issue 4's acceptance: every attack of the invisible-watermark suite plus heavier crops (keep 50 % of the area)
 and a painted-out visible mark; top-1 correct on >= 99 % of the attacked copies; no match at all on unrelated
-pictures, other products on white among them. Every main image (the pictures thieves copy most) gets every attack;
-gallery images get a rotating share of four each, to keep the suite's time bounded.
+pictures, other products on white among them. Every main image (the pictures thieves copy most) gets every attack
+in its first preset's export (amazon) and a rotating half of them in the second's (shopify); gallery images get a
+rotating share of four each, to keep the suite's time bounded (the trace of ~280 copies is most of its time).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.synthetic import product_shot
 
 PRESETS = ("amazon", "shopify")  # amazon: invisible mark only (pure white main); shopify: visible mark as well
 ATTACKS_PER_OUTPUT = 4
+MAIN_SHARE = 2  # main images' exports after the first preset's get one attack in MAIN_SHARE (rotating)
 OWNER = Owner(name="Example Studio", copyright="(c) 2026 Example Studio. All rights reserved.",
               url="https://example.com/licensing", watermark_text="example.studio")
 
@@ -93,8 +95,12 @@ def attacked(exported) -> dict[str, Any]:
         rgb = np.asarray(Image.open(o["output"]).convert("RGB"))
         stem = f"{o['sku']}-{o['preset']}-{Path(o['output']).stem}"
         # main images (the ones thieves copy most) get every attack; gallery images a rotating share
-        todo = names if o["role"] == "main" else [names[(i * ATTACKS_PER_OUTPUT + j) % len(names)]
-                                                  for j in range(ATTACKS_PER_OUTPUT)]
+        if o["role"] != "main":
+            todo = [names[(i * ATTACKS_PER_OUTPUT + j) % len(names)] for j in range(ATTACKS_PER_OUTPUT)]
+        elif o["preset"] == PRESETS[0]:
+            todo = names
+        else:
+            todo = names[i % MAIN_SHARE::MAIN_SHARE]
         for name in todo:
             path = halves[len(expected) % 2] / f"{stem}--{re.sub(r'[^a-z0-9]+', '_', name.lower())}.jpg"
             save(suite[name](rgb, i), path)

@@ -279,15 +279,16 @@ def test_owner_fields_rewritten_by_exiftool_are_caught(export_file, owner_key, o
 
 @pytest.fixture
 def small_product_export(tmp_path: Path, owner: Owner, owner_key: OwnerKey, make_preset, make_job):
-    """A signed JPEG export of a product covering a fifth of an 800 px white canvas: too few tiles for the payload
+    """A signed JPEG export of a product covering a fifth of a 720 px white canvas: too few tiles for the payload
     to decode blind, its chips still there."""
     from tests import synthetic
 
-    rgb, mask = synthetic.small_product(800)
+    rgb, mask = synthetic.small_product()
+    box = (0, 0, rgb.shape[1], rgb.shape[0])
     pixels = invisible.embed(rgb, owner_key, PAYLOAD, mask)
     job = make_job(tmp_path / "src.jpg", preset=make_preset(format="jpeg"))
-    marked = Marked(pixels, (0, 0, 800, 800), None, PAYLOAD)
-    fp = fingerprint(marked, Canvas(rgb, (0, 0, 800, 800), "cd" * 32, CaptureInfo()), job, owner, owner_key,
+    marked = Marked(pixels, box, None, PAYLOAD)
+    fp = fingerprint(marked, Canvas(rgb, box, "cd" * 32, CaptureInfo()), job, owner, owner_key,
                      record_id=RECORD_ID, timestamp=datetime(2026, 11, 23, tzinfo=UTC))
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "JPEG", quality=90, **save_kwargs(fp, "jpeg"))

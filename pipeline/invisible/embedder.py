@@ -7,9 +7,10 @@ scale), the perceptual mask at quarter resolution; only one resize, two merges a
 full-resolution pixels.
 
 Informed embedding: at that half resolution the embedder computes what a reader will compute for every chip (the
-picture's own interference with the chip, which dominates reading), and sets each chip's amplitude so the reader
-sees the intended sign with a common margin: chips the picture already pushes the right way get little energy,
-chips it pushes the wrong way get more, hopeless ones are left to the error correction. It then simulates the
+picture's own interference with the chip, which dominates reading), and sets the chips' amplitudes so the reader
+sees every coded bit (the sum of its chips) with the intended sign and a common margin: bits the picture already
+pushes the right way get little energy, bits it pushes the wrong way get more, and within a bit the chips that
+cost least per unit of gain carry most; hopeless bits are left to the error correction. It then simulates the
 reader on the marked picture in the folded tile (the mark's own activity in the normalisation, the chips'
 leakage onto their neighbours, the spectral clean-up acting on picture and mark together) and solves again,
 READER_ROUNDS times: the predicted chip values then match the reader's to a correlation of ~0.99 (0.91 without),
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 
 from pipeline.invisible import dsp
-from pipeline.invisible.codec import encode_payload, pilot_variant
+from pipeline.invisible.codec import CODED_BITS, encode_payload, pilot_variant
 from pipeline.invisible.layout import CANON, CANON_TILE, PILOTS, TILE, VARIANTS, Layout, layout_for
 
 # Perceptual mask: strength = ALPHA * local std + a floor, then capped so that the mark's mean square stays within
@@ -56,6 +57,7 @@ PATTERN_POWER = CHIP_POWER / (1 - PILOT_SHARE)
 # Informed embedding: per-chip amplitude multipliers stay within [A_MIN, A_MAX].
 A_MIN = 0.3
 A_MAX = 3.0
+MARGIN_STEPS = 24  # bisection steps of the common margin
 READER_ROUNDS = 2  # informed embedding re-solved against the simulated reader's view of the marked picture
 _OFFSET = 128  # the half-resolution delta travels as uint8 around this offset
 _cv2_any: Any = cv2  # OpenCV's stubs reject scalar operands, which its arithmetic accepts
@@ -125,38 +127,98 @@ def energy_ceiling(s: np.ndarray, std: np.ndarray, region: float = 1.0) -> float
     return lo
 
 
-def informed_amplitudes(values: np.ndarray, host: np.ndarray, gain: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """Per-chip amplitude multipliers: reach a common margin M on every chip that can afford it.
+def informed_amplitudes(lay: Layout, values: np.ndarray, host: np.ndarray, gain: np.ndarray,
+                        energy: np.ndarray) -> np.ndarray:
+    """Per-chip amplitude multipliers: reach a common margin M on every coded bit that can afford it.
 
     ``values`` +-1 intended chip signs, ``host`` the reader's chip values on the unmarked picture, ``gain`` the
-    reader's chip value per unit amplitude, ``energy`` each chip's share of the mark's energy. M is the largest
-    margin whose total energy does not exceed that of plain unit amplitudes.
+    reader's chip value per unit amplitude, ``energy`` each chip's share of the mark's energy (all TILE x TILE).
+    The reader sums the chips of each coded bit (``reader.coded_soft``), so the margin is asked of that sum, not of
+    every chip: a chip the picture pushes the wrong way is outvoted by its bit's other chips for far less energy
+    than cancelling it (measured on small products on white: the unattacked read's coded-bit errors fell from ~25 %
+    to ~12 % at the same PSNR). For a bit needing a sum T, the least-energy amplitudes are proportional to each
+    chip's gain per unit of energy, within [A_MIN, A_MAX]: a = clip(mu * g / e). The bit's sum is piecewise
+    linear in mu, with a knee where a chip reaches A_MIN or A_MAX; it is evaluated at every knee and mu found
+    exactly between two (``_BitSolver``). M is the largest margin (per chip of the bit) whose total energy does
+    not exceed that of plain unit amplitudes; bits that cannot reach it even at A_MAX are left to the error
+    correction at A_MIN.
     """
-    g = np.maximum(gain, 1e-6)
-    need0 = -values * host / g  # amplitude that just cancels the picture's push (negative: it helps)
+    solver = _BitSolver(lay, values, host, gain, energy)
     budget = float(np.sum(energy))
-    hopeless = np.zeros(values.shape, bool)
 
-    def amps(margin: float) -> np.ndarray:
-        a = np.clip(need0 + margin / g, A_MIN, A_MAX)
-        return np.where(hopeless, A_MIN, a)
-
-    def solve() -> float:  # largest margin within the energy budget (energy grows with the margin)
-        lo, hi = 0.0, float(np.max(g)) * A_MAX * 4
-        for _ in range(24):
+    def solve(hopeless: np.ndarray) -> float:  # largest margin within the energy budget (energy grows with it)
+        lo, hi = 0.0, float(np.max(solver.g)) * A_MAX * 4
+        for _ in range(MARGIN_STEPS):
             mid = 0.5 * (lo + hi)
-            if float(np.sum(amps(mid) ** 2 * energy)) > budget:
+            if solver.energy(solver.amps(mid, hopeless)) > budget:
                 hi = mid
             else:
                 lo = mid
         return lo
 
-    margin = solve()
-    # chips that cannot reach the margin even at A_MAX are left to the error correction; their energy goes to
-    # the others
-    hopeless = need0 + margin / g > A_MAX
-    margin = solve()
-    return amps(margin)
+    hopeless = np.zeros(CODED_BITS, bool)
+    margin = solve(hopeless)
+    # bits that cannot reach the margin even at A_MAX are left to the error correction; their energy goes to the
+    # others
+    hopeless = solver.reach < margin * solver.chips
+    margin = solve(hopeless)
+    return solver.chip_grid(solver.amps(margin, hopeless), values.shape)
+
+
+class _BitSolver:
+    """The chips of every coded bit side by side (CODED_BITS x the most chips a bit has, padded with chips of no
+    gain and no energy), and each bit's sum at every knee of its piecewise-linear response (see
+    ``informed_amplitudes``): written out because a bisection per bit cost ~50 ms an embed (measured)."""
+
+    def __init__(self, lay: Layout, values: np.ndarray, host: np.ndarray, gain: np.ndarray,
+                 energy: np.ndarray) -> None:
+        rows, cols, bit = lay.data_rows, lay.data_cols, lay.data_bit
+        order = np.argsort(bit, kind="stable")
+        self.chips = np.bincount(bit, None, CODED_BITS)
+        width = int(self.chips.max())
+        first = np.concatenate([[0], np.cumsum(self.chips)[:-1]])
+        slot = np.arange(order.size) - np.repeat(first, self.chips)  # each chip's place within its bit
+        self.cell = (rows[order], cols[order])  # the chip grid position of every (bit, slot)
+        self.where = (bit[order], slot)
+        shape = (CODED_BITS, width)
+        self.g = np.zeros(shape)
+        self.e = np.zeros(shape)
+        ratio = np.ones(shape)
+        self.g[self.where] = np.maximum(gain[self.cell], 1e-6)
+        self.e[self.where] = np.maximum(energy[self.cell], 1e-9)
+        ratio[self.where] = self.g[self.where] / self.e[self.where]
+        self.ratio = ratio
+        self.helped = np.bincount(bit, (values * host)[rows, cols].astype(np.float64), CODED_BITS)  # > 0: helps
+        self.reach = self.helped + A_MAX * self.g.sum(axis=1)  # the most each bit can get
+        real = np.zeros(shape, bool)
+        real[self.where] = True
+        knees = np.where(real[:, :, None], np.stack([A_MIN / ratio, A_MAX / ratio], axis=2), np.inf)
+        knees = np.sort(knees.reshape(CODED_BITS, -1), axis=1)
+        knees = np.concatenate([np.zeros((CODED_BITS, 1)), knees], axis=1)
+        last = np.max(np.where(np.isfinite(knees), knees, 0.0), axis=1, keepdims=True)
+        self.knees = np.where(np.isfinite(knees), knees, last)  # (bits, knees), ascending from mu = 0
+        self.sums = np.einsum("bk,bjk->bj", self.g,
+                              np.clip(self.knees[:, :, None] * ratio[:, None, :], A_MIN, A_MAX))
+
+    def amps(self, margin: float, hopeless: np.ndarray) -> np.ndarray:
+        """(bits, slots) amplitudes: each bit's chips at the least energy that gives it ``margin`` per chip."""
+        need = margin * self.chips - self.helped
+        j = np.clip(np.sum(self.sums < need[:, None], axis=1), 1, self.knees.shape[1] - 1)
+        b = np.arange(CODED_BITS)
+        m0, m1 = self.knees[b, j - 1], self.knees[b, j]
+        f0, f1 = self.sums[b, j - 1], self.sums[b, j]
+        t = np.clip((need - f0) / np.maximum(f1 - f0, 1e-12), 0.0, 1.0)
+        mu = m0 + t * (m1 - m0)
+        a = np.clip(mu[:, None] * self.ratio, A_MIN, A_MAX)
+        return np.where(hopeless[:, None], A_MIN, a)
+
+    def energy(self, amps: np.ndarray) -> float:
+        return float(np.sum(amps * amps * self.e))
+
+    def chip_grid(self, amps: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.full(shape, A_MIN, np.float32)
+        out[self.cell] = amps[self.where]
+        return out
 
 
 def without_pilots(lay: Layout, correction: np.ndarray) -> np.ndarray:
@@ -235,11 +297,11 @@ def embed_pixels(rgb: np.ndarray, subkey: bytes, payload: int, mask: np.ndarray 
             folded = folded + weight * dsp.highpass_cyclic(pattern, CANON)
         return dsp.chip_values(dsp.clean_fold(folded, lay.pilots), (0.0, 0.0))
 
-    amps = informed_amplitudes(values, seen(None), gain, energy)
+    amps = informed_amplitudes(lay, values, seen(None), gain, energy)
     for _ in range(READER_ROUNDS):
         # whatever the chips' own gain does not explain (the picture, the neighbours' leakage, the clean-up's
         # clipping) counts as the picture's interference, and the amplitudes are solved again
-        amps = informed_amplitudes(values, seen(amps) - values * gain * amps, gain, energy)
+        amps = informed_amplitudes(lay, values, seen(amps) - values * gain * amps, gain, energy)
     chips = without_pilots(lay, values * amps)  # the pilots' frequencies carry the pilots alone
     period = dsp.rendered_tile(chips, CANON) + pilots
 
