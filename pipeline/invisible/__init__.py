@@ -11,8 +11,9 @@ Scheme (details in the submodules):
   set per key, still read).
 - ``embedder``: the tile rendered smooth (bicubic pulses), shaped by a perceptual mask (strength follows local
   texture; nothing on flat areas, nothing outside ``mask``; capped by a PSNR target and an SSIM budget) and by
-  informed embedding (each chip's amplitude pre-compensates the picture's own interference as the reader will
-  see it), added equally to R, G and B.
+  informed embedding (the chips' amplitudes pre-compensate the picture's own interference as the reader will
+  see it, so that every coded bit -- the sum of its chips -- reaches a common margin), added equally to R, G
+  and B.
 - ``chiptest``: the known-payload test, when the payload is known but will not decode (a small product): are
   that export's chips in a picture already in its frame (z, Hoeffding's bound exp(-z**2/2) per test).
 - ``reader``: the pilot lines in the spectrum of the whitened suspect give the tiling lattice (scale, aspect,
