@@ -397,9 +397,9 @@ def test_each_bit_gets_the_least_amplitude_that_reaches_its_margin(seed: int, ma
     from pipeline.invisible import embedder
 
     lay, values, host, gain, energy = _bit_case(seed)
-    solver = embedder._BitSolver(lay, values, host, gain, energy)
+    solver = embedder._BitSolver(lay, gain, energy)
     none = np.zeros(codec.CODED_BITS, bool)
-    got = solver.amps(margin, none)
+    got = solver.amps(margin, solver.helped(values, host), none)
     rows, cols, bit = lay.data_rows, lay.data_cols, lay.data_bit
     g, e = gain[rows, cols].astype(np.float64), energy[rows, cols].astype(np.float64)
     helped = np.bincount(bit, (values * host)[rows, cols], codec.CODED_BITS)
@@ -414,7 +414,7 @@ def test_each_bit_gets_the_least_amplitude_that_reaches_its_margin(seed: int, ma
     grid = solver.chip_grid(got, values.shape)
     assert np.allclose(grid[rows, cols], want, atol=1e-4)
     sums = helped + np.bincount(bit, g * grid[rows, cols], codec.CODED_BITS)
-    reachable = solver.reach >= need
+    reachable = solver.reach(helped) >= need
     assert np.all(sums[reachable] >= need[reachable] - 1e-3)  # every bit that can reaches its margin
 
 

@@ -143,37 +143,20 @@ def informed_amplitudes(lay: Layout, values: np.ndarray, host: np.ndarray, gain:
     not exceed that of plain unit amplitudes; bits that cannot reach it even at A_MAX are left to the error
     correction at A_MIN.
     """
-    solver = _BitSolver(lay, values, host, gain, energy)
-    budget = float(np.sum(energy))
-
-    def solve(hopeless: np.ndarray) -> float:  # largest margin within the energy budget (energy grows with it)
-        lo, hi = 0.0, float(np.max(solver.g)) * A_MAX * 4
-        for _ in range(MARGIN_STEPS):
-            mid = 0.5 * (lo + hi)
-            if solver.energy(solver.amps(mid, hopeless)) > budget:
-                hi = mid
-            else:
-                lo = mid
-        return lo
-
-    hopeless = np.zeros(CODED_BITS, bool)
-    margin = solve(hopeless)
-    # bits that cannot reach the margin even at A_MAX are left to the error correction; their energy goes to the
-    # others
-    hopeless = solver.reach < margin * solver.chips
-    margin = solve(hopeless)
-    return solver.chip_grid(solver.amps(margin, hopeless), values.shape)
+    return _BitSolver(lay, gain, energy).amplitudes(values, host)
 
 
 class _BitSolver:
     """The chips of every coded bit side by side (CODED_BITS x the most chips a bit has, padded with chips of no
     gain and no energy), and each bit's sum at every knee of its piecewise-linear response (see
-    ``informed_amplitudes``): written out because a bisection per bit cost ~50 ms an embed (measured)."""
+    ``informed_amplitudes``): written out because a bisection per bit cost ~50 ms an embed (measured). All of it
+    depends on the gains and energies alone, so one solver serves every round of an embed; the picture's
+    interference (``host``) enters each solve."""
 
-    def __init__(self, lay: Layout, values: np.ndarray, host: np.ndarray, gain: np.ndarray,
-                 energy: np.ndarray) -> None:
+    def __init__(self, lay: Layout, gain: np.ndarray, energy: np.ndarray) -> None:
         rows, cols, bit = lay.data_rows, lay.data_cols, lay.data_bit
         order = np.argsort(bit, kind="stable")
+        self.lay = lay
         self.chips = np.bincount(bit, None, CODED_BITS)
         width = int(self.chips.max())
         first = np.concatenate([[0], np.cumsum(self.chips)[:-1]])
@@ -188,11 +171,8 @@ class _BitSolver:
         self.e[self.where] = np.maximum(energy[self.cell], 1e-9)
         ratio[self.where] = self.g[self.where] / self.e[self.where]
         self.ratio = ratio
-        self.helped = np.bincount(bit, (values * host)[rows, cols].astype(np.float64), CODED_BITS)  # > 0: helps
-        self.reach = self.helped + A_MAX * self.g.sum(axis=1)  # the most each bit can get
-        real = np.zeros(shape, bool)
-        real[self.where] = True
-        knees = np.where(real[:, :, None], np.stack([A_MIN / ratio, A_MAX / ratio], axis=2), np.inf)
+        self.budget = float(np.sum(energy))
+        knees = np.where((self.e > 0)[:, :, None], np.stack([A_MIN / ratio, A_MAX / ratio], axis=2), np.inf)
         knees = np.sort(knees.reshape(CODED_BITS, -1), axis=1)
         knees = np.concatenate([np.zeros((CODED_BITS, 1)), knees], axis=1)
         last = np.max(np.where(np.isfinite(knees), knees, 0.0), axis=1, keepdims=True)
@@ -200,9 +180,42 @@ class _BitSolver:
         self.sums = np.einsum("bk,bjk->bj", self.g,
                               np.clip(self.knees[:, :, None] * ratio[:, None, :], A_MIN, A_MAX))
 
-    def amps(self, margin: float, hopeless: np.ndarray) -> np.ndarray:
-        """(bits, slots) amplitudes: each bit's chips at the least energy that gives it ``margin`` per chip."""
-        need = margin * self.chips - self.helped
+    def helped(self, values: np.ndarray, host: np.ndarray) -> np.ndarray:
+        """Each bit's sum on the unmarked picture, signed so that > 0 means the picture helps."""
+        lay = self.lay
+        return np.bincount(lay.data_bit, (values * host)[lay.data_rows, lay.data_cols].astype(np.float64),
+                           CODED_BITS)
+
+    def reach(self, helped: np.ndarray) -> np.ndarray:
+        """The most each bit can get (every chip at A_MAX)."""
+        return helped + A_MAX * self.g.sum(axis=1)
+
+    def amplitudes(self, values: np.ndarray, host: np.ndarray) -> np.ndarray:
+        """The TILE x TILE amplitudes of ``informed_amplitudes``."""
+        helped = self.helped(values, host)
+
+        def solve(hopeless: np.ndarray) -> float:  # largest margin within the energy budget (energy grows with it)
+            lo, hi = 0.0, float(np.max(self.g)) * A_MAX * 4
+            for _ in range(MARGIN_STEPS):
+                mid = 0.5 * (lo + hi)
+                if self.energy(self.amps(mid, helped, hopeless)) > self.budget:
+                    hi = mid
+                else:
+                    lo = mid
+            return lo
+
+        hopeless = np.zeros(CODED_BITS, bool)
+        margin = solve(hopeless)
+        # bits that cannot reach the margin even at A_MAX are left to the error correction; their energy goes to
+        # the others
+        hopeless = self.reach(helped) < margin * self.chips
+        margin = solve(hopeless)
+        return self.chip_grid(self.amps(margin, helped, hopeless), values.shape)
+
+    def amps(self, margin: float, helped: np.ndarray, hopeless: np.ndarray) -> np.ndarray:
+        """(bits, slots) amplitudes: each bit's chips at the least energy that gives it ``margin`` per chip, the
+        picture already giving it ``helped``."""
+        need = margin * self.chips - helped
         j = np.clip(np.sum(self.sums < need[:, None], axis=1), 1, self.knees.shape[1] - 1)
         b = np.arange(CODED_BITS)
         m0, m1 = self.knees[b, j - 1], self.knees[b, j]
@@ -297,11 +310,12 @@ def embed_pixels(rgb: np.ndarray, subkey: bytes, payload: int, mask: np.ndarray 
             folded = folded + weight * dsp.highpass_cyclic(pattern, CANON)
         return dsp.chip_values(dsp.clean_fold(folded, lay.pilots), (0.0, 0.0))
 
-    amps = informed_amplitudes(lay, values, seen(None), gain, energy)
+    solver = _BitSolver(lay, gain, energy)
+    amps = solver.amplitudes(values, seen(None))
     for _ in range(READER_ROUNDS):
         # whatever the chips' own gain does not explain (the picture, the neighbours' leakage, the clean-up's
         # clipping) counts as the picture's interference, and the amplitudes are solved again
-        amps = informed_amplitudes(lay, values, seen(amps) - values * gain * amps, gain, energy)
+        amps = solver.amplitudes(values, seen(amps) - values * gain * amps)
     chips = without_pilots(lay, values * amps)  # the pilots' frequencies carry the pilots alone
     period = dsp.rendered_tile(chips, CANON) + pilots
 
