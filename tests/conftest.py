@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
 
 from pipeline.keys import OwnerKey
 from pipeline.models import ImageJob, Owner
 from pipeline.presets import Preset, preset_from_dict
+
+# Property tests draw the same examples on every run (derandomize), so a suite that passed passes again on a clean
+# machine; CATALOGMARK_HYPOTHESIS=explore draws fresh ones (run it after changing a tested algorithm: it found the
+# informed embedder's over-budget case at seed 1014). The fuzz targets (tests/test_fuzz.py) stay random on purpose.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("CATALOGMARK_HYPOTHESIS", "repeatable"))
 
 FIXED_SECRET = bytes(range(32))
 OTHER_SECRET = bytes(range(100, 132))

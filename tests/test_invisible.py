@@ -428,13 +428,20 @@ def test_informed_amplitudes_stay_in_range_and_within_the_energy_of_unit_amplitu
     assert amps.shape == values.shape and amps.dtype == np.float32
     assert amps.min() >= embedder.A_MIN - 1e-6 and amps.max() <= embedder.A_MAX + 1e-6
     assert float(np.sum(amps.astype(np.float64) ** 2 * energy)) <= float(np.sum(energy)) * (1 + 1e-6)
-    # the bits the picture pushes the wrong way get more of the energy than those it already helps
+    # the bits the picture pushes the wrong way get more energy than they would on a blank picture, relative to
+    # those it already helps (each bit against itself: how much energy a bit gets depends mostly on its chips'
+    # gains and energies, which a faint picture hardly moves; seed 21807, host sd 0.11, broke a plain comparison)
     rows, cols, bit = lay.data_rows, lay.data_cols, lay.data_bit
+    blank = embedder.informed_amplitudes(lay, values, np.zeros_like(host), gain, energy)
     helped = np.bincount(bit, (values * host)[rows, cols], codec.CODED_BITS)
     power = np.bincount(bit, (amps[rows, cols] ** 2 * energy[rows, cols]), codec.CODED_BITS)
+    power0 = np.bincount(bit, (blank[rows, cols] ** 2 * energy[rows, cols]), codec.CODED_BITS)
     hurt, helps = helped < -np.percentile(np.abs(helped), 20), helped > np.percentile(np.abs(helped), 20)
-    hopeless = power <= np.bincount(bit, embedder.A_MIN ** 2 * energy[rows, cols], codec.CODED_BITS) * (1 + 1e-6)
-    assert power[hurt & ~hopeless].mean() > power[helps].mean()
+    floor = np.bincount(bit, embedder.A_MIN ** 2 * energy[rows, cols], codec.CODED_BITS) * (1 + 1e-6)
+    # a bit left at A_MIN on the blank picture (hopeless there) has no energy to compare with, and a hurt bit left
+    # at A_MIN here was given up to the error correction
+    ratio = power / power0
+    assert np.median(ratio[hurt & (power > floor) & (power0 > floor)]) > np.median(ratio[helps & (power0 > floor)])
 
 
 def test_with_no_interference_and_even_chips_every_amplitude_is_one() -> None:

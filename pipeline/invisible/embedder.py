@@ -140,8 +140,8 @@ def informed_amplitudes(lay: Layout, values: np.ndarray, host: np.ndarray, gain:
     chip's gain per unit of energy, within [A_MIN, A_MAX]: a = clip(mu * g / e). The bit's sum is piecewise
     linear in mu, with a knee where a chip reaches A_MIN or A_MAX; it is evaluated at every knee and mu found
     exactly between two (``_BitSolver``). M is the largest margin (per chip of the bit) whose total energy does
-    not exceed that of plain unit amplitudes; bits that cannot reach it even at A_MAX are left to the error
-    correction at A_MIN.
+    not exceed that of plain unit amplitudes (below zero when the picture works against so many bits that undoing
+    it alone would cost more); bits that cannot reach it even at A_MAX are left to the error correction at A_MIN.
     """
     return _BitSolver(lay, gain, energy).amplitudes(values, host)
 
@@ -196,6 +196,10 @@ class _BitSolver:
 
         def solve(hopeless: np.ndarray) -> float:  # largest margin within the energy budget (energy grows with it)
             lo, hi = 0.0, float(np.max(self.g)) * A_MAX * 4
+            if self.energy(self.amps(lo, helped, hopeless)) > self.budget:
+                # the picture pushes so many bits the wrong way that merely undoing it costs more than the budget:
+                # the margin goes below zero, down to where every bit sits at A_MIN (energy A_MIN^2 of the budget)
+                lo, hi = float(np.min((helped + A_MIN * self.g.sum(axis=1)) / np.maximum(self.chips, 1))) - 1e-9, lo
             for _ in range(MARGIN_STEPS):
                 mid = 0.5 * (lo + hi)
                 if self.energy(self.amps(mid, helped, hopeless)) > self.budget:
