@@ -94,6 +94,46 @@ def test_soft_decoding_beats_noise() -> None:
         assert dec.ok and dec.payload == payload, i
 
 
+def _short_frame_metrics(soft: np.ndarray, info_bits: int) -> list[tuple[float, tuple[int, ...]]]:
+    """Every information sequence of a short frame with its correlation metric, best first (brute force)."""
+    out = []
+    for v in range(1 << info_bits):
+        bits = np.array([(v >> (info_bits - 1 - i)) & 1 for i in range(info_bits)], np.uint8)
+        code = 1.0 - 2.0 * codec.conv_encode(bits).astype(np.float64)
+        out.append((float(np.dot(soft, code)), tuple(int(b) for b in bits)))
+    return sorted(out, key=lambda m: -m[0])
+
+
+@given(seed=st.integers(0, 2**32 - 1), info_bits=st.integers(1, 8), size=st.integers(1, 6))
+@settings(max_examples=60, deadline=None)
+def test_list_viterbi_gives_the_most_likely_sequences_in_order(seed: int, info_bits: int, size: int) -> None:
+    """Against every codeword of a short frame: the list is the ``size`` best sequences, best first, and its head
+    is the plain Viterbi decode."""
+    soft = np.random.default_rng(seed).normal(size=(info_bits + codec.CONSTRAINT - 1) * codec.RATE_INV)
+    got = codec.viterbi_list(soft, size)
+    want = _short_frame_metrics(soft, info_bits)[:size]
+    assert len(got) == min(size, 1 << info_bits)
+    assert [tuple(int(b) for b in g) for g in got] == [w[1] for w in want]
+    assert np.array_equal(got[0], codec.viterbi_decode(soft))
+
+
+def test_a_payload_second_in_the_list_is_decoded_and_says_so() -> None:
+    """Soft values that favour a wrong sequence a little over the true one: the maximum-likelihood sequence fails
+    the keyed check, the list's next candidate is the payload."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        payload = int(rng.integers(0, 1 << PAYLOAD_BITS))
+        x = 1.0 - 2.0 * codec.encode_payload(SUBKEY, payload)
+        noisy = x + rng.normal(0, 1.3, x.shape)
+        dec = codec.decode_payload(SUBKEY, noisy)
+        if dec.ok and dec.rank > 0:
+            assert dec.payload == payload
+            ml = codec.viterbi_decode(noisy)
+            assert codec._bits_to_int(ml[:PAYLOAD_BITS]) != payload
+            return
+    raise AssertionError("no case where the payload was second or third in the list")
+
+
 def test_check_is_keyed() -> None:
     soft = 1.0 - 2.0 * codec.encode_payload(SUBKEY, PAYLOAD)
     dec = codec.decode_payload(bytes(range(1, 33)), soft)
@@ -197,14 +237,16 @@ def test_unmarked_pictures_read_nothing(name: str, key: OwnerKey) -> None:
     assert det.details["decodes"] <= invisible.MAX_DECODES
 
 
-def test_fp_bound_counts_every_decode() -> None:
-    assert invisible.fp_bound(1) == 2.0**-invisible.CHECK_BITS
-    assert invisible.fp_bound(1, legacy=0) == 2.0**-invisible.CHECK_BITS / invisible.VARIANTS
-    assert invisible.fp_bound(3, legacy=1) == (1 + 2 / invisible.VARIANTS) * 2.0**-invisible.CHECK_BITS
-    assert invisible.fp_bound(0) == 2.0**-invisible.CHECK_BITS
+def test_fp_bound_counts_every_decode_and_every_candidate_of_its_list() -> None:
+    check = codec.LIST_SIZE * 2.0**-invisible.CHECK_BITS  # one decode: LIST_SIZE keyed checks
+    assert codec.LIST_SIZE == 3
+    assert invisible.fp_bound(1) == check
+    assert invisible.fp_bound(1, legacy=0) == check / invisible.VARIANTS
+    assert invisible.fp_bound(3, legacy=1) == (1 + 2 / invisible.VARIANTS) * check
+    assert invisible.fp_bound(0) == check
     assert invisible.fp_bound(invisible.MAX_DECODES) <= 1e-6
-    assert abs(invisible.WORST_FP - (3 + 5 / 32) * 2.0**-26) < 1e-20
-    assert invisible.WORST_FP < 5e-8
+    assert abs(invisible.WORST_FP - 3 * (3 + 5 / 32) * 2.0**-26) < 1e-20
+    assert invisible.WORST_FP < 1.5e-7
 
 
 # ------------------------------------------------------------------------------------------------ masks, quality

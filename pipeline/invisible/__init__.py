@@ -19,11 +19,11 @@ Scheme (details in the submodules):
 - ``reader``: the pilot lines in the spectrum of the whitened suspect give the tiling lattice (scale, aspect,
   rotation, mirror, any crop), every pilot set of the family (and scheme 1's) matched against the same peaks;
   all tiles are folded together; the pilots' phases give candidate shifts, the code picks the aligned one;
-  Viterbi decodes and the keyed check decides, and a decode through pilot set v must have a payload that
-  selects v (5 more check bits). The false-positive probability per picture is at most
-  (legacy decodes + other decodes / 32) * 2**-26: at most MAX_DECODES = 8 decodes of which at most 3 through
-  scheme 1's set, so <= (3 + 5/32) * 2**-26 = 4.7e-8 (``WORST_FP``; it was 16 * 2**-26 = 2.4e-7); an informed
-  read makes one decode, accepted on the check alone: 2**-26 = 1.5e-8.
+  a list Viterbi decodes (its 3 most likely sequences) and the keyed check decides, and a decode through pilot
+  set v must have a payload that selects v (5 more check bits). The false-positive probability per picture is at
+  most 3 * (legacy decodes + other decodes / 32) * 2**-26: at most MAX_DECODES = 8 decodes of which at most 3
+  through scheme 1's set, so <= 3 * (3 + 5/32) * 2**-26 = 1.4e-7 (``WORST_FP``; 4.7e-8 with one candidate per
+  decode); an informed read makes one decode, accepted on the check alone: 3 * 2**-26 = 4.5e-8.
 
 Without the key, nobody can find the pilots' meaning, the chip signs or the check: another key reads nothing.
 """

@@ -34,7 +34,7 @@ from pipeline.invisible.codec import encode_payload
 from pipeline.invisible.embedder import export_layout
 from pipeline.invisible.layout import CANON
 
-DETECT_Z = 6.0  # z at which the export's chips count as present: exp(-18) = 1.5e-8 per test, as an informed decode
+DETECT_Z = 6.0  # z at which the export's chips count as present: exp(-18) = 1.5e-8 per test (an informed decode: 4.5e-8)
 MIN_COVERED = 4096  # half-resolution export pixels the picture must cover (a 64 x 64 patch: ~0.6 tile)
 ERODE = 9  # half-resolution pixels trimmed off the covered area (warp borders are not picture)
 

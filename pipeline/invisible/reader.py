@@ -19,12 +19,13 @@ shift and orientation, soft-decode.
    POLISH_MIN_Z) has its lattice polished by the chips themselves (small perturbations kept when the codeword
    agreement rises) and is decoded with the last of the MAX_DECODES attempts.
 
-False positives: every decode attempt counts (``fp_bound``): 2**-26 through scheme 1's set, 2**-26 / VARIANTS
-through one of the family (the variant check is an independent keyed hash). A blind read makes at most
-MAX_DECODES = 8, at most MAX_LEGACY_DECODES = 3 of them through scheme 1's set: <= (3 + 5/32) * 2**-26 = 4.7e-8
-per picture (``WORST_FP``; before the family: 16 * 2**-26 = 2.4e-7, of which 5 decodes were reachable). The
-choice of pilot set, lattice and shift by pilot strength and codeword agreement uses no keyed check: free.
-An informed read makes one decode, accepted on the keyed check alone: 2**-26 = 1.5e-8, as before the family.
+False positives: every decode attempt counts (``fp_bound``), and each checks LIST_SIZE = 3 candidates of the list
+decoder (``codec.decode_payload``): 3 * 2**-26 through scheme 1's set, 3 * 2**-26 / VARIANTS through one of the
+family (the variant check is an independent keyed hash). A blind read makes at most MAX_DECODES = 8, at most
+MAX_LEGACY_DECODES = 3 of them through scheme 1's set: <= 3 * (3 + 5/32) * 2**-26 = 1.4e-7 per picture
+(``WORST_FP``; 4.7e-8 before the list decoder, 16 * 2**-26 = 2.4e-7 before the family). The choice of pilot set,
+lattice and shift by pilot strength and codeword agreement uses no keyed check: free. An informed read makes one
+decode, accepted on the keyed check alone: 3 * 2**-26 = 4.5e-8.
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ import cv2
 import numpy as np
 
 from pipeline.invisible import dsp
-from pipeline.invisible.codec import CHECK_BITS, CODED_BITS, Decoded, agreement, decode_payload, pilot_variant
+from pipeline.invisible.codec import (
+    CHECK_BITS,
+    CODED_BITS,
+    LIST_SIZE,
+    Decoded,
+    agreement,
+    decode_payload,
+    pilot_variant,
+)
 from pipeline.invisible.layout import (
     CANON,
     CANON_TILE,
@@ -100,20 +109,21 @@ class Detection:
 
 
 def fp_bound(decodes: int, legacy: int | None = None) -> float:
-    """Union bound of the per-image false-positive probability after ``decodes`` keyed-check attempts, of which
+    """Union bound of the per-image false-positive probability after ``decodes`` decode attempts, of which
     ``legacy`` went through scheme 1's pilot set (None: count all of them so, the conservative figure).
 
-    A legacy decode passes by chance with probability 2**-CHECK_BITS; a decode through pilot set v of the family
-    must also have a payload that selects v (``codec.pilot_variant``, an independent keyed hash), so
-    2**-CHECK_BITS / VARIANTS. At least one decode's worth is always reported. Worst case of a blind read:
-    MAX_LEGACY_DECODES legacy + the rest of MAX_DECODES through the family: (3 + 5/32) * 2**-26 = 4.7e-8.
+    Each decode checks LIST_SIZE candidates. A legacy candidate passes by chance with probability
+    2**-CHECK_BITS; one through pilot set v of the family must also have a payload that selects v
+    (``codec.pilot_variant``, an independent keyed hash), so 2**-CHECK_BITS / VARIANTS. At least one decode's
+    worth is always reported. Worst case of a blind read: MAX_LEGACY_DECODES legacy + the rest of MAX_DECODES
+    through the family: 3 * (3 + 5/32) * 2**-26 = 1.4e-7.
     """
     legacy = decodes if legacy is None else min(legacy, decodes)
     cost = legacy + (decodes - legacy) / VARIANTS
-    return max(cost, 1.0 if decodes == 0 else 0.0, 1.0 / VARIANTS) * 2.0**-CHECK_BITS
+    return LIST_SIZE * max(cost, 1.0 if decodes == 0 else 0.0, 1.0 / VARIANTS) * 2.0**-CHECK_BITS
 
 
-WORST_FP = fp_bound(MAX_DECODES, MAX_LEGACY_DECODES)  # the bound of any blind read (4.7e-8)
+WORST_FP = fp_bound(MAX_DECODES, MAX_LEGACY_DECODES)  # the bound of any blind read (1.4e-7)
 
 
 # ------------------------------------------------------------------------------------------------ lattice
